@@ -1,0 +1,409 @@
+"""Microsoft errors turned into plain-language problems with a fix and a link for the cloud.
+
+Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes — Microsoft asks
+apps to branch on `error` and the numeric codes, never on `error_description` text, so we do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import requests
+
+from .clouds import Cloud, HostNotAllowedError
+
+__all__ = ["AADSTS", "EntraProblem", "SupportCodes", "classify", "problem"]
+
+Category = Literal["customer_action", "wrong_input", "transient", "our_configuration", "unknown"]
+
+
+@dataclass(frozen=True)
+class SupportCodes:
+    """Raw identifiers support staff need to look a failure up with Microsoft (no secrets)."""
+
+    error_codes: tuple[int, ...] = ()
+    trace_id: str | None = None
+    correlation_id: str | None = None
+    timestamp: str | None = None
+    http_status: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for storing in a report."""
+        return {
+            "error_codes": list(self.error_codes),
+            "trace_id": self.trace_id,
+            "correlation_id": self.correlation_id,
+            "timestamp": self.timestamp,
+            "http_status": self.http_status,
+        }
+
+
+@dataclass(frozen=True)
+class EntraProblem:
+    """A failure as a value: who must act, what happened, what to do and where."""
+
+    category: Category
+    code: int | None
+    error: str | None
+    title: str
+    message: str
+    fix: str
+    link: str | None = None
+    raw: SupportCodes = field(default_factory=SupportCodes)
+
+    def fix_url(self, cloud: Cloud, client_id: str | None = None) -> str | None:
+        """The place to fix it in this cloud's portal (None when there is nothing to click)."""
+        return cloud.link(self.link, client_id)
+
+    @property
+    def retryable(self) -> bool:
+        """True when trying again later may succeed without anyone changing anything."""
+        return self.category == "transient"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for storing in a report."""
+        return {
+            "category": self.category,
+            "code": self.code,
+            "error": self.error,
+            "title": self.title,
+            "message": self.message,
+            "fix": self.fix,
+            "link": self.link,
+            "raw": self.raw.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    category: Category
+    title: str
+    message: str
+    fix: str
+    link: str | None
+
+
+_APP_NOT_FOUND = _Entry(
+    "wrong_input",
+    "Application not found in this tenant",
+    "Microsoft doesn't know an application with this client ID in this tenant.",
+    "Check the Application (client) ID and the Directory (tenant) ID on the application's "
+    "Overview page, and that you chose the right cloud.",
+    "app_registrations",
+)
+_APP_DISABLED = _Entry(
+    "customer_action",
+    "The application is disabled",
+    "The application's enterprise application (service principal) is disabled in your tenant.",
+    "Open the enterprise application, go to Properties and set 'Enabled for users to sign in' "
+    "to Yes.",
+    "enterprise_app",
+)
+
+# Every code of reference/entra.md §6 (plus 90094 used by admin-approval workflows).
+AADSTS: dict[int, _Entry] = {
+    90002: _Entry(
+        "wrong_input", "Tenant not found",
+        "Microsoft can't find this tenant in the cloud you chose.",
+        "Check the tenant ID or domain, and the cloud selection.", None,
+    ),
+    90019: _Entry(
+        "our_configuration", "Tenant missing from the request",
+        "We didn't tell Microsoft which tenant to use.",
+        "Nothing for you to change: please contact support.", None,
+    ),
+    700016: _APP_NOT_FOUND,
+    700011: _APP_NOT_FOUND,
+    7000215: _Entry(
+        "wrong_input", "The client secret is wrong",
+        "Microsoft rejected the client secret.",
+        "Paste the secret's Value, not its Secret ID (the Value is shown only once, when you "
+        "create the secret).", "certificates",
+    ),
+    7000222: _Entry(
+        "customer_action", "The client secret has expired",
+        "The client secret of the application has expired.",
+        "Create a new client secret, or better, upload our certificate.", "certificates",
+    ),
+    700027: _Entry(
+        "customer_action", "Our certificate isn't on the application",
+        "Microsoft doesn't accept our certificate for this application: it isn't uploaded to this "
+        "app registration, or a different one is.",
+        "Download the certificate from this page and upload it under Certificates & secrets → "
+        "Certificates → Upload certificate.", "certificates",
+    ),
+    700024: _Entry(
+        "our_configuration", "Clock difference",
+        "Microsoft says our sign-in request is outside its valid time range.",
+        "Nothing for you to change: our server clock needs fixing. Please contact support.", None,
+    ),
+    7000112: _APP_DISABLED,
+    70001: _APP_DISABLED,
+    65001: _Entry(
+        "customer_action", "Consent not granted",
+        "An administrator hasn't granted consent for the application's permissions yet.",
+        "Open API permissions and select 'Grant admin consent'.", "api_permissions",
+    ),
+    65004: _Entry(
+        "customer_action", "Consent was declined",
+        "The permission request was declined.",
+        "Start again and accept the permissions on Microsoft's consent page.", None,
+    ),
+    90094: _Entry(
+        "customer_action", "An administrator must approve",
+        "Your organization requires an administrator to grant these permissions.",
+        "Ask a Global Administrator or Privileged Role Administrator to sign in and consent.", None,
+    ),
+    500011: _Entry(
+        "customer_action", "Service not available in the tenant",
+        "The Microsoft service we need (for example Exchange Online) isn't set up in this tenant.",
+        "Check that the tenant has the service (licences) or turn Exchange off for this "
+        "connection.", None,
+    ),
+    50020: _Entry(
+        "wrong_input", "Account from another tenant",
+        "The account you signed in with doesn't belong to this tenant.",
+        "Sign in with an administrator account of the tenant you are connecting.", None,
+    ),
+    50011: _Entry(
+        "our_configuration", "Reply address mismatch",
+        "Microsoft doesn't accept the address it should return you to.",
+        "Nothing for you to change: please contact support.", None,
+    ),
+    50076: _Entry(
+        "customer_action", "Multi-factor authentication required",
+        "Your organization requires multi-factor authentication for this sign-in.",
+        "Sign in again and complete the multi-factor prompt.", None,
+    ),
+    50079: _Entry(
+        "customer_action", "Security info registration required",
+        "Your account has to register security information before signing in.",
+        "Register your security info (for example the Authenticator app), then sign in again.",
+        None,
+    ),
+    53003: _Entry(
+        "customer_action", "Blocked by Conditional Access",
+        "A Conditional Access policy in your tenant blocked the sign-in.",
+        "An administrator should review the Conditional Access policies (including policies for "
+        "workload identities) for this application.", "enterprise_app",
+    ),
+    70011: _Entry(
+        "our_configuration", "Invalid permission request",
+        "We asked Microsoft for permissions in a form it doesn't accept.",
+        "Nothing for you to change: please contact support.", None,
+    ),
+    1002012: _Entry(
+        "our_configuration", "Invalid permission request",
+        "We asked for permissions of a resource Microsoft doesn't accept here (often a "
+        "different cloud's resource).",
+        "Check the cloud selection; if it is right, please contact support.", None,
+    ),
+    700082: _Entry(
+        "customer_action", "Sign-in expired",
+        "The sign-in wasn't used for too long and has expired.",
+        "Sign in again to reconnect.", None,
+    ),
+    50173: _Entry(
+        "customer_action", "Sign-in was revoked",
+        "The sign-in was revoked (for example after a password reset).",
+        "Sign in again to reconnect.", None,
+    ),
+    90072: _Entry(
+        "wrong_input", "Account from another tenant",
+        "The account you signed in with isn't part of this tenant.",
+        "Sign in with an administrator account of the tenant you are connecting.", None,
+    ),
+    90038: _Entry(
+        "wrong_input", "Tenant is in another cloud",
+        "This tenant belongs to a different national cloud.",
+        "Choose the cloud your tenant lives in.", None,
+    ),
+    900023: _Entry(
+        "wrong_input", "Tenant isn't valid",
+        "Microsoft says the tenant is neither a valid ID nor a domain name.",
+        "Enter the Directory (tenant) ID from the application's Overview page.", None,
+    ),
+    50194: _Entry(
+        "our_configuration", "Tenant-specific sign-in needed",
+        "The application is single-tenant and must be used with its own tenant.",
+        "Nothing for you to change: please contact support.", None,
+    ),
+    7000218: _Entry(
+        "our_configuration", "No credential sent",
+        "We sent no certificate or secret to Microsoft.",
+        "Nothing for you to change: please contact support.", None,
+    ),
+}
+
+# When there is no known code, the OAuth `error` value still tells us who must act (RFC 6749 §5.2).
+_BY_ERROR: dict[str, _Entry] = {
+    "invalid_client": _Entry(
+        "customer_action", "Credential rejected",
+        "Microsoft rejected the application's credential.",
+        "Check that our certificate is uploaded to this app registration.", "certificates",
+    ),
+    "unauthorized_client": _APP_NOT_FOUND,
+    "invalid_tenant": AADSTS[90002],
+    "invalid_grant": _Entry(
+        "customer_action", "Sign in again",
+        "Microsoft no longer accepts the stored sign-in.",
+        "Sign in again to reconnect.", None,
+    ),
+    "interaction_required": _Entry(
+        "customer_action", "Sign in again",
+        "Microsoft needs you to sign in interactively.", "Sign in again.", None,
+    ),
+    "consent_required": AADSTS[65001],
+    "access_denied": _Entry(
+        "customer_action", "Access denied",
+        "Microsoft denied the request.", "Ask an administrator of the tenant to review it.", None,
+    ),
+    "invalid_scope": AADSTS[70011],
+    "invalid_resource": AADSTS[500011],
+    "temporarily_unavailable": _Entry(
+        "transient", "Microsoft is busy",
+        "Microsoft's sign-in service is temporarily unavailable.",
+        "Wait a minute and check again.", None,
+    ),
+    "server_error": _Entry(
+        "transient", "Microsoft is busy",
+        "Microsoft's sign-in service had an internal error.",
+        "Wait a minute and check again.", None,
+    ),
+}
+
+_UNKNOWN = _Entry(
+    "unknown", "Microsoft returned an error",
+    "Microsoft returned an error we don't have specific guidance for.",
+    "Try again; if it persists, contact support and quote the codes below.", None,
+)
+_NETWORK = _Entry(
+    "transient", "Microsoft didn't answer",
+    "We couldn't reach Microsoft (network problem or timeout).",
+    "Wait a minute and check again.", None,
+)
+_HTTP_5XX = _Entry(
+    "transient", "Microsoft is busy",
+    "Microsoft answered with a temporary error.", "Wait a minute and check again.", None,
+)
+_TLS = _Entry(
+    "our_configuration", "Secure connection failed",
+    "We couldn't set up a secure connection to Microsoft.",
+    "Nothing for you to change: please contact support.", None,
+)
+_REFUSED = _Entry(
+    "our_configuration", "Address not allowed",
+    "We refused to contact an address outside Microsoft's clouds.",
+    "Nothing for you to change: please contact support.", None,
+)
+
+
+def problem(
+    category: Category,
+    title: str,
+    message: str,
+    fix: str,
+    link: str | None = None,
+    *,
+    code: int | None = None,
+    error: str | None = None,
+    raw: SupportCodes | None = None,
+) -> EntraProblem:
+    """Build a problem that didn't come from an error body (e.g. a missing permission)."""
+    return EntraProblem(category, code, error, title, message, fix, link, raw or SupportCodes())
+
+
+def _from_entry(entry: _Entry, code: int | None, error: str | None, raw: SupportCodes) -> EntraProblem:
+    return EntraProblem(entry.category, code, error, entry.title, entry.message, entry.fix,
+                        entry.link, raw)
+
+
+def _codes(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    out: list[int] = []
+    for item in value:
+        try:
+            out.append(int(item))
+        except (TypeError, ValueError):
+            continue
+    return tuple(out)
+
+
+def _opt(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _classify_body(body: Mapping[str, Any], status: int | None = None) -> EntraProblem:
+    error_value = body.get("error")
+    error = error_value if isinstance(error_value, str) and error_value else None
+    codes = _codes(body.get("error_codes"))
+    raw = SupportCodes(
+        error_codes=codes,
+        trace_id=_opt(body.get("trace_id")),
+        correlation_id=_opt(body.get("correlation_id")),
+        timestamp=_opt(body.get("timestamp")),
+        http_status=status,
+    )
+    for code in codes:
+        if code in AADSTS:
+            return _from_entry(AADSTS[code], code, error, raw)
+    first = codes[0] if codes else None
+    if error in _BY_ERROR:
+        return _from_entry(_BY_ERROR[error], first, error, raw)
+    if status is not None and (status >= 500 or status == 429):
+        return _from_entry(_HTTP_5XX, first, error, raw)
+    return _from_entry(_UNKNOWN, first, error, raw)
+
+
+def _response_body(response: Any) -> tuple[dict[str, Any] | None, int | None]:
+    status = getattr(response, "status_code", None)
+    text = getattr(response, "text", None)
+    if not isinstance(text, str):
+        return None, status
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, status
+    return (body if isinstance(body, dict) else None), status
+
+
+def classify(source: Mapping[str, Any] | BaseException | Any) -> EntraProblem:
+    """Turn an MSAL error dict, an MSAL/requests exception or an HTTP response into a problem."""
+    if isinstance(source, Mapping):
+        return _classify_body(source)
+    if isinstance(source, HostNotAllowedError):
+        return _from_entry(_REFUSED, None, None, SupportCodes())
+    if isinstance(source, requests.exceptions.SSLError):
+        return _from_entry(_TLS, None, None, SupportCodes())
+    if isinstance(source, requests.exceptions.RequestException):
+        response = getattr(source, "response", None)
+        if response is not None:
+            return classify(response)
+        return _from_entry(_NETWORK, None, None, SupportCodes())
+    if isinstance(source, BaseException):
+        # MsalServiceError: MSAL raises it for HTTP 5xx from the token endpoint (harness notes).
+        from msal.exceptions import MsalServiceError
+
+        if isinstance(source, MsalServiceError):
+            return _from_entry(_HTTP_5XX, None, getattr(source, "error", None), SupportCodes())
+        if isinstance(source, ValueError):
+            # MSAL raises ValueError when its own tenant discovery fails (4xx on the document).
+            cause = source.__cause__ or source.__context__
+            if cause is not None and cause is not source:
+                inner = classify(cause)
+                if inner.category != "unknown":
+                    return inner
+            return _from_entry(AADSTS[90002], None, None, SupportCodes())
+        return _from_entry(_UNKNOWN, None, None, SupportCodes())
+    if hasattr(source, "status_code"):
+        body, status = _response_body(source)
+        if body is not None and ("error" in body or "error_codes" in body):
+            return _classify_body(body, status)
+        if status is not None and (status >= 500 or status == 429):
+            return _from_entry(_HTTP_5XX, None, None, SupportCodes(http_status=status))
+        return _from_entry(_UNKNOWN, None, None, SupportCodes(http_status=status))
+    return _from_entry(_UNKNOWN, None, None, SupportCodes())

@@ -1,0 +1,28 @@
+"""Fixtures for portal.entra tests: certificates made once per session (RSA generation is slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.entra.certificates import IssuedCertificate, issue_certificate
+from portal.entra.tenant import DISCOVERY_CACHE
+
+
+@pytest.fixture(scope="session")
+def cert() -> IssuedCertificate:
+    """The connection's certificate (2048-bit to keep the suite fast)."""
+    return issue_certificate("Test Portal", "conn-test-1", key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def other_cert() -> IssuedCertificate:
+    """A second certificate, never uploaded: signing with it must fail (AADSTS700027)."""
+    return issue_certificate("Test Portal", "conn-test-2", key_size=2048)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_discovery_cache():
+    """Simulator state is reset per test, so cached discoveries must not leak between tests."""
+    DISCOVERY_CACHE.clear()
+    yield
+    DISCOVERY_CACHE.clear()
