@@ -1,0 +1,128 @@
+"""Who may see what: sign-in, roles, and the one loader that checks a connection's organization.
+
+- anonymous → the sign-in page (``HX-Redirect`` to it for htmx requests);
+- ``admin`` (a customer's user) → only the connections of their own organization; another
+  organization's connection answers 404, exactly like one that does not exist;
+- ``support`` → every organization, read-only (``write=True`` → 403), and every view of a
+  customer's connection is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from urllib.parse import quote
+
+from flask import abort, redirect, request, url_for
+from flask_login import LoginManager, current_user
+
+from portal import htmx, store
+
+log = logging.getLogger("portal.access")
+
+login_manager = LoginManager()
+login_manager.session_protection = None  # the session epoch (User.get_id) does the revoking
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    """Session value is ``<id>:<epoch>``; a bumped epoch (sign-out) ends the session."""
+    raw_id, sep, raw_epoch = user_id.partition(":")
+    if not sep or not raw_id.isdigit() or not raw_epoch.isdigit():
+        return None
+    user = store.get_user(int(raw_id))
+    if user is None or user.session_epoch != int(raw_epoch):
+        return None
+    return user
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """Not signed in (or the session expired): go to the sign-in page, keeping where we were."""
+    if htmx.is_htmx():
+        back = htmx.current_path() or request.full_path.rstrip("?")
+        return htmx.hx_redirect(url_for("auth.login", next=back))
+    if request.method == "GET":
+        target = request.full_path.rstrip("?")
+        return redirect(url_for("auth.login") + "?next=" + quote(target, safe="/"))
+    return redirect(url_for("auth.login"))
+
+
+def login_required(view):
+    """The user must be signed in (any role)."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def roles_required(*roles: str):
+    """The user must be signed in with one of ``roles`` (otherwise 403)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                log.warning("forbidden: user %s (%s) on %s", current_user.id, current_user.role,
+                            request.endpoint)
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+admin_required = roles_required("admin")
+support_required = roles_required("support")
+
+
+def current_org_id() -> int | None:
+    """The signed-in customer admin's organization (None for support and anonymous)."""
+    if current_user.is_authenticated and current_user.is_admin:
+        return current_user.org_id
+    return None
+
+
+def load_connection_or_404(connection_id: str, write: bool = False) -> store.Connection:
+    """The connection if the signed-in user may see it (and change it, with ``write``).
+
+    Another organization's connection is a 404, never its data. Support may read any
+    connection (each read is audited) and may never write (403).
+    """
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    connection = store.get_connection(connection_id) if _plausible_id(connection_id) else None
+    if connection is None:
+        abort(404)
+    if current_user.is_admin:
+        if connection.org_id != current_user.org_id:
+            log.warning("user %s asked for connection of org %s", current_user.id,
+                        connection.org_id)
+            abort(404)
+        return connection
+    if current_user.is_support:
+        if write:
+            log.warning("support user %s tried to change connection %s", current_user.id,
+                        connection.id)
+            abort(403)
+        store.record_audit("support.view_connection", actor=current_user.id,
+                           org_id=connection.org_id, connection_id=connection.id,
+                           detail={"endpoint": request.endpoint})
+        return connection
+    abort(404)
+
+
+def _plausible_id(connection_id) -> bool:
+    text = str(connection_id)
+    return 0 < len(text) <= 64 and text.isalnum()
+
+
+def init_app(app) -> None:
+    login_manager.init_app(app)

@@ -1,0 +1,139 @@
+"""Sign in and sign out (flask-login, scrypt hashes, failed sign-ins limited in SQLite)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from urllib.parse import unquote, urlsplit
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from portal import store
+from portal.access import login_required
+from portal.security import embeddable
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger("portal.auth")
+
+_dummy_hashes: dict[str, str] = {}
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    next = HiddenField()
+
+
+def hash_password(password: str) -> str:
+    """Hash with the configured method (scrypt; tests may choose a cheaper one)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def _dummy_hash() -> str:
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    if method not in _dummy_hashes:
+        _dummy_hashes[method] = generate_password_hash("not a password", method=method)
+    return _dummy_hashes[method]
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path of this application, else None (no open redirects)."""
+    if not target or len(target) > 2048:
+        return None
+    candidates = [target]
+    for _ in range(3):  # also judge encoded variants such as %2F%2Fevil.example
+        candidates.append(unquote(candidates[-1]))
+    for candidate in candidates:
+        if any(ord(ch) < 32 or ch == "\\" or ch == "\x7f" for ch in candidate):
+            return None
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return None
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return None
+    adapter = current_app.url_map.bind("localhost", url_scheme="http")
+    try:
+        adapter.match(urlsplit(target).path, method="GET")
+    except RequestRedirect:
+        pass
+    except HTTPException:
+        return None
+    return target
+
+
+def lockout_minutes(account: str, address: str) -> int:
+    config = current_app.config
+    wait = store.login_lockout_seconds(
+        account, address,
+        max_per_account=config["LOGIN_MAX_FAILURES_PER_ACCOUNT"],
+        max_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        window=config["LOGIN_WINDOW_SECONDS"],
+    )
+    return math.ceil(wait / 60) if wait > 0 else 0
+
+
+def _locked_response(form: LoginForm, minutes: int):
+    plural = "minute" if minutes == 1 else "minutes"
+    error = f"Too many failed sign-ins. Try again in {minutes} {plural}."
+    response = current_app.make_response(
+        (render_template("pages/login.html", form=form, error=error), 429))
+    response.headers["Retry-After"] = str(minutes * 60)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@embeddable
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+        if current_user.is_authenticated:
+            return redirect(form.next.data or url_for("home.index"))
+        return render_template("pages/login.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("pages/login.html", form=form)
+
+    account = store.normalize_email(form.email.data)
+    address = request.remote_addr or "-"
+    minutes = lockout_minutes(account, address)
+    if minutes:
+        log.warning("sign-in refused while locked out: account %s", account)
+        return _locked_response(form, minutes)
+
+    user = store.get_user_by_email(account)
+    ok = check_password_hash(user.password_hash if user else _dummy_hash(), form.password.data)
+    ok = ok and user is not None
+    store.record_login_attempt(account, address, ok)
+    if not ok:
+        log.info("failed sign-in for %s", account)
+        minutes = lockout_minutes(account, address)
+        if minutes:
+            return _locked_response(form, minutes)
+        return render_template("pages/login.html", form=form,
+                               error="The email or password is not right.")
+
+    session.clear()  # a fresh session (and CSRF token) after authentication
+    login_user(user)
+    session.permanent = True
+    store.record_login(user.id)
+    store.record_audit("auth.login", actor=user, org_id=user.org_id)
+    log.info("signed in: user %s", user.id)
+    return redirect(safe_next(form.next.data) or url_for("home.index"))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    user = current_user._get_current_object()
+    store.end_sessions(user.id)
+    store.record_audit("auth.logout", actor=user, org_id=user.org_id)
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))

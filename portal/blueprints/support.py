@@ -1,0 +1,47 @@
+"""Support dashboard: every organization's connections, read-only, never a secret."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask_login import current_user
+
+from portal import htmx, store
+from portal.access import load_connection_or_404, support_required
+
+bp = Blueprint("support", __name__, url_prefix="/support")
+
+ORDER = {"failing": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+
+
+@bp.get("/")
+@support_required
+def dashboard():
+    """All connections, the broken ones first; filter with ?state= or ?health=."""
+    organizations = {org.id: org for org in store.list_organizations()}
+    state = request.args.get("state")
+    health = request.args.get("health")
+    rows = [
+        c for c in store.list_all_connections()
+        if (state not in store.STATES or c.state == state)
+        and (health not in store.HEALTHS or c.health == health)
+    ]
+    rows.sort(key=lambda c: (ORDER.get(c.health, 9), c.state != "needs_reconnect",
+                             organizations[c.org_id].name, c.created_at))
+    store.record_audit("support.view_dashboard", actor=current_user.id,
+                       detail={"state": state, "health": health} if state or health else None)
+    return htmx.render_page_or_fragment(
+        "pages/support.html", "table", rows=rows, organizations=organizations,
+        state=state if state in store.STATES else None,
+        health=health if health in store.HEALTHS else None)
+
+
+@bp.get("/connections/<connection_id>")
+@support_required
+def connection(connection_id: str):
+    """One customer's connection as support sees it (the loader writes the audit row)."""
+    item = load_connection_or_404(connection_id)
+    return htmx.render_page_or_fragment(
+        "pages/support_connection.html", "status", connection=item,
+        organization=store.get_organization(item.org_id),
+        events=store.list_health_events(item.id, limit=50),
+        certificates=store.list_certificates(item.id))

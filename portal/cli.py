@@ -1,0 +1,117 @@
+"""Operator commands: ``flask --app portal <command>``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from portal import config, db, store, vault
+
+vault_cli = AppGroup("vault", help="Encryption keys of the vault.")
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create or upgrade the database (migrations are idempotent)."""
+    database = db.connect(current_app.config["DATABASE"])
+    try:
+        applied = db.apply_migrations(database)
+    finally:
+        database.conn.close()
+    click.echo(f"Database {current_app.config['DATABASE']}: "
+               + (f"applied {', '.join(applied)}" if applied else "up to date"))
+
+
+@click.command("create-org")
+@with_appcontext
+@click.argument("name")
+def create_org_command(name: str):
+    """Create an organization (a customer)."""
+    if store.get_organization_by_name(name):
+        raise click.ClickException(f"Organization {name!r} already exists.")
+    org = store.create_organization(name)
+    store.record_audit("cli.create_org", org_id=org.id, detail={"name": org.name})
+    click.echo(f"Created organization {org.name!r} (id {org.id}).")
+
+
+@click.command("create-user")
+@with_appcontext
+@click.argument("email")
+@click.option("--org", "org_name", help="Organization name (required for admins).")
+@click.option("--role", type=click.Choice(store.ROLES), default="admin", show_default=True)
+def create_user_command(email: str, org_name: str | None, role: str):
+    """Create a user. The password is read from stdin when piped, else generated and shown once."""
+    from portal.blueprints.auth import hash_password
+
+    org = None
+    if role == "admin":
+        if not org_name:
+            raise click.ClickException("An admin belongs to an organization: pass --org NAME.")
+        org = store.get_organization_by_name(org_name)
+        if org is None:
+            raise click.ClickException(f"No organization named {org_name!r}.")
+    if "@" not in email:
+        raise click.ClickException("That does not look like an email address.")
+    if store.get_user_by_email(email):
+        raise click.ClickException(f"A user {email!r} already exists.")
+    password = ""
+    if sys.stdin is not None and not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(12)
+    elif len(password) < 8:
+        raise click.ClickException("The password from stdin must have at least 8 characters.")
+    user = store.create_user(email, role, hash_password(password), org.id if org else None)
+    store.record_audit("cli.create_user", org_id=user.org_id,
+                       detail={"user_id": user.id, "role": role})
+    click.echo(f"Created {role} {user.email}" + (f" in {org.name!r}." if org else "."))
+    if generated:
+        click.echo(f"Password (shown once): {password}")
+
+
+@vault_cli.command("add-key")
+def vault_add_key():
+    """Generate a new primary key into instance/vault.key (older keys stay for reading)."""
+    path = Path(current_app.instance_path) / config.VAULT_KEY_FILE
+    if not path.exists():
+        raise click.ClickException(
+            f"{path} does not exist (keys come from PORTAL_VAULT_KEYS?): add the key there.")
+    keyring = vault.Keyring.generate(vault.Keyring.parse(path.read_text()))
+    vault.write_keyring_file(path, keyring)
+    store.record_audit("vault.add_key", detail={"key_id": keyring.primary_kid})
+    click.echo(f"New primary key {keyring.primary_kid}. Restart the portal, then run "
+               "'flask --app portal vault rotate'.")
+
+
+@vault_cli.command("rotate")
+def vault_rotate():
+    """Re-encrypt every stored secret under the primary key."""
+    keyring = current_app.config["VAULT_KEYS"]
+    counts = store.rotate_secrets(keyring)
+    store.record_audit("vault.rotate", detail={"key_id": keyring.primary_kid, **counts})
+    click.echo(f"Primary key {keyring.primary_kid}: {counts['rotated']} re-encrypted, "
+               f"{counts['current']} already current, {counts['unreadable']} unreadable.")
+    if counts["unreadable"]:
+        sys.exit(1)
+
+
+@vault_cli.command("status")
+def vault_status():
+    """Which keys exist and how many secrets each one protects (no key material)."""
+    keyring = current_app.config["VAULT_KEYS"]
+    click.echo(json.dumps({"primary": keyring.primary_kid, "keys": list(keyring.key_ids),
+                           "blobs_per_key": store.vault_key_usage()}, indent=2))
+
+
+def init_app(app) -> None:
+    for command in (init_db_command, create_org_command, create_user_command):
+        app.cli.add_command(command)
+    app.cli.add_command(vault_cli)

@@ -1,0 +1,224 @@
+"""Configuration: defaults, then instance/config.py, then PORTAL_* environment variables.
+
+A test mapping passed to ``create_app`` replaces the last two, so a developer's environment never
+leaks into tests. Keys are generated into ``instance/`` on the first development run only; in
+production a missing key stops the start with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from portal import vault
+
+#: htmx is fetched by the Makefile into static/vendor/ and checked against this hash (one place).
+HTMX_VERSION = "2.0.11"
+HTMX_PATH = "vendor/htmx.min.js"
+HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
+
+SECRET_KEY_FILE = "secret_key"
+VAULT_KEY_FILE = "vault.key"
+
+DEFAULTS: dict[str, object] = {
+    "ENV": "development",
+    "SECRET_KEY": None,
+    "VAULT_KEYS": None,
+    "DATABASE": None,  # -> <instance>/portal.sqlite3
+    "FRAME_ANCESTORS": [],
+    "CSP_FORM_ACTION_EXTRA": [],
+    "TRUSTED_ORIGINS": [],
+    "TRUSTED_PROXY_HOPS": 0,
+    "CLOUDS_FILE": None,
+    "LOG_FORMAT": "text",
+    "LOG_LEVEL": "INFO",
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_WINDOW_SECONDS": 900,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "SESSION_HOURS": 8,
+    "DEMO": False,
+}
+
+# Flask settings that follow from ours (not meant to be overridden by the environment).
+_FLASK_FIXED = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": True,
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SECURE": True,
+    "WTF_CSRF_SSL_STRICT": False,  # our Origin / Sec-Fetch-Site check replaces the Referer check
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+}
+
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+def load(app, test_config: dict | None) -> None:
+    """Fill ``app.config`` in order: defaults, instance/config.py, environment (or the test mapping)."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(_FLASK_FIXED)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.update(_from_environment(os.environ))
+    else:
+        app.config.from_mapping(test_config)
+    _normalize(app)
+    _ensure_secret_key(app)
+    _ensure_vault_keys(app)
+    _cookie_policy(app)
+
+
+def _coerce(key: str, raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"PORTAL_{key} must be a whole number, not {raw!r}") from exc
+    if isinstance(default, list):
+        return parse_list(raw)
+    return raw
+
+
+def _from_environment(environ) -> dict:
+    """Read ``PORTAL_<KEY>`` for every known key, typed like its default."""
+    values = {}
+    for key, default in DEFAULTS.items():
+        raw = environ.get(f"PORTAL_{key}")
+        if raw is not None and raw != "":
+            values[key] = _coerce(key, raw, default)
+    return values
+
+
+def parse_list(value) -> list[str]:
+    """Accept a list, or a string separated by spaces and/or commas."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return [str(part) for part in value]
+
+
+def validate_origin(origin: str) -> str:
+    """Return ``origin`` if it is exactly scheme://host[:port]; raise ConfigError otherwise."""
+    if not _ORIGIN_RE.match(origin):
+        raise ConfigError(
+            f"FRAME_ANCESTORS entry {origin!r} must be an exact origin such as "
+            "https://app.example.com (scheme://host[:port], no path, no wildcard)"
+        )
+    parts = urlsplit(origin)
+    if parts.port is not None and not 0 < parts.port < 65536:
+        raise ConfigError(f"FRAME_ANCESTORS entry {origin!r} has an invalid port")
+    return origin
+
+
+def _normalize(app) -> None:
+    config = app.config
+    env = str(config["ENV"]).lower()
+    if env not in {"development", "production"}:
+        raise ConfigError(f"PORTAL_ENV must be 'development' or 'production', not {env!r}")
+    config["ENV"] = env
+    fmt = str(config["LOG_FORMAT"]).lower()
+    if fmt not in {"text", "json"}:
+        raise ConfigError(f"PORTAL_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
+    config["LOG_FORMAT"] = fmt
+    config["FRAME_ANCESTORS"] = [validate_origin(o) for o in parse_list(config["FRAME_ANCESTORS"])]
+    config["TRUSTED_ORIGINS"] = [validate_origin(o) for o in parse_list(config["TRUSTED_ORIGINS"])]
+    config["CSP_FORM_ACTION_EXTRA"] = [
+        validate_origin(o) for o in parse_list(config["CSP_FORM_ACTION_EXTRA"])
+    ]
+    if not config.get("DATABASE"):
+        config["DATABASE"] = os.path.join(app.instance_path, "portal.sqlite3")
+    config["PERMANENT_SESSION_LIFETIME"] = int(config["SESSION_HOURS"]) * 3600
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never world-readable, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _ensure_secret_key(app) -> None:
+    if app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = str(app.config["SECRET_KEY"])
+        return
+    path = Path(app.instance_path) / SECRET_KEY_FILE
+    if path.exists():
+        app.config["SECRET_KEY"] = path.read_text().strip()
+    elif app.config["ENV"] == "production":
+        raise ConfigError(
+            f"No session signing key: set PORTAL_SECRET_KEY or create {path} (mode 0600), "
+            "for example with: python -c 'import secrets; print(secrets.token_hex(32))'. "
+            "Production never invents a key."
+        )
+    else:
+        key = secrets.token_hex(32)
+        _write_private(path, key + "\n")
+        app.config["SECRET_KEY"] = key
+    if len(app.config["SECRET_KEY"]) < 32:
+        raise ConfigError("SECRET_KEY is too short (at least 32 characters)")
+
+
+def _ensure_vault_keys(app) -> None:
+    value = app.config.get("VAULT_KEYS")
+    if isinstance(value, vault.Keyring):
+        return
+    if value:
+        app.config["VAULT_KEYS"] = _parse_keyring(value, "PORTAL_VAULT_KEYS")
+        return
+    path = Path(app.instance_path) / VAULT_KEY_FILE
+    if path.exists():
+        app.config["VAULT_KEYS"] = _parse_keyring(path.read_text(), str(path))
+    elif app.config["ENV"] == "production":
+        raise ConfigError(
+            f"No vault key: set PORTAL_VAULT_KEYS or create {path} (mode 0600) with "
+            "'flask --app portal vault add-key'. Production never invents a key and never "
+            "stores secrets unencrypted."
+        )
+    else:
+        keyring = vault.Keyring.generate()
+        _write_private(path, keyring.dumps())
+        app.config["VAULT_KEYS"] = keyring
+
+
+def _parse_keyring(value, where: str) -> vault.Keyring:
+    try:
+        if isinstance(value, (list, tuple)):
+            value = "\n".join(value)
+        return vault.Keyring.parse(str(value))
+    except vault.KeyringError as exc:
+        raise ConfigError(f"Vault keyring in {where} is unusable: {exc}") from exc
+
+
+def _cookie_policy(app) -> None:
+    """SameSite=Lax by default; partitioned SameSite=None cookies when the portal may be framed."""
+    if app.config["FRAME_ANCESTORS"]:
+        app.config["SESSION_COOKIE_SAMESITE"] = "None"
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["SESSION_COOKIE_PARTITIONED"] = True
+
+
+def describe(app) -> str:
+    """A one-line, secret-free summary of the configuration (for logs and the CLI)."""
+    safe = {
+        "env": app.config["ENV"],
+        "database": app.config["DATABASE"],
+        "frame_ancestors": app.config["FRAME_ANCESTORS"],
+        "log_format": app.config["LOG_FORMAT"],
+        "vault_primary_key": app.config["VAULT_KEYS"].primary_kid,
+        "demo": app.config["DEMO"],
+    }
+    return json.dumps(safe)

@@ -1,0 +1,247 @@
+"""SQLite through sqlite-utils: one connection per app context, pragmas, migrations, transactions.
+
+No connection is opened in ``create_app`` (gunicorn forks after it, and a connection carried across
+a fork can corrupt the database: https://www.sqlite.org/howtocorrupt.html section 2.6). The
+connection runs with ``isolation_level=None``: the driver opens no implicit transactions, and
+every read-then-write path uses :func:`write_transaction` (``BEGIN IMMEDIATE``, so a writer waits
+for the lock with ``busy_timeout`` instead of failing: https://sqlite.org/rescode.html#busy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+import sqlite_utils
+from flask import current_app, g
+from sqlite_utils.migrations import Migrations
+
+BUSY_TIMEOUT_MS = 5000
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+)
+
+migrations = Migrations("portal")
+
+_migrated: set[str] = set()
+_migrated_lock = threading.Lock()
+
+
+def connect(path: str) -> sqlite_utils.Database:
+    """Open ``path`` with the portal's pragmas (no migrations)."""
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return sqlite_utils.Database(conn)
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations under a write lock (safe when several workers start together)."""
+    with write_transaction(db):
+        pending = [m.name for m in migrations.pending(db)]
+        migrations.apply(db)
+    return pending
+
+
+def open_db(path: str) -> sqlite_utils.Database:
+    """Connect and, on this process's first open of ``path``, apply migrations."""
+    db = connect(path)
+    key = os.path.abspath(path)
+    if key not in _migrated:
+        with _migrated_lock:
+            if key not in _migrated:
+                apply_migrations(db)
+                _migrated.add(key)
+    return db
+
+
+def get_db() -> sqlite_utils.Database:
+    """The database of the current app context, opened lazily."""
+    if "db" not in g:
+        g.db = open_db(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(exc: BaseException | None = None) -> None:
+    """Close the app context's connection (registered as a teardown)."""
+    db = g.pop("db", None)
+    if db is not None:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        db.conn.close()
+
+
+def forget_migrated(path: str) -> None:
+    """Forget that ``path`` was migrated in this process (tests that delete a database)."""
+    _migrated.discard(os.path.abspath(path))
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Database]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); nested calls are savepoints."""
+    db = db if db is not None else get_db()
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        with db.atomic():  # inside an open transaction atomic() is a savepoint
+            yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+def init_app(app) -> None:
+    app.teardown_appcontext(close_db)
+
+
+# --- Migrations -------------------------------------------------------------------------------
+# Tables of docs/architecture.md ("Contracts"). Add new migrations at the end; never edit one
+# that has shipped.
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    for statement in _INITIAL_SCHEMA.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+_INITIAL_SCHEMA = """
+CREATE TABLE organizations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    org_id INTEGER REFERENCES organizations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'support')),
+    password_hash TEXT NOT NULL,
+    session_epoch INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    last_login_at TEXT,
+    CHECK ((role = 'admin' AND org_id IS NOT NULL) OR role = 'support')
+);
+CREATE TABLE login_attempts (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    address TEXT NOT NULL,
+    at REAL NOT NULL,
+    succeeded INTEGER NOT NULL
+);
+CREATE INDEX login_attempts_account ON login_attempts(account, at);
+CREATE INDEX login_attempts_address ON login_attempts(address, at);
+CREATE TABLE connections (
+    id TEXT PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('customer_owned', 'service_provider')),
+    display_name TEXT,
+    cloud TEXT,
+    tenant_input TEXT,
+    tenant_id TEXT,
+    client_id TEXT,
+    exchange_enabled INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'draft'
+        CHECK (state IN ('draft', 'waiting', 'connected', 'needs_attention', 'needs_reconnect')),
+    health TEXT NOT NULL DEFAULT 'unknown'
+        CHECK (health IN ('unknown', 'healthy', 'degraded', 'failing')),
+    wizard_step INTEGER NOT NULL DEFAULT 1,
+    draft TEXT NOT NULL DEFAULT '{}',
+    tenant_name TEXT,
+    tenant_domain TEXT,
+    last_check TEXT,
+    last_checked_at TEXT,
+    consented_by_oid TEXT,
+    consented_by_name TEXT,
+    granted_scopes TEXT,
+    consented_at TEXT,
+    refresh_last_ok_at TEXT,
+    refresh_failure_days INTEGER NOT NULL DEFAULT 0,
+    refresh_last_failure_day TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX connections_org ON connections(org_id);
+CREATE TABLE certificates (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    thumbprint_sha1 TEXT NOT NULL,
+    thumbprint_sha256 TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    cert_pem TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired')),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX certificates_connection ON certificates(connection_id);
+CREATE TABLE vault_blobs (
+    id INTEGER PRIMARY KEY,
+    owner_table TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    key_id TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (owner_table, owner_id, purpose)
+);
+CREATE TABLE auth_flows (
+    state TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('delegated', 'admin_consent')),
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    user_id INTEGER,
+    browser_binding TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    consumed_at REAL
+);
+CREATE TABLE handoffs (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    user_id INTEGER,
+    session_binding TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    consumed_at REAL
+);
+CREATE TABLE health_events (
+    id INTEGER PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    health TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX health_events_connection ON health_events(connection_id, at);
+CREATE TABLE audit_events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor_user_id INTEGER,
+    org_id INTEGER,
+    connection_id TEXT,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_events_org ON audit_events(org_id, at);
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
+"""

@@ -1,0 +1,142 @@
+"""Security baseline on every response: CSP and framing, headers, cookie policy, CSRF, Origin check.
+
+Framing (https://www.w3.org/TR/CSP3/#frame-ancestors-and-frame-options): views marked
+``@embeddable`` send ``frame-ancestors`` with the exact origins of ``FRAME_ANCESTORS`` and no
+X-Frame-Options; every other response (and every error) sends ``frame-ancestors 'none'`` plus
+``X-Frame-Options: DENY``. Nothing in these headers is ever built from request data.
+
+CSRF: flask-wtf's token on every POST/PUT/PATCH/DELETE (htmx sends it as ``X-CSRFToken`` from
+``hx-headers`` on ``<body>``), plus a Fetch-metadata/Origin check that refuses cross-site state
+changes (OWASP CSRF cheat sheet). ``@cross_site_post`` exempts a view from both (only for the
+OAuth ``form_post`` callback, which is protected by state, PKCE and nonce instead).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
+
+log = logging.getLogger("portal.security")
+
+csrf = CSRFProtect()
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+HSTS = "max-age=31536000; includeSubDomains"
+NO_REFERRER_BLUEPRINTS = frozenset({"auth", "oauth"})
+
+_EMBEDDABLE = "_portal_embeddable"
+_NO_REFERRER = "_portal_no_referrer"
+_CROSS_SITE_POST = "_portal_cross_site_post"
+
+
+def embeddable(view):
+    """Allow this view's pages to be framed by the configured ``FRAME_ANCESTORS``."""
+    setattr(view, _EMBEDDABLE, True)
+    return view
+
+
+def no_referrer(view):
+    """Send ``Referrer-Policy: no-referrer`` (auth pages do so automatically)."""
+    setattr(view, _NO_REFERRER, True)
+    return view
+
+
+def cross_site_post(view):
+    """Accept cross-site POSTs without a CSRF token (OAuth form_post callback only)."""
+    setattr(view, _CROSS_SITE_POST, True)
+    return csrf.exempt(view)
+
+
+def _view_flag(name: str) -> bool:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return bool(getattr(view, name, False))
+
+
+def is_embeddable_response(response) -> bool:
+    """Only successful pages of ``@embeddable`` views may be framed (never errors)."""
+    return response.status_code < 400 and _view_flag(_EMBEDDABLE) and not g.get("no_embed")
+
+
+def content_security_policy(frame_ancestors: list[str], form_action_extra: list[str]) -> str:
+    """The CSP string for a response; the inputs come from configuration only."""
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
+    form_action = " ".join(["'self'", *form_action_extra])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"form-action {form_action}; frame-ancestors {ancestors}"
+    )
+
+
+def set_security_headers(response):
+    """after_request: the headers every response carries."""
+    config = current_app.config
+    framed = is_embeddable_response(response) and bool(config["FRAME_ANCESTORS"])
+    response.headers["Content-Security-Policy"] = content_security_policy(
+        config["FRAME_ANCESTORS"] if framed else [], config["CSP_FORM_ACTION_EXTRA"]
+    )
+    if framed:
+        response.headers.pop("X-Frame-Options", None)
+    else:
+        response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if _view_flag(_NO_REFERRER) or request.blueprint in NO_REFERRER_BLUEPRINTS:
+        response.headers["Referrer-Policy"] = "no-referrer"
+    else:
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault(
+        "Cross-Origin-Opener-Policy", "same-origin-allow-popups" if framed else "same-origin"
+    )
+    response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def own_origin() -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def check_origin():
+    """before_request: refuse cross-site state changes (Sec-Fetch-Site, then Origin)."""
+    if request.method not in UNSAFE_METHODS or _view_flag(_CROSS_SITE_POST):
+        return None
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in {"same-origin", "none"}:
+        _reject(f"Sec-Fetch-Site {site}")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        allowed = {own_origin(), *current_app.config["TRUSTED_ORIGINS"]}
+        if origin not in allowed:
+            _reject(f"Origin {origin}")
+    return None
+
+
+def _reject(reason: str):
+    from flask_wtf.csrf import CSRFError
+
+    raise CSRFError(f"Cross-site request refused ({reason}).")
+
+
+class PortalSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, ``Secure`` except over plain http on loopback in development."""
+
+    def get_cookie_secure(self, app) -> bool:
+        if app.config.get("SESSION_COOKIE_PARTITIONED"):
+            return True
+        if app.config["ENV"] == "development" and request and not request.is_secure:
+            return request.host.rsplit(":", 1)[0] not in LOOPBACK_HOSTS
+        return True
+
+
+def init_app(app) -> None:
+    app.session_interface = PortalSessionInterface()
+    app.before_request(check_origin)
+    csrf.init_app(app)
+    app.after_request(set_security_headers)

@@ -1,0 +1,773 @@
+"""Typed records in, typed records out: the only module that writes SQL.
+
+Every function works on the database of the current app context (``portal.db.get_db``); the CLI
+and background jobs run inside ``app.app_context()``. Read-then-write paths run in
+``write_transaction()`` (``BEGIN IMMEDIATE``). Secrets never appear in a record: they live in
+``vault_blobs``, encrypted by :mod:`portal.vault` and read with :func:`get_secret`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from portal import vault
+from portal.db import get_db, write_transaction
+
+ROLES = ("admin", "support")
+KINDS = ("customer_owned", "service_provider")
+STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect")
+HEALTHS = ("unknown", "healthy", "degraded", "failing")
+FLOW_KINDS = ("delegated", "admin_consent")
+CERT_STATUSES = ("active", "retired")
+FLOW_TTL_SECONDS = 600
+
+
+def utcnow() -> str:
+    """Now as ISO 8601 UTC text with seconds, e.g. ``2026-11-26T12:00:00+00:00``."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _rows(sql: str, params: Sequence | dict = ()) -> list[dict]:
+    return list(get_db().query(sql, params))
+
+
+def _row(sql: str, params: Sequence | dict = ()) -> dict | None:
+    rows = _rows(sql, params)
+    return rows[0] if rows else None
+
+
+def _execute(sql: str, params: Sequence | dict = ()):
+    return get_db().execute(sql, params)
+
+
+# --- Records ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: int
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class User:
+    """A portal account; also the flask-login user object."""
+
+    id: int
+    email: str
+    org_id: int | None
+    role: str
+    password_hash: str = field(repr=False)
+    session_epoch: int
+    created_at: str
+    last_login_at: str | None
+
+    # flask-login protocol: get_id() carries the session epoch, so "sign out" (which bumps the
+    # epoch) invalidates every copy of the old session cookie.
+    is_active = True
+    is_anonymous = False
+    is_authenticated = True
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_epoch}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_support(self) -> bool:
+        return self.role == "support"
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: str
+    org_id: int
+    kind: str
+    display_name: str | None
+    cloud: str | None
+    tenant_input: str | None
+    tenant_id: str | None
+    client_id: str | None
+    exchange_enabled: bool
+    state: str
+    health: str
+    wizard_step: int
+    draft: dict
+    tenant_name: str | None
+    tenant_domain: str | None
+    last_check: dict | None
+    last_checked_at: str | None
+    consented_by_oid: str | None
+    consented_by_name: str | None
+    granted_scopes: tuple[str, ...]
+    consented_at: str | None
+    refresh_last_ok_at: str | None
+    refresh_failure_days: int
+    refresh_last_failure_day: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def label(self) -> str:
+        """What people call this connection."""
+        return self.display_name or self.tenant_name or self.tenant_domain or "New connection"
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    id: str
+    connection_id: str
+    thumbprint_sha1: str
+    thumbprint_sha256: str
+    subject: str
+    not_before: str
+    not_after: str
+    cert_pem: str
+    status: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    id: int
+    connection_id: str
+    at: str
+    outcome: str
+    health: str
+    summary: dict
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    at: str
+    actor_user_id: int | None
+    org_id: int | None
+    connection_id: str | None
+    action: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class AuthFlow:
+    """A pending OAuth transaction; ``flow`` (the MSAL flow dict) is only set by consume."""
+
+    state: str
+    kind: str
+    connection_id: str
+    user_id: int | None
+    browser_binding: str
+    created_at: float
+    expires_at: float
+    consumed_at: float | None
+    flow: dict | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    id: str
+    connection_id: str
+    user_id: int | None
+    session_binding: str | None
+    created_at: float
+    expires_at: float
+    consumed_at: float | None
+
+
+def _organization(row: dict | None) -> Organization | None:
+    return Organization(**row) if row else None
+
+
+def _user(row: dict | None) -> User | None:
+    return User(**row) if row else None
+
+
+def _connection(row: dict | None) -> Connection | None:
+    if not row:
+        return None
+    row = dict(row)
+    row["exchange_enabled"] = bool(row["exchange_enabled"])
+    row["draft"] = json.loads(row["draft"] or "{}")
+    row["last_check"] = json.loads(row["last_check"]) if row["last_check"] else None
+    row["granted_scopes"] = tuple((row["granted_scopes"] or "").split())
+    return Connection(**row)
+
+
+# --- Organizations and users ------------------------------------------------------------------
+
+
+def create_organization(name: str) -> Organization:
+    name = name.strip()
+    if not name:
+        raise ValueError("organization name is empty")
+    cursor = _execute(
+        "INSERT INTO organizations (name, created_at) VALUES (?, ?)", [name, utcnow()]
+    )
+    return get_organization(cursor.lastrowid)
+
+
+def get_organization(org_id: int) -> Organization | None:
+    return _organization(_row("SELECT * FROM organizations WHERE id = ?", [org_id]))
+
+
+def get_organization_by_name(name: str) -> Organization | None:
+    return _organization(_row("SELECT * FROM organizations WHERE name = ?", [name.strip()]))
+
+
+def list_organizations() -> list[Organization]:
+    return [Organization(**r) for r in _rows("SELECT * FROM organizations ORDER BY name")]
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_user(email: str, role: str, password_hash: str, org_id: int | None = None) -> User:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    if role == "admin" and org_id is None:
+        raise ValueError("an admin belongs to an organization")
+    cursor = _execute(
+        "INSERT INTO users (email, org_id, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        [normalize_email(email), org_id if role == "admin" else None, role, password_hash,
+         utcnow()],
+    )
+    return get_user(cursor.lastrowid)
+
+
+def get_user(user_id: int) -> User | None:
+    return _user(_row("SELECT * FROM users WHERE id = ?", [user_id]))
+
+
+def get_user_by_email(email: str) -> User | None:
+    return _user(_row("SELECT * FROM users WHERE email = ?", [normalize_email(email)]))
+
+
+def list_users(org_id: int | None = None) -> list[User]:
+    if org_id is None:
+        return [User(**r) for r in _rows("SELECT * FROM users ORDER BY email")]
+    return [User(**r) for r in _rows("SELECT * FROM users WHERE org_id = ? ORDER BY email",
+                                     [org_id])]
+
+
+def set_password_hash(user_id: int, password_hash: str) -> None:
+    """Replace the hash and end every existing session of the user."""
+    _execute(
+        "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?",
+        [password_hash, user_id],
+    )
+
+
+def record_login(user_id: int) -> None:
+    _execute("UPDATE users SET last_login_at = ? WHERE id = ?", [utcnow(), user_id])
+
+
+def end_sessions(user_id: int) -> None:
+    """Invalidate every session cookie of the user (sign-out everywhere)."""
+    _execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?", [user_id])
+
+
+# --- Login attempts (counted in SQLite so every gunicorn worker sees them) ----------------------
+
+
+def record_login_attempt(account: str, address: str, succeeded: bool,
+                         now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    with write_transaction():
+        _execute(
+            "INSERT INTO login_attempts (account, address, at, succeeded) VALUES (?, ?, ?, ?)",
+            [normalize_email(account), address, now, int(succeeded)],
+        )
+        _execute("DELETE FROM login_attempts WHERE at < ?", [now - 86400])
+
+
+def recent_failures(*, account: str | None = None, address: str | None = None,
+                    window: float, now: float | None = None) -> list[float]:
+    """Times of failed attempts in the window (for an account: only since its last success)."""
+    now = time.time() if now is None else now
+    since = now - window
+    if account is not None:
+        account = normalize_email(account)
+        last_ok = _row(
+            "SELECT MAX(at) AS at FROM login_attempts WHERE account = ? AND succeeded = 1",
+            [account],
+        )
+        if last_ok and last_ok["at"] is not None:
+            since = max(since, last_ok["at"])
+        rows = _rows(
+            "SELECT at FROM login_attempts WHERE account = ? AND succeeded = 0 AND at > ? "
+            "ORDER BY at", [account, since])
+    elif address is not None:
+        rows = _rows(
+            "SELECT at FROM login_attempts WHERE address = ? AND succeeded = 0 AND at > ? "
+            "ORDER BY at", [address, since])
+    else:
+        raise ValueError("account or address")
+    return [r["at"] for r in rows]
+
+
+def login_lockout_seconds(account: str, address: str, *, max_per_account: int,
+                          max_per_address: int, window: float,
+                          now: float | None = None) -> float:
+    """Seconds until a sign-in may be tried again for this account/address (0: allowed now)."""
+    now = time.time() if now is None else now
+    wait = 0.0
+    for times, limit in (
+        (recent_failures(account=account, window=window, now=now), max_per_account),
+        (recent_failures(address=address, window=window, now=now), max_per_address),
+    ):
+        if len(times) >= limit:
+            # Allowed again when fewer than `limit` failures remain inside the window.
+            wait = max(wait, times[len(times) - limit] + window - now)
+    return max(wait, 0.0)
+
+
+# --- Connections ------------------------------------------------------------------------------
+
+_CONNECTION_COLUMNS = (
+    "display_name", "cloud", "tenant_input", "tenant_id", "client_id", "exchange_enabled",
+    "state", "health", "wizard_step", "draft", "tenant_name", "tenant_domain", "last_check",
+    "last_checked_at", "consented_by_oid", "consented_by_name", "granted_scopes",
+    "consented_at", "refresh_last_ok_at", "refresh_failure_days", "refresh_last_failure_day",
+)
+UPDATABLE_CONNECTION_FIELDS = frozenset(_CONNECTION_COLUMNS)
+
+
+def _connection_value(name: str, value):
+    if name == "state" and value not in STATES:
+        raise ValueError(f"state must be one of {STATES}")
+    if name == "health" and value not in HEALTHS:
+        raise ValueError(f"health must be one of {HEALTHS}")
+    if name == "draft":
+        return json.dumps(value or {}, sort_keys=True)
+    if name == "last_check":
+        return None if value is None else json.dumps(value, sort_keys=True)
+    if name == "exchange_enabled":
+        return int(bool(value))
+    if name == "granted_scopes":
+        if value is None:
+            return None
+        return value if isinstance(value, str) else " ".join(value)
+    return value
+
+
+def create_connection(org_id: int, kind: str, display_name: str | None = None) -> Connection:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    connection_id = secrets.token_hex(16)
+    now = utcnow()
+    _execute(
+        "INSERT INTO connections (id, org_id, kind, display_name, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [connection_id, org_id, kind, display_name, now, now],
+    )
+    return get_connection(connection_id)
+
+
+def get_connection(connection_id: str) -> Connection | None:
+    """Unscoped lookup: views go through ``portal.access.load_connection_or_404`` instead."""
+    return _connection(_row("SELECT * FROM connections WHERE id = ?", [str(connection_id)]))
+
+
+def list_connections(org_id: int) -> list[Connection]:
+    return [_connection(r) for r in _rows(
+        "SELECT * FROM connections WHERE org_id = ? ORDER BY created_at, id", [org_id])]
+
+
+def list_all_connections() -> list[Connection]:
+    return [_connection(r) for r in _rows(
+        "SELECT * FROM connections ORDER BY org_id, created_at, id")]
+
+
+def update_connection(connection_id: str, **fields) -> Connection:
+    """Set whitelisted columns (``updated_at`` follows); raises KeyError for unknown rows/fields."""
+    unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = {name: _connection_value(name, value) for name, value in fields.items()}
+    values["updated_at"] = utcnow()
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    values["_id"] = str(connection_id)
+    with write_transaction():
+        cursor = _execute(f"UPDATE connections SET {assignments} WHERE id = :_id", values)
+        if cursor.rowcount != 1:
+            raise KeyError(connection_id)
+        return get_connection(connection_id)
+
+
+def save_draft(connection_id: str, changes: dict, wizard_step: int | None = None) -> Connection:
+    """Merge ``changes`` into the connection's JSON draft atomically (nothing typed is lost)."""
+    with write_transaction():
+        row = _row("SELECT draft FROM connections WHERE id = ?", [str(connection_id)])
+        if row is None:
+            raise KeyError(connection_id)
+        draft = json.loads(row["draft"] or "{}")
+        draft.update(changes)
+        fields = {"draft": draft}
+        if wizard_step is not None:
+            fields["wizard_step"] = wizard_step
+        return update_connection(connection_id, **fields)
+
+
+def mark_needs_reconnect(connection_id: str, reason: str) -> Connection | None:
+    """Move a connection to ``needs_reconnect`` (e.g. its stored secret is unreadable)."""
+    with write_transaction():
+        connection = get_connection(connection_id)
+        if connection is None:
+            return None
+        if connection.state != "needs_reconnect":
+            connection = update_connection(connection_id, state="needs_reconnect",
+                                           health="failing")
+            add_health_event(connection_id, "needs_reconnect", "failing", {"reason": reason})
+            record_audit("connection.needs_reconnect", org_id=connection.org_id,
+                         connection_id=connection_id, detail={"reason": reason})
+        return connection
+
+
+def delete_connection(connection_id: str) -> None:
+    """Delete a connection with its certificates, flows, events and every secret it owns."""
+    connection_id = str(connection_id)
+    with write_transaction():
+        cert_ids = [r["id"] for r in _rows(
+            "SELECT id FROM certificates WHERE connection_id = ?", [connection_id])]
+        flow_ids = [r["state"] for r in _rows(
+            "SELECT state FROM auth_flows WHERE connection_id = ?", [connection_id])]
+        for table, ids in (("connections", [connection_id]), ("certificates", cert_ids),
+                           ("auth_flows", flow_ids)):
+            for owner_id in ids:
+                _execute("DELETE FROM vault_blobs WHERE owner_table = ? AND owner_id = ?",
+                         [table, owner_id])
+        _execute("DELETE FROM connections WHERE id = ?", [connection_id])
+
+
+def connection_id_for_secret(owner_table: str, owner_id: str) -> str | None:
+    """The connection a vault blob belongs to, if any."""
+    if owner_table == "connections":
+        return str(owner_id)
+    if owner_table == "certificates":
+        row = _row("SELECT connection_id FROM certificates WHERE id = ?", [str(owner_id)])
+        return row["connection_id"] if row else None
+    if owner_table == "auth_flows":
+        row = _row("SELECT connection_id FROM auth_flows WHERE state = ?", [str(owner_id)])
+        return row["connection_id"] if row else None
+    return None
+
+
+# --- Secrets (through the vault) --------------------------------------------------------------
+
+
+def put_secret(owner_table: str, owner_id, purpose: str, plaintext: bytes,
+               keyring: vault.Keyring | None = None) -> None:
+    """Encrypt and store (insert or replace) the secret of (owner_table, owner_id, purpose)."""
+    keyring = keyring or vault.current_keyring()
+    sealed = keyring.seal(plaintext, owner_table=owner_table, owner_id=owner_id, purpose=purpose)
+    _execute(
+        "INSERT INTO vault_blobs (owner_table, owner_id, purpose, version, key_id, nonce, "
+        "ciphertext, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (owner_table, owner_id, purpose) DO UPDATE SET version = excluded.version, "
+        "key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
+        "updated_at = excluded.updated_at",
+        [owner_table, str(owner_id), purpose, sealed.version, sealed.key_id, sealed.nonce,
+         sealed.ciphertext, utcnow()],
+    )
+
+
+def get_secret(owner_table: str, owner_id, purpose: str,
+               keyring: vault.Keyring | None = None) -> bytes | None:
+    """The plaintext, None if nothing is stored; raises ``vault.SecretUnreadable``."""
+    keyring = keyring or vault.current_keyring()
+    row = _row(
+        "SELECT version, key_id, nonce, ciphertext FROM vault_blobs "
+        "WHERE owner_table = ? AND owner_id = ? AND purpose = ?",
+        [owner_table, str(owner_id), purpose],
+    )
+    if row is None:
+        return None
+    sealed = vault.Sealed(row["key_id"], row["nonce"], row["ciphertext"], row["version"])
+    return keyring.open(sealed, owner_table=owner_table, owner_id=owner_id, purpose=purpose)
+
+
+def delete_secret(owner_table: str, owner_id, purpose: str) -> bool:
+    cursor = _execute(
+        "DELETE FROM vault_blobs WHERE owner_table = ? AND owner_id = ? AND purpose = ?",
+        [owner_table, str(owner_id), purpose],
+    )
+    return cursor.rowcount > 0
+
+
+def get_connection_secret(connection_id: str, purpose: str) -> bytes | None:
+    """A connection's secret; an unreadable one moves the connection to ``needs_reconnect``
+    and re-raises ``vault.SecretUnreadable`` (the app's error handler renders that state)."""
+    try:
+        return get_secret("connections", connection_id, purpose)
+    except vault.SecretUnreadable as exc:
+        mark_needs_reconnect(connection_id, f"stored {purpose} unreadable: {exc.reason}")
+        raise
+
+
+def vault_key_usage() -> dict[str, int]:
+    """Number of blobs per key id."""
+    return {r["key_id"]: r["n"] for r in _rows(
+        "SELECT key_id, COUNT(*) AS n FROM vault_blobs GROUP BY key_id ORDER BY key_id")}
+
+
+def rotate_secrets(keyring: vault.Keyring | None = None) -> dict[str, int]:
+    """Re-encrypt every blob not under the primary key; returns counts (rotated/unreadable)."""
+    keyring = keyring or vault.current_keyring()
+    counts = {"rotated": 0, "unreadable": 0, "current": 0}
+    ids = [r["id"] for r in _rows("SELECT id FROM vault_blobs ORDER BY id")]
+    for blob_id in ids:
+        with write_transaction():
+            row = _row("SELECT * FROM vault_blobs WHERE id = ?", [blob_id])
+            if row is None:
+                continue
+            if row["key_id"] == keyring.primary_kid:
+                counts["current"] += 1
+                continue
+            sealed = vault.Sealed(row["key_id"], row["nonce"], row["ciphertext"], row["version"])
+            where = {"owner_table": row["owner_table"], "owner_id": row["owner_id"],
+                     "purpose": row["purpose"]}
+            try:
+                new = keyring.reseal(sealed, **where)
+            except vault.SecretUnreadable:
+                counts["unreadable"] += 1
+                continue
+            _execute(
+                "UPDATE vault_blobs SET version = ?, key_id = ?, nonce = ?, ciphertext = ?, "
+                "updated_at = ? WHERE id = ?",
+                [new.version, new.key_id, new.nonce, new.ciphertext, utcnow(), blob_id],
+            )
+            counts["rotated"] += 1
+    return counts
+
+
+# --- Certificates -----------------------------------------------------------------------------
+
+
+def add_certificate(connection_id: str, *, cert_pem: str, thumbprint_sha1: str,
+                    thumbprint_sha256: str, subject: str, not_before: str, not_after: str,
+                    private_key_pem: bytes | None = None, status: str = "active"
+                    ) -> CertificateRecord:
+    """Store a certificate; its private key goes into the vault in the same transaction."""
+    if status not in CERT_STATUSES:
+        raise ValueError(f"status must be one of {CERT_STATUSES}")
+    cert_id = secrets.token_hex(16)
+    with write_transaction():
+        _execute(
+            "INSERT INTO certificates (id, connection_id, thumbprint_sha1, thumbprint_sha256, "
+            "subject, not_before, not_after, cert_pem, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [cert_id, str(connection_id), thumbprint_sha1, thumbprint_sha256, subject,
+             not_before, not_after, cert_pem, status, utcnow()],
+        )
+        if private_key_pem is not None:
+            put_secret("certificates", cert_id, "private_key", private_key_pem)
+    return get_certificate(cert_id)
+
+
+def get_certificate(cert_id: str) -> CertificateRecord | None:
+    row = _row("SELECT * FROM certificates WHERE id = ?", [str(cert_id)])
+    return CertificateRecord(**row) if row else None
+
+
+def list_certificates(connection_id: str) -> list[CertificateRecord]:
+    return [CertificateRecord(**r) for r in _rows(
+        "SELECT * FROM certificates WHERE connection_id = ? ORDER BY created_at DESC, rowid DESC",
+        [str(connection_id)])]
+
+
+def active_certificate(connection_id: str) -> CertificateRecord | None:
+    for cert in list_certificates(connection_id):
+        if cert.status == "active":
+            return cert
+    return None
+
+
+def set_certificate_status(cert_id: str, status: str) -> None:
+    if status not in CERT_STATUSES:
+        raise ValueError(f"status must be one of {CERT_STATUSES}")
+    _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
+
+
+def get_certificate_private_key(cert_id: str) -> bytes | None:
+    """The PEM private key; unreadable → connection ``needs_reconnect`` and re-raise."""
+    try:
+        return get_secret("certificates", cert_id, "private_key")
+    except vault.SecretUnreadable as exc:
+        connection_id = connection_id_for_secret("certificates", cert_id)
+        if connection_id:
+            mark_needs_reconnect(connection_id, f"certificate key unreadable: {exc.reason}")
+        raise
+
+
+# --- Health and audit -------------------------------------------------------------------------
+
+
+def add_health_event(connection_id: str, outcome: str, health: str, summary: dict | None = None,
+                     at: str | None = None) -> HealthEvent:
+    if health not in HEALTHS:
+        raise ValueError(f"health must be one of {HEALTHS}")
+    cursor = _execute(
+        "INSERT INTO health_events (connection_id, at, outcome, health, summary) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [str(connection_id), at or utcnow(), outcome, health,
+         json.dumps(summary or {}, sort_keys=True)],
+    )
+    row = _row("SELECT * FROM health_events WHERE id = ?", [cursor.lastrowid])
+    return _health_event(row)
+
+
+def _health_event(row: dict) -> HealthEvent:
+    row = dict(row)
+    row["summary"] = json.loads(row["summary"] or "{}")
+    return HealthEvent(**row)
+
+
+def list_health_events(connection_id: str, limit: int = 20) -> list[HealthEvent]:
+    """Newest first."""
+    return [_health_event(r) for r in _rows(
+        "SELECT * FROM health_events WHERE connection_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+        [str(connection_id), int(limit)])]
+
+
+def record_audit(action: str, actor: User | int | None = None, org_id: int | None = None,
+                 connection_id: str | None = None, detail: dict | None = None) -> AuditEvent:
+    """Append an audit event (append-only: triggers refuse UPDATE and DELETE). No secrets."""
+    actor_id = actor.id if isinstance(actor, User) else actor
+    cursor = _execute(
+        "INSERT INTO audit_events (at, actor_user_id, org_id, connection_id, action, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [utcnow(), actor_id, org_id, connection_id, action, json.dumps(detail or {},
+                                                                        sort_keys=True)],
+    )
+    return _audit(_row("SELECT * FROM audit_events WHERE id = ?", [cursor.lastrowid]))
+
+
+def _audit(row: dict) -> AuditEvent:
+    row = dict(row)
+    row["detail"] = json.loads(row["detail"] or "{}")
+    return AuditEvent(**row)
+
+
+def list_audit_events(*, org_id: int | None = None, connection_id: str | None = None,
+                      action: str | None = None, limit: int = 100) -> list[AuditEvent]:
+    """Newest first, optionally filtered."""
+    clauses, params = [], []
+    for column, value in (("org_id", org_id), ("connection_id", connection_id),
+                          ("action", action)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return [_audit(r) for r in _rows(
+        f"SELECT * FROM audit_events {where} ORDER BY id DESC LIMIT ?", [*params, int(limit)])]
+
+
+# --- OAuth flows and handoffs (single use, in one BEGIN IMMEDIATE transaction) ----------------
+
+
+def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int | None,
+                     browser_binding: str, flow: dict, ttl: float = FLOW_TTL_SECONDS,
+                     now: float | None = None) -> AuthFlow:
+    """Store a pending flow; the MSAL flow dict goes into the vault (purpose ``msal_flow``)."""
+    if kind not in FLOW_KINDS:
+        raise ValueError(f"kind must be one of {FLOW_KINDS}")
+    now = time.time() if now is None else now
+    with write_transaction():
+        _execute(
+            "INSERT INTO auth_flows (state, kind, connection_id, user_id, browser_binding, "
+            "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [state, kind, str(connection_id), user_id, browser_binding, now, now + ttl],
+        )
+        put_secret("auth_flows", state, "msal_flow", json.dumps(flow).encode())
+    return AuthFlow(state, kind, str(connection_id), user_id, browser_binding, now, now + ttl,
+                    None)
+
+
+def consume_auth_flow(state: str, browser_binding: str, now: float | None = None
+                      ) -> AuthFlow | None:
+    """Burn the flow of ``state`` and return it with its MSAL flow dict, or None when missing,
+    expired, already used, bound to another browser or unreadable."""
+    now = time.time() if now is None else now
+    with write_transaction():
+        row = _row("SELECT * FROM auth_flows WHERE state = ?", [state])
+        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
+            return None
+        if not hmac.compare_digest(str(row["browser_binding"]), str(browser_binding)):
+            return None
+        _execute("UPDATE auth_flows SET consumed_at = ? WHERE state = ? AND consumed_at IS NULL",
+                 [now, state])
+        try:
+            blob = get_secret("auth_flows", state, "msal_flow")
+        except vault.SecretUnreadable:
+            blob = None
+        delete_secret("auth_flows", state, "msal_flow")
+        if blob is None:
+            return None
+        row["consumed_at"] = now
+        return AuthFlow(**row, flow=json.loads(blob))
+
+
+def purge_auth_flows(now: float | None = None) -> int:
+    """Delete expired or consumed flows (and their secrets); returns how many."""
+    now = time.time() if now is None else now
+    with write_transaction():
+        states = [r["state"] for r in _rows(
+            "SELECT state FROM auth_flows WHERE expires_at <= ? OR consumed_at IS NOT NULL",
+            [now])]
+        for state in states:
+            delete_secret("auth_flows", state, "msal_flow")
+            _execute("DELETE FROM auth_flows WHERE state = ?", [state])
+    return len(states)
+
+
+def create_handoff(*, connection_id: str, user_id: int | None, session_binding: str | None = None,
+                   ttl: float = FLOW_TTL_SECONDS, now: float | None = None) -> Handoff:
+    """A one-time id (256 random bits) that lets a popup continue what the iframe started."""
+    now = time.time() if now is None else now
+    handoff_id = secrets.token_urlsafe(32)
+    _execute(
+        "INSERT INTO handoffs (id, connection_id, user_id, session_binding, created_at, "
+        "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [handoff_id, str(connection_id), user_id, session_binding, now, now + ttl],
+    )
+    return Handoff(handoff_id, str(connection_id), user_id, session_binding, now, now + ttl, None)
+
+
+def consume_handoff(handoff_id: str, now: float | None = None,
+                    session_binding: str | None = None) -> Handoff | None:
+    """Burn a handoff and return it; None when missing, expired, used or (if a binding is
+    given) bound to another session."""
+    now = time.time() if now is None else now
+    with write_transaction():
+        row = _row("SELECT * FROM handoffs WHERE id = ?", [str(handoff_id)])
+        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
+            return None
+        if session_binding is not None and not hmac.compare_digest(
+                str(row["session_binding"] or ""), str(session_binding)):
+            return None
+        _execute("UPDATE handoffs SET consumed_at = ? WHERE id = ?", [now, str(handoff_id)])
+        row["consumed_at"] = now
+        return Handoff(**row)
+
+
+def table_counts(tables: Iterable[str] | None = None) -> dict[str, int]:
+    """Row counts per table (tests and the health check)."""
+    db = get_db()
+    names = list(tables) if tables is not None else [
+        t for t in db.table_names() if not t.startswith("_")]
+    return {name: db[name].count for name in names}
+
+
+def ping() -> bool:
+    """True when the database answers."""
+    return _row("SELECT 1 AS ok") == {"ok": 1}
