@@ -1,0 +1,187 @@
+"""Sign-in, sign-out, rate limits, redirect targets, and the account CLI."""
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portal import store
+from tests.conftest import TEST_PASSWORD, csrf_token, login_as
+
+
+def test_login_page_renders(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert b'name="password"' in response.data
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_home_requires_login(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=/")
+
+
+def test_login_success_regenerates_session_and_logout_ends_it(client, admin_a):
+    csrf_token(client)
+    before = client.get_cookie("session").value
+    response = login_as(client, admin_a.email)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    after = client.get_cookie("session").value
+    assert after != before
+    assert client.get("/").status_code == 200
+    token = csrf_token(client, "/")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+    # Replaying the old cookie after sign-out does not bring the session back.
+    client.set_cookie("session", after)
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_is_refused_in_plain_words(client, admin_a):
+    response = login_as(client, admin_a.email, "wrong password")
+    assert response.status_code == 200
+    assert b"The email or password is not right." in response.data
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_account_gets_the_same_answer(client):
+    response = login_as(client, "nobody@example.com", "whatever")
+    assert b"The email or password is not right." in response.data
+
+
+def test_logout_needs_post_and_csrf(client_a):
+    assert client_a.get("/logout").status_code == 405
+    assert client_a.post("/logout").status_code == 400
+    assert client_a.get("/").status_code == 200
+
+
+def test_rate_limit_per_account(app, client, admin_a):
+    limit = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+    for _ in range(limit - 1):
+        assert login_as(client, admin_a.email, "bad").status_code == 200
+    response = login_as(client, admin_a.email, "bad")
+    assert response.status_code == 429
+    assert re.search(rb"Too many failed sign-ins\. Try again in 15 minutes\.", response.data)
+    assert response.headers["Retry-After"] == "900"
+    # Even the right password is refused while locked; another browser (address) too.
+    assert login_as(client, admin_a.email, TEST_PASSWORD).status_code == 429
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    assert login_as(other, admin_a.email, TEST_PASSWORD).status_code == 429
+
+
+def test_rate_limit_per_address(app, client, make_user):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    victim = make_user()
+    for i in range(3):
+        login_as(client, f"spray{i}@example.com", "bad")
+    response = login_as(client, victim.email, TEST_PASSWORD)
+    assert response.status_code == 429
+    assert b"Try again in 15 minutes." in response.data
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.9"
+    assert login_as(elsewhere, victim.email, TEST_PASSWORD).status_code == 302
+
+
+def test_lockout_counts_in_the_database(app_ctx):
+    """Every gunicorn worker sees the same counts: they live in SQLite."""
+    now = 10_000.0
+    for i in range(5):
+        store.record_login_attempt("a@example.com", "1.2.3.4", False, now=now + i)
+    wait = store.login_lockout_seconds("a@example.com", "5.6.7.8", max_per_account=5,
+                                       max_per_address=20, window=900, now=now + 10)
+    assert wait == pytest.approx(890)
+    assert store.login_lockout_seconds("a@example.com", "5.6.7.8", max_per_account=5,
+                                       max_per_address=20, window=900, now=now + 901) == 0
+
+
+def test_success_resets_the_account_counter(app_ctx):
+    for i in range(4):
+        store.record_login_attempt("a@example.com", "1.2.3.4", False, now=100.0 + i)
+    store.record_login_attempt("a@example.com", "1.2.3.4", True, now=110.0)
+    store.record_login_attempt("a@example.com", "1.2.3.4", False, now=111.0)
+    assert store.login_lockout_seconds("a@example.com", "x", max_per_account=5,
+                                       max_per_address=20, window=900, now=112.0) == 0
+
+
+OPEN_REDIRECT_PROBES = [
+    "https://evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example",
+    "https:evil.example", "javascript:alert(1)", "%2F%2Fevil.example", "/%2F%2Fevil.example",
+    "%5C%5Cevil.example", "/%5Cevil.example", "/%252F%252Fevil.example", "///evil.example",
+    "http://localhost/", "/\t/evil.example", "/%09/evil.example", " //evil.example",
+    "/%0d%0aSet-Cookie:x=y", "/nowhere-in-this-app",
+]
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_PROBES)
+def test_next_never_leaves_the_application(client, admin_a, target):
+    response = login_as(client, admin_a.email, next_path=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_PROBES)
+def test_login_page_drops_a_foreign_next(client, target):
+    response = client.get("/login", query_string={"next": target})
+    assert b'name="next" type="hidden" value=""' in response.data
+
+
+def test_next_to_a_page_of_the_application_is_kept(client, admin_a):
+    response = login_as(client, admin_a.email, next_path="/connections/")
+    assert response.headers["Location"] == "/connections/"
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.text(max_size=40) | st.from_regex(r"[/\\%:a-z0-9.]{0,20}", fullmatch=True))
+def test_no_string_yields_a_foreign_location(app, target):
+    from urllib.parse import urlsplit
+
+    from portal.blueprints.auth import safe_next
+
+    with app.test_request_context():
+        result = safe_next(target)
+    if result is not None:
+        assert result.startswith("/") and not result.startswith("//")
+        assert urlsplit(result).netloc == "" and "\\" not in result
+
+
+def test_cli_create_org_and_user_with_generated_password(app, runner):
+    assert runner.invoke(args=["create-org", "Contoso"]).exit_code == 0
+    assert "already exists" in runner.invoke(args=["create-org", "Contoso"]).output
+    result = runner.invoke(args=["create-user", "Ada@Contoso.example", "--org", "Contoso",
+                                 "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    password = re.search(r"Password \(shown once\): (\S+)", result.output).group(1)
+    client = app.test_client()
+    assert login_as(client, "ada@contoso.example", password).status_code == 302
+
+
+def test_cli_create_user_reads_password_from_stdin(app, runner):
+    result = runner.invoke(args=["create-user", "help@portal.example", "--role", "support"],
+                           input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    assert "shown once" not in result.output
+    with app.app_context():
+        user = store.get_user_by_email("help@portal.example")
+        assert user.is_support and user.org_id is None
+        assert user.password_hash.startswith("pbkdf2:")  # the configured (test) method
+    assert login_as(app.test_client(), "help@portal.example",
+                    "a long enough password").status_code == 302
+
+
+def test_cli_refuses_admin_without_org(runner):
+    result = runner.invoke(args=["create-user", "x@example.com", "--role", "admin"])
+    assert result.exit_code != 0
+    assert "--org" in result.output
+
+
+def test_production_hashes_with_scrypt(app):
+    from portal.blueprints.auth import hash_password
+
+    app.config["PASSWORD_HASH_METHOD"] = "scrypt"
+    with app.app_context():
+        assert hash_password("pw").startswith("scrypt:")
