@@ -368,8 +368,9 @@ def verify_customer_owned(
             timer.note(name, err.to_problem().raw)
     facts = _org_facts(org, tenant_id)
     tid_claim = graph_token.claims.get("tid")
+    # The organization read only gives the tenant's name; its failure doesn't fail the check.
     report_problem = _summary_problem(items, fresh, pending, exo_problem,
-                                      [e for e in (assignments_error, roles_error, org_error) if e])
+                                      [e for e in (assignments_error, roles_error) if e])
     if isinstance(tid_claim, str) and tid_claim.lower() != tenant_id:
         report_problem = problem("our_configuration", "Token for another tenant",
                                  "Microsoft issued a token for a different tenant than requested.",
@@ -413,9 +414,10 @@ def _summary_problem(items: list[ChecklistItem], fresh: bool, pending: bool,
     if exo_problem is not None and exo_problem.category != "customer_action":
         return exo_problem
     transient = [e for e in graph_errors if e.to_problem().category == "transient"]
-    if transient and any(i.status == "unknown" for i in items):
-        return transient[0].to_problem()
     missing = [i for i in items if i.status == "missing"]
+    if transient and not missing:
+        # The token's claims look fine but Graph, the authority, couldn't confirm them.
+        return transient[0].to_problem()
     unknown = [i for i in items if i.status == "unknown"]
     if exo_problem is not None and missing:
         return exo_problem

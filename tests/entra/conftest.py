@@ -26,3 +26,12 @@ def _fresh_discovery_cache():
     DISCOVERY_CACHE.clear()
     yield
     DISCOVERY_CACHE.clear()
+
+
+@pytest.fixture(scope="session")
+def table(sim_server, tmp_path_factory):
+    """Built-in clouds plus the simulator's clouds (the PORTAL_CLOUDS_FILE path)."""
+    from portal.entra.clouds import load_cloud_table
+
+    path = sim_server.clouds_file(tmp_path_factory.mktemp("clouds") / "clouds.json")
+    return load_cloud_table(path)
