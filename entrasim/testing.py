@@ -13,6 +13,8 @@ import base64
 import datetime as dt
 import hashlib
 import re
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl
 
 import jwt
 import pytest
@@ -223,6 +225,37 @@ def assert_aadsts(body: dict, error: str, code: int) -> None:
     assert re.search(r"\r\nTrace ID: .+\r\nCorrelation ID: .+\r\nTimestamp: \d{4}-\d\d-\d\d "
                      r"\d\d:\d\d:\d\dZ$", body["error_description"]), body
     assert body["error_uri"].endswith(f"/error?code={code}"), body
+
+
+class _FormParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.action, self.fields = None, {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = a.get("action")
+        elif tag == "input" and a.get("type") == "hidden" and a.get("name"):
+            self.fields[a["name"]] = a.get("value") or ""
+
+
+def follow_authorize(session: requests.Session, auth_uri: str) -> tuple[str, dict]:
+    """Play the browser for one /authorize or /adminconsent URL (interaction mode "consent" or an
+    error mode): returns (the redirect URI the result goes to, its parameters), whether it came as
+    a query/fragment redirect or as a form_post page."""
+    with session.get(auth_uri, allow_redirects=False, timeout=30) as resp:
+        if resp.status_code in (301, 302, 303):
+            target = resp.headers["Location"]
+            sep = "#" if "#" in target else "?"
+            base, _, query = target.partition(sep)
+            return base, dict(parse_qsl(query, keep_blank_values=True))
+        parser = _FormParser()
+        parser.feed(resp.text)
+        if resp.status_code != 200 or parser.action is None:
+            raise AssertionError(f"no redirect or form_post from {auth_uri}: {resp.status_code} "
+                                 f"{resp.text[:500]}")
+        return parser.action, parser.fields
 
 
 def unverified_claims(token: str) -> dict:
