@@ -33,10 +33,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     config.load(app, test_config)
 
-    from portal import access, cli, db, logs, security
+    from portal import access, cli, db, logs, security, services
 
     logs.init_app(app)
     db.init_app(app)
+    services.init_app(app)
     security.init_app(app)
     access.init_app(app)
     cli.init_app(app)

@@ -108,8 +108,13 @@ def check_origin():
     if request.method not in UNSAFE_METHODS or _view_flag(_CROSS_SITE_POST):
         return None
     site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in {"same-origin", "none"}:
-        _reject(f"Sec-Fetch-Site {site}")
+    if site is not None:
+        # The browser's own verdict wins when it gives one. A same-origin form posted from a
+        # page with ``Referrer-Policy: no-referrer`` (our sign-in page) carries ``Origin: null``,
+        # so the Origin header is only consulted for browsers that send no fetch metadata.
+        if site not in {"same-origin", "none"}:
+            _reject(f"Sec-Fetch-Site {site}")
+        return None
     origin = request.headers.get("Origin")
     if origin is not None:
         allowed = {own_origin(), *current_app.config["TRUSTED_ORIGINS"]}
