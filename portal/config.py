@@ -152,11 +152,10 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _ensure_secret_key(app) -> None:
+    path = Path(app.instance_path) / SECRET_KEY_FILE
     if app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = str(app.config["SECRET_KEY"])
-        return
-    path = Path(app.instance_path) / SECRET_KEY_FILE
-    if path.exists():
+    elif path.exists():
         app.config["SECRET_KEY"] = path.read_text().strip()
     elif app.config["ENV"] == "production":
         raise ConfigError(

@@ -1,0 +1,109 @@
+"""Support dashboard: every organization, read-only, never a secret, audited."""
+
+import pytest
+from flask import Blueprint
+
+from portal import create_app, store
+
+SECRET = b"SUPPORT-MUST-NOT-SEE-THIS"
+
+
+@pytest.fixture
+def fleet(app, org_a, org_b, make_connection):
+    healthy = make_connection(org_a, display_name="A healthy", state="connected",
+                              health="healthy", cloud="global")
+    broken = make_connection(org_b, display_name="B broken", state="needs_attention",
+                             health="failing", cloud="usgov-l4")
+    with app.app_context():
+        store.put_secret("connections", healthy.id, "token_cache", SECRET)
+        store.add_health_event(broken.id, "check_failed", "failing",
+                               {"missing": "User.ReadWrite.All"})
+    return healthy, broken
+
+
+def test_dashboard_lists_every_org_broken_first(support_client, fleet):
+    html = support_client.get("/support/").get_data(as_text=True)
+    assert "Contoso" in html and "Fabrikam" in html
+    assert html.index("B broken") < html.index("A healthy")
+    assert SECRET.decode() not in html
+
+
+def test_dashboard_filters(support_client, fleet):
+    html = support_client.get("/support/?health=failing").get_data(as_text=True)
+    assert "B broken" in html and "A healthy" not in html
+    fragment = support_client.get("/support/?state=connected", headers={"HX-Request": "true"})
+    assert b"<html" not in fragment.data and b"A healthy" in fragment.data
+
+
+def test_connection_detail_is_read_only_and_audited(app, support_client, support_user, fleet):
+    healthy, broken = fleet
+    response = support_client.get(f"/support/connections/{broken.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "User.ReadWrite.All" in html and "Read-only" in html
+    assert "<form method=\"post\"" not in html.split("<main", 1)[1]
+    assert SECRET.decode() not in support_client.get(
+        f"/support/connections/{healthy.id}").get_data(as_text=True)
+    with app.app_context():
+        events = store.list_audit_events(action="support.view_connection")
+    assert [(e.actor_user_id, e.connection_id) for e in events] == [
+        (support_user.id, healthy.id), (support_user.id, broken.id)]
+
+
+def test_dashboard_view_is_audited(app, support_client, support_user):
+    support_client.get("/support/")
+    with app.app_context():
+        assert store.list_audit_events(action="support.view_dashboard")[0].actor_user_id == \
+            support_user.id
+
+
+def test_customers_cannot_open_the_dashboard(client, client_a, fleet):
+    assert client_a.get("/support/").status_code == 403
+    assert client_a.get(f"/support/connections/{fleet[1].id}").status_code == 403
+    assert client.get("/support/").status_code == 302
+
+
+def test_dashboard_is_never_framed(app_config, make_user):
+    app_config["FRAME_ANCESTORS"] = ["https://host.example"]
+    app = create_app(app_config)
+    from werkzeug.security import generate_password_hash
+
+    from tests.conftest import FAST_HASH, login_as
+
+    with app.app_context():
+        store.create_user("s@example.com", "support", generate_password_hash("pw-123456",
+                                                                             FAST_HASH))
+    client = app.test_client()
+    login_as(client, "s@example.com", "pw-123456")
+    response = client.get("/support/")
+    assert response.status_code == 200
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_unreadable_secret_renders_needs_reconnect_not_500(app_config, make_user):
+    """A view that reads a tampered secret gets the "needs reconnect" page, never a 500."""
+    app = create_app(app_config)
+    probe = Blueprint("probe", __name__)
+
+    @probe.get("/probe/<connection_id>")
+    def read_secret(connection_id):
+        store.get_connection_secret(connection_id, "token_cache")
+        return "unreachable"
+
+    app.register_blueprint(probe)
+    with app.app_context():
+        org = store.create_organization("A")
+        connection = store.create_connection(org.id, "service_provider")
+        store.put_secret("connections", connection.id, "token_cache", b"x")
+        from portal.db import get_db
+
+        get_db().execute("UPDATE vault_blobs SET nonce = zeroblob(12)")
+    response = app.test_client().get(f"/probe/{connection.id}")
+    assert response.status_code == 409
+    assert b"needs to be reconnected" in response.data
+    htmx = app.test_client().get(f"/probe/{connection.id}", headers={"HX-Request": "true"})
+    assert htmx.status_code == 409 and htmx.headers["HX-Retarget"] == "#alerts"
+    with app.app_context():
+        assert store.get_connection(connection.id).state == "needs_reconnect"
