@@ -7,7 +7,9 @@ MSAL Python: https://learn.microsoft.com/entra/msal/python/ ; certificate creden
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,6 +17,7 @@ from typing import Any, Literal
 import jwt
 import msal
 import requests
+from cryptography.hazmat.primitives import serialization
 from msal.exceptions import MsalServiceError
 
 from .clouds import DEFAULT_TIMEOUT, Cloud
@@ -37,9 +40,12 @@ class CertificateCredential:
     private_key_pem: bytes | str = field(repr=False)
     cert_pem: bytes | str
 
-    def to_msal(self) -> dict[str, str]:
+    def to_msal(self) -> dict[str, Any]:
         """MSAL's credential dict; no thumbprint, so MSAL uses SHA-256 / PS256 and sends x5c."""
-        return {"private_key": _text(self.private_key_pem), "public_certificate": _text(self.cert_pem)}
+        return {
+            "private_key": _loaded_key(self.private_key_pem),
+            "public_certificate": _text(self.cert_pem),
+        }
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,38 @@ Credential = CertificateCredential | SecretCredential
 
 def _text(value: bytes | str) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+_KEY_CACHE: OrderedDict[bytes, Any] = OrderedDict()
+_KEY_CACHE_LOCK = threading.Lock()
+_KEY_CACHE_SIZE = 256
+
+
+def _loaded_key(pem: bytes | str) -> Any:
+    """The private key as a loaded object, parsed and validated once per process.
+
+    Loading a PEM runs RSA key validation (~170 ms for 3072 bits); given a PEM string, PyJWT
+    would redo that for every client assertion. MSAL hands an unencrypted `private_key` to PyJWT
+    as is, and PyJWT signs with a key object directly, so a loaded key is passed instead. The
+    cache is keyed by the PEM's SHA-256, never by the PEM, and bounded. If the PEM can't be
+    loaded here, MSAL gets the text and reports the problem itself.
+    """
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    digest = hashlib.sha256(data).digest()
+    with _KEY_CACHE_LOCK:
+        key = _KEY_CACHE.get(digest)
+        if key is not None:
+            _KEY_CACHE.move_to_end(digest)
+            return key
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return _text(pem)
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE[digest] = key
+        while len(_KEY_CACHE) > _KEY_CACHE_SIZE:
+            _KEY_CACHE.popitem(last=False)
+    return key
 
 
 def decode_claims(token: str | None) -> dict[str, Any]:

@@ -239,29 +239,23 @@ def verify_customer_owned(
     session = session or http_session(cloud_table, cloud)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        client: EntraClient | None = None
-        warm: Future[Any] | None = None
-        if ref.kind == "guid":
-            # MSAL's constructor fetches the same OpenID document; overlap it with ours.
-            client = EntraClient(cloud, ref.value, client_id, credential, session=session,
-                                 token_cache_text=token_cache_text, http_cache=http_cache)
-            warm = pool.submit(client.accounts)
+        # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours. MSAL
+        # keys its cache by the tenant GUID from token_endpoint, so a domain authority is fine.
+        client = EntraClient(cloud, ref.value, client_id, credential, session=session,
+                             token_cache_text=token_cache_text, http_cache=http_cache)
+        warm = pool.submit(client.accounts)
         found = timer.run(
             "discovery",
             lambda: discover_tenant(cloud_table, cloud_key, ref, session=session,
                                     cache=discovery_cache),
             lambda d: d.outcome + (" (cached)" if d.from_cache else ""),
         )
-        if warm is not None:
-            warm.result()
+        warm.result()
         if not found.ok:
             return _blocked(kind, cloud, client_id, exchange, timer, _discovery_problem(found),
                             started, TenantFacts(id=found.tenant_id), found)
         tenant_id = found.tenant_id
         assert tenant_id is not None
-        if client is None:
-            client = EntraClient(cloud, tenant_id, client_id, credential, session=session,
-                                 token_cache_text=token_cache_text, http_cache=http_cache)
         if fresh:
             client.remove_tokens_for_client()
         graph_token = timer.run("token", lambda: client.acquire_app_token(cloud.graph_scope()),
