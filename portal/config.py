@@ -42,6 +42,15 @@ DEFAULTS: dict[str, object] = {
     "PASSWORD_HASH_METHOD": "scrypt",
     "SESSION_HOURS": 8,
     "DEMO": False,
+    # The portal's public base URL. Redirect URIs sent to Microsoft are built from it, never
+    # from the request's Host / X-Forwarded-Host (RFC 9700 section 4.1.3).
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # The service provider application (our multi-tenant app) — operator settings.
+    "SP_CLIENT_ID": None,
+    "SP_CERT_FILE": None,  # PEM holding the private key and the certificate (preferred)
+    "SP_CLIENT_SECRET": None,  # used only when no certificate is configured
+    "SP_CLOUDS": ["global"],  # cloud keys in which the multi-tenant app is registered
+    "SP_EXTRA_SCOPES": [],  # delegated scopes required on top of the product's list
 }
 
 # Flask settings that follow from ours (not meant to be overridden by the environment).
