@@ -8,7 +8,9 @@ MSAL Python: https://learn.microsoft.com/entra/msal/python/ ; certificate creden
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +26,26 @@ from .clouds import DEFAULT_TIMEOUT, Cloud
 from .errors import EntraProblem, classify, problem
 
 __all__ = [
+    "DELEGATED_SCOPE_NAMES",
+    "AuthFlow",
     "CertificateCredential",
     "Credential",
     "EntraClient",
     "SecretCredential",
     "TokenResult",
     "decode_claims",
+    "validate_id_token",
 ]
+
+
+# Short names: in a national cloud they map to that cloud's Graph, and the token endpoint answers
+# with short names too, so MSAL's cache matches them on the next silent call
+# (https://learn.microsoft.com/entra/identity-platform/scopes-oidc).
+DELEGATED_SCOPE_NAMES: tuple[str, ...] = (
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,9 @@ class SecretCredential:
 
 
 Credential = CertificateCredential | SecretCredential
+
+
+_GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _text(value: bytes | str) -> str:
@@ -121,6 +139,8 @@ class TokenResult:
     source: Literal["cache", "identity_provider"] | None = None
     expires_in: int | None = None
     problem: EntraProblem | None = None
+    id_token_claims: dict[str, Any] = field(default_factory=dict, compare=False)
+    granted_scopes: tuple[str, ...] = ()
 
     @property
     def roles(self) -> frozenset[str] | None:
@@ -155,12 +175,16 @@ class TokenResult:
             ))
         if isinstance(result, dict) and result.get("access_token"):
             source = result.get("token_source")
+            id_claims = result.get("id_token_claims")
+            scope = result.get("scope")
             return cls(
                 True,
                 access_token=result["access_token"],
                 claims=decode_claims(result["access_token"]),
                 source=source if source in ("cache", "identity_provider") else None,
                 expires_in=result.get("expires_in"),
+                id_token_claims=id_claims if isinstance(id_claims, dict) else {},
+                granted_scopes=tuple(scope.split()) if isinstance(scope, str) else (),
             )
         return cls(False, problem=classify(result if isinstance(result, dict) else {}))
 
@@ -168,6 +192,78 @@ class TokenResult:
     def failed(cls, exc: BaseException) -> TokenResult:
         """Build from an exception MSAL or requests raised."""
         return cls(False, problem=classify(exc))
+
+
+@dataclass(frozen=True)
+class AuthFlow:
+    """A started sign-in: MSAL's flow dict (state, PKCE verifier, nonce) and the authorize URL."""
+
+    ok: bool
+    flow: dict[str, Any] = field(default_factory=dict, repr=False)
+    auth_uri: str | None = None
+    problem: EntraProblem | None = None
+
+    @property
+    def state(self) -> str | None:
+        """The flow's state value (the key to store the flow under)."""
+        value = self.flow.get("state")
+        return value if isinstance(value, str) else None
+
+
+def validate_id_token(
+    id_token: str,
+    *,
+    cloud: Cloud,
+    client_id: str,
+    session: requests.Session,
+    expected_tenant: str | None = None,
+    now: float | None = None,
+    leeway: float = 120.0,
+) -> tuple[dict[str, Any] | None, EntraProblem | None]:
+    """Check an ID token ourselves (MSAL 1.39 checks only the nonce): signature, aud, iss, tid, exp.
+
+    https://learn.microsoft.com/entra/identity-platform/id-tokens#validate-tokens ; the keys come
+    from the tenant's jwks_uri over the allowlisted session.
+    """
+    def bad(why: str) -> tuple[None, EntraProblem]:
+        return None, problem(
+            "unknown", "Sign-in couldn't be confirmed",
+            "Microsoft's answer to the sign-in didn't pass our checks.",
+            "Start the sign-in again; if it keeps happening, contact support.",
+            error=f"id_token_{why}",
+        )
+
+    unverified = decode_claims(id_token)
+    tid = unverified.get("tid")
+    if not isinstance(tid, str) or not _GUID_RE.match(tid):
+        return bad("tid")
+    if expected_tenant is not None and tid != expected_tenant.lower():
+        return bad("tenant")
+    try:
+        header = jwt.get_unverified_header(id_token)
+        response = session.get(f"{cloud.authority(tid)}/discovery/v2.0/keys")
+        response.raise_for_status()
+        keys = jwt.PyJWKSet.from_dict(response.json())
+        key = next(k for k in keys.keys if k.key_id == header.get("kid"))
+        claims = jwt.decode(
+            id_token,
+            key=key.key,
+            algorithms=["RS256"],
+            audience=client_id,
+            issuer=f"{cloud.login_base}/{tid}/v2.0",
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except requests.RequestException as exc:
+        return None, classify(exc)
+    except (StopIteration, jwt.PyJWTError, ValueError, KeyError):
+        return bad("signature_or_claims")
+    moment = time.time() if now is None else now
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or exp + leeway < moment:
+        return bad("expired")
+    if not isinstance(claims.get("oid"), str):
+        return bad("oid")
+    return claims, None
 
 
 class EntraClient:
@@ -251,6 +347,53 @@ class EntraClient:
             account = accounts[0]
         # The *_with_error variant keeps the refresh error (e.g. AADSTS700082) instead of None.
         return self._call("acquire_token_silent_with_error", list(scopes), account)
+
+    def initiate_auth_code_flow(
+        self,
+        redirect_uri: str,
+        scopes: Sequence[str] = DELEGATED_SCOPE_NAMES,
+        *,
+        state: str | None = None,
+        prompt: str | None = None,
+        login_hint: str | None = None,
+        domain_hint: str | None = None,
+    ) -> AuthFlow:
+        """Start a sign-in: MSAL's flow (keep all of it server-side) and the URL to send the user to.
+
+        PKCE S256, nonce and state come from MSAL; response_mode is form_post as MSAL recommends
+        (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
+        Reserved scopes (openid, profile, offline_access) are added by MSAL; don't pass them.
+        """
+        try:
+            flow = self._build().initiate_auth_code_flow(
+                list(scopes),
+                redirect_uri=redirect_uri,
+                state=state,
+                prompt=prompt,
+                login_hint=login_hint,
+                domain_hint=domain_hint,
+                response_mode="form_post",
+            )
+        except (MsalServiceError, requests.RequestException, ValueError, RuntimeError) as exc:
+            return AuthFlow(False, problem=classify(exc))
+        return AuthFlow(True, flow=flow, auth_uri=flow["auth_uri"])
+
+    def complete_auth_code_flow(
+        self, flow: dict[str, Any], auth_response: dict[str, Any]
+    ) -> TokenResult:
+        """Redeem the code from the callback; a state mismatch or error comes back as a problem."""
+        try:
+            result = self._build().acquire_token_by_auth_code_flow(flow, dict(auth_response))
+        except ValueError:
+            # MSAL raises ValueError for a state mismatch: a stale or forged callback.
+            return TokenResult(False, problem=problem(
+                "wrong_input", "Sign-in expired",
+                "This sign-in response doesn't match a sign-in we started (it may be old).",
+                "Start the sign-in again.", error="state_mismatch",
+            ))
+        except (MsalServiceError, requests.RequestException, RuntimeError) as exc:
+            return TokenResult.failed(exc)
+        return TokenResult.from_msal(result)
 
     def remove_tokens_for_client(self) -> None:
         """Forget cached app-only tokens so the next request sees fresh consent (msal ≥1.27)."""

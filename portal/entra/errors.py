@@ -333,6 +333,20 @@ def _codes(value: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _code_from_uri(value: Any) -> tuple[int, ...]:
+    # Errors on the authorize redirect carry no error_codes, but error_uri has `?code=NNNN`
+    # (https://learn.microsoft.com/entra/identity-platform/reference-error-codes#lookup-current-error-code-information).
+    if not isinstance(value, str):
+        return ()
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        found = parse_qs(urlsplit(value).query).get("code", [])
+    except ValueError:
+        return ()
+    return _codes(found[:1])
+
+
 def _opt(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
@@ -340,7 +354,7 @@ def _opt(value: Any) -> str | None:
 def _classify_body(body: Mapping[str, Any], status: int | None = None) -> EntraProblem:
     error_value = body.get("error")
     error = error_value if isinstance(error_value, str) and error_value else None
-    codes = _codes(body.get("error_codes"))
+    codes = _codes(body.get("error_codes")) or _code_from_uri(body.get("error_uri"))
     raw = SupportCodes(
         error_codes=codes,
         trace_id=_opt(body.get("trace_id")),

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import requests
 
-from .client import Credential, EntraClient, TokenResult
+from .client import DELEGATED_SCOPE_NAMES, Credential, EntraClient, TokenResult
 from .clouds import Cloud, CloudTable, http_session
 from .errors import EntraProblem, SupportCodes, problem
 from .graph import GraphClient, GraphError
@@ -463,7 +463,7 @@ def verify_delegated(
     session = session or http_session(cloud_table, cloud)
     client = EntraClient(cloud, ref.value, client_id, credential, session=session,
                          token_cache_text=token_cache_text, http_cache=http_cache)
-    wanted = [cloud.delegated_scope(r.name) for r in DELEGATED_SCOPES if r.name != "offline_access"]
+    wanted = list(DELEGATED_SCOPE_NAMES)
 
     def silent(scopes: list[str]) -> TokenResult:
         if account is None:

@@ -132,3 +132,10 @@ def test_http_response_with_error_body():
     assert found.code == 90002 and found.raw.http_status == 400
     response.status_code, response._content = 503, b"<html>busy</html>"
     assert classify(response).category == "transient"
+
+
+def test_authorize_redirect_error_takes_code_from_error_uri():
+    found = classify({"error": "access_denied", "error_description": "whatever text",
+                      "error_uri": "https://login.microsoftonline.com/error?code=65004"})
+    assert found.code == 65004 and found.title == "Consent was declined"
+    assert classify({"error": "access_denied", "error_uri": "not a url?code=x"}).code is None

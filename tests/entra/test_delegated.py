@@ -1,0 +1,188 @@
+"""Service-provider (delegated) connections: sign-in through the simulator, then silent checks."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from portal.entra.client import (
+    DELEGATED_SCOPE_NAMES,
+    CertificateCredential,
+    EntraClient,
+    SecretCredential,
+    validate_id_token,
+)
+from portal.entra.clouds import http_session
+from portal.entra.verify import verify_delegated
+
+REDIRECT = "https://portal.example.test/auth/callback"
+ADMIN = "admin@contoso.onmicrosoft.com"
+
+
+class Provider:
+    """Our multi-tenant app (in its home tenant) and a customer tenant with an admin."""
+
+    def __init__(self, sim, table, cert):
+        home = sim.create_tenant(cloud="global", domains=["provider.onmicrosoft.com"])
+        self.app_tenant = home["id"]
+        self.app = sim.create_app(home["id"], display_name="HR automation", multi_tenant=True,
+                                  redirect_uris=[REDIRECT])
+        sim.upload_certificate(home["id"], self.app["app_id"], cert.cert_pem)
+        self.customer = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
+                                          display_name="Contoso Ltd")
+        sim.create_user(self.customer["id"], ADMIN, display_name="Ada Admin")
+        self.credential = CertificateCredential(cert.private_key_pem, cert.cert_pem)
+        self.cloud = table.get("sim-global")
+        self.session = http_session(table, self.cloud)
+        self.sim, self.table = sim, table
+
+    @property
+    def client_id(self):
+        return self.app["app_id"]
+
+    def sign_in(self, scopes=DELEGATED_SCOPE_NAMES):
+        """Run the auth code flow with the simulator consenting as the admin; return the client."""
+        self.sim.set_interaction("consent", user=ADMIN)
+        client = EntraClient(self.cloud, "organizations", self.client_id, self.credential,
+                             session=self.session)
+        started = client.initiate_auth_code_flow(REDIRECT, scopes)
+        assert started.ok and started.state and started.auth_uri.startswith(self.cloud.login_base)
+        page = self.session.get(started.auth_uri)
+        fields = {name: html.unescape(value) for name, value in re.findall(
+            r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)}
+        assert "code" in fields, page.text[:500]
+        result = client.complete_auth_code_flow(started.flow, fields)
+        assert result.ok, result.problem
+        return client, result
+
+
+def test_sign_in_then_all_granted(sim, table, cert):
+    p = Provider(sim, table, cert)
+    client, result = p.sign_in()
+    assert result.id_token_claims["tid"] == p.customer["id"]
+    assert set(DELEGATED_SCOPE_NAMES) <= set(result.scopes)
+    cache = client.cache_text()
+    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                              cache)
+    assert report.ok, report.problem
+    assert {i.key: i.status for i in report.checklist}["scope:offline_access"] == "ok"
+    assert report.tenant.name == "Contoso Ltd"
+    assert report.missing_scopes == ()
+
+
+def test_second_delegated_check_makes_no_token_request(sim, table, cert):
+    p = Provider(sim, table, cert)
+    client, _ = p.sign_in()
+    # Signed in through /organizations, MSAL filed the token under that realm: the first check
+    # against the tenant's own authority redeems the refresh token once, later checks don't.
+    first = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                             client.cache_text())
+    assert first.ok
+    cache = first.token_cache_text or client.cache_text()
+    before = len(sim.requests("token"))
+    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                              cache)
+    assert report.ok
+    assert len(sim.requests("token")) == before
+    assert report.token_cache_text is None
+    fresh = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                             cache, fresh=True)
+    assert fresh.ok and len(sim.requests("token")) == before + 1
+    assert fresh.token_cache_text  # the rotated refresh token must be saved
+
+
+def test_scope_revoked_names_what_needs_consent(sim, table, cert):
+    p = Provider(sim, table, cert)
+    client, _ = p.sign_in()
+    sim.revoke_delegated(p.customer["id"], p.client_id, ["Directory.AccessAsUser.All"])
+    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                              client.cache_text(), fresh=True)
+    assert not report.ok
+    assert report.missing_scopes == ("Directory.AccessAsUser.All",)
+    assert report.problem.category == "customer_action"
+    assert "Directory.AccessAsUser.All" in report.problem.message
+
+
+@pytest.mark.parametrize(("action", "code"), [("revoke", 50173), ("idle", 700082)])
+def test_refresh_token_no_longer_valid(sim, table, cert, action, code):
+    p = Provider(sim, table, cert)
+    if action == "idle":
+        # A signed assertion is only valid for minutes of the simulator's clock (AADSTS700024
+        # once the clock jumps), so this connection uses a client secret instead.
+        p.credential = SecretCredential(
+            sim.add_client_secret(p.app_tenant, p.client_id, expires_in_days=365)["secret"])
+    client, _ = p.sign_in()
+    if action == "revoke":
+        sim.revoke_refresh_tokens(p.customer["id"], ADMIN)
+    else:
+        sim.advance_clock(91 * 24 * 3600)
+    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                              client.cache_text(), fresh=True)
+    assert not report.ok
+    assert report.problem.code == code and report.problem.category == "customer_action"
+    assert "Sign in again" in report.problem.fix
+
+
+def test_no_cache_means_sign_in_again(sim, table, cert):
+    p = Provider(sim, table, cert)
+    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
+                              None)
+    assert not report.ok and report.problem.category == "customer_action"
+
+
+def test_consent_declined_is_a_value(sim, table, cert):
+    p = Provider(sim, table, cert)
+    sim.set_interaction("decline")
+    client = EntraClient(p.cloud, "organizations", p.client_id, p.credential, session=p.session)
+    started = client.initiate_auth_code_flow(REDIRECT)
+    page = p.session.get(started.auth_uri)
+    fields = {n: html.unescape(v) for n, v in re.findall(
+        r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)}
+    result = client.complete_auth_code_flow(started.flow, fields)
+    assert not result.ok and result.problem.code == 65004
+
+
+def test_forged_state_is_a_value(sim, table, cert):
+    p = Provider(sim, table, cert)
+    client = EntraClient(p.cloud, "organizations", p.client_id, p.credential, session=p.session)
+    started = client.initiate_auth_code_flow(REDIRECT)
+    result = client.complete_auth_code_flow(started.flow, {"code": "x", "state": "forged"})
+    assert not result.ok and result.problem.error == "state_mismatch"
+    assert not sim.requests("token")
+
+
+def test_id_token_validation(sim, table, cert):
+    p = Provider(sim, table, cert)
+    client, result = p.sign_in()
+    raw = _raw_id_token(client)
+    claims, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id,
+                                     session=p.session, expected_tenant=p.customer["id"])
+    assert prob is None and claims["tid"] == p.customer["id"]
+    _, prob = validate_id_token(raw, cloud=p.cloud, client_id="other", session=p.session)
+    assert prob is not None
+    _, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id, session=p.session,
+                                expected_tenant="00000000-0000-0000-0000-000000000000")
+    assert prob is not None and prob.error == "id_token_tenant"
+    _, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id, session=p.session,
+                                now=claims["exp"] + 3600)
+    assert prob is not None and prob.error == "id_token_expired"
+
+
+@pytest.mark.parametrize("tamper", [{"bad_signature": True}, {"iss": "https://evil.example/x"},
+                                    {"aud": "someone-else"}])
+def test_tampered_id_token_is_refused(sim, table, cert, tamper):
+    p = Provider(sim, table, cert)
+    sim.tamper_next_id_token(**tamper)
+    client, _ = p.sign_in()
+    _, prob = validate_id_token(_raw_id_token(client), cloud=p.cloud, client_id=p.client_id,
+                                session=p.session)
+    assert prob is not None
+
+
+def _raw_id_token(client):
+    import json
+
+    cache = json.loads(client.cache_text())
+    return next(iter(cache["IdToken"].values()))["secret"]
