@@ -1,4 +1,4 @@
-"""The customer portal: ``create_app`` builds the Flask app (config, extensions, blueprints, errors).
+"""The customer portal: ``create_app`` builds the app (config, extensions, blueprints, errors).
 
 No database connection and no network I/O happen here: gunicorn forks workers after this runs.
 """

@@ -73,7 +73,7 @@ class ConfigError(RuntimeError):
 
 
 def load(app, test_config: dict | None) -> None:
-    """Fill ``app.config`` in order: defaults, instance/config.py, environment (or the test mapping)."""
+    """Fill ``app.config``: defaults, instance/config.py, environment (or the test mapping)."""
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(_FLASK_FIXED)
     if test_config is None:

@@ -130,7 +130,7 @@ def _reject(reason: str):
 
 
 class PortalSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, ``Secure`` except over plain http on loopback in development."""
+    """Flask's signed-cookie session; ``Secure`` except plain http on loopback in development."""
 
     def get_cookie_secure(self, app) -> bool:
         if app.config.get("SESSION_COOKIE_PARTITIONED"):

@@ -143,7 +143,7 @@ class Keyring:
         return Sealed(kid, nonce, ciphertext, FORMAT_VERSION)
 
     def open(self, sealed: Sealed, *, owner_table: str, owner_id, purpose: str) -> bytes:
-        """Decrypt; raise SecretUnreadable if the key is unknown or anything was altered or moved."""
+        """Decrypt; SecretUnreadable if the key is unknown or anything was altered or moved."""
         where = (owner_table, str(owner_id), purpose)
         if sealed.version != FORMAT_VERSION:
             raise SecretUnreadable(f"unknown format version {sealed.version}", *where)
