@@ -103,6 +103,28 @@ def vault_rotate():
         sys.exit(1)
 
 
+@vault_cli.command("remove-key")
+@click.argument("key_id")
+def vault_remove_key(key_id: str):
+    """Drop an old key from instance/vault.key once no stored secret uses it."""
+    path = Path(current_app.instance_path) / config.VAULT_KEY_FILE
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist (keys come from PORTAL_VAULT_KEYS?).")
+    keyring = vault.Keyring.parse(path.read_text())
+    if key_id not in keyring:
+        raise click.ClickException(f"No key {key_id!r} in {path}.")
+    if key_id == keyring.primary_kid:
+        raise click.ClickException("That is the primary key: add a new one first.")
+    in_use = store.vault_key_usage().get(key_id, 0)
+    if in_use:
+        raise click.ClickException(
+            f"{in_use} secret(s) still use {key_id}: run 'flask --app portal vault rotate' first.")
+    remaining = vault.Keyring([(kid, keyring.key(kid)) for kid in keyring.key_ids if kid != key_id])
+    vault.write_keyring_file(path, remaining)
+    store.record_audit("vault.remove_key", detail={"key_id": key_id})
+    click.echo(f"Removed key {key_id}. Restart the portal.")
+
+
 @vault_cli.command("status")
 def vault_status():
     """Which keys exist and how many secrets each one protects (no key material)."""

@@ -126,6 +126,10 @@ class Keyring:
     def key_ids(self) -> tuple[str, ...]:
         return tuple(self._order)
 
+    def key(self, kid: str) -> bytes:
+        """The raw key of ``kid`` (for rewriting the keyring file only)."""
+        return self._keys[kid]
+
     def __contains__(self, kid: str) -> bool:
         return kid in self._keys
 

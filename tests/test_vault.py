@@ -154,3 +154,31 @@ def test_vault_add_key_prepends_a_new_primary(tmp_path, app_config):
     status = app.test_cli_runner().invoke(args=["vault", "status"])
     assert first.primary_kid in status.output
     assert ring.dumps().splitlines()[0].split(":", 1)[1] not in status.output
+
+
+def test_vault_remove_key_only_when_unused(tmp_path, app_config):
+    from portal import create_app
+
+    app_config.pop("VAULT_KEYS")
+    create_app(app_config)
+    path = tmp_path / "instance" / "vault.key"
+    old = vault.Keyring.parse(path.read_text())
+    app = create_app(app_config)
+    with app.app_context():
+        org = store.create_organization("A")
+        connection = store.create_connection(org.id, "service_provider")
+        store.put_secret("connections", connection.id, "token_cache", b"kept")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["vault", "add-key"]).exit_code == 0
+    refused = runner.invoke(args=["vault", "remove-key", old.primary_kid])
+    assert refused.exit_code != 0 and "rotate" in refused.output
+    app = create_app(app_config)  # restart with the new keyring
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["vault", "rotate"]).exit_code == 0
+    assert runner.invoke(args=["vault", "remove-key", old.primary_kid]).exit_code == 0
+    app = create_app(app_config)
+    assert old.primary_kid not in app.config["VAULT_KEYS"]
+    with app.app_context():
+        assert store.get_secret("connections", connection.id, "token_cache") == b"kept"
+    primary = app.config["VAULT_KEYS"].primary_kid
+    assert "primary" in app.test_cli_runner().invoke(args=["vault", "remove-key", primary]).output
