@@ -1,1 +1,90 @@
-"""Everything the portal knows about Microsoft Entra ID and Graph; no Flask in here."""
+"""Everything the portal knows about Microsoft Entra ID and Graph; no Flask in here.
+
+Blueprints call these with plain values and get dataclasses back; they never build Microsoft URLs.
+"""
+
+from .certificates import (
+    CertificateInfo,
+    IssuedCertificate,
+    export_certificate,
+    issue_certificate,
+    load_certificate_info,
+    pick_signing_certificate,
+)
+from .client import (
+    DELEGATED_SCOPE_NAMES,
+    AuthFlow,
+    CertificateCredential,
+    Credential,
+    EntraClient,
+    SecretCredential,
+    TokenResult,
+    validate_id_token,
+)
+from .clouds import (
+    BUILTIN_CLOUDS,
+    Cloud,
+    CloudConfigError,
+    CloudTable,
+    HostNotAllowedError,
+    http_session,
+    load_cloud_table,
+)
+from .errors import EntraProblem, SupportCodes, classify
+from .graph import GraphClient, GraphError
+from .permissions import ChecklistItem, Observed, checklist, required_items
+from .tenant import (
+    DISCOVERY_CACHE,
+    Discovery,
+    DiscoveryCache,
+    TenantInputError,
+    TenantRef,
+    discover_tenant,
+    parse_tenant_input,
+)
+from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned, verify_delegated
+
+__all__ = [
+    "BUILTIN_CLOUDS",
+    "DELEGATED_SCOPE_NAMES",
+    "DISCOVERY_CACHE",
+    "AuthFlow",
+    "CertificateCredential",
+    "CertificateInfo",
+    "ChecklistItem",
+    "Cloud",
+    "CloudConfigError",
+    "CloudTable",
+    "Credential",
+    "Discovery",
+    "DiscoveryCache",
+    "EntraClient",
+    "EntraProblem",
+    "GraphClient",
+    "GraphError",
+    "HostNotAllowedError",
+    "IssuedCertificate",
+    "Observed",
+    "SecretCredential",
+    "Step",
+    "SupportCodes",
+    "TenantFacts",
+    "TenantInputError",
+    "TenantRef",
+    "TokenResult",
+    "VerificationReport",
+    "checklist",
+    "classify",
+    "discover_tenant",
+    "export_certificate",
+    "http_session",
+    "issue_certificate",
+    "load_certificate_info",
+    "load_cloud_table",
+    "parse_tenant_input",
+    "pick_signing_certificate",
+    "required_items",
+    "validate_id_token",
+    "verify_customer_owned",
+    "verify_delegated",
+]

@@ -186,3 +186,15 @@ def _raw_id_token(client):
 
     cache = json.loads(client.cache_text())
     return next(iter(cache["IdToken"].values()))["secret"]
+
+
+def test_session_returns_redirects_instead_of_following_them(sim, table, cert):
+    p = Provider(sim, table, cert)
+    sim.set_interaction("consent", user=ADMIN)
+    url = (f"{p.cloud.login_base}/organizations/oauth2/v2.0/authorize?client_id={p.client_id}"
+           f"&redirect_uri={REDIRECT}&response_type=code&scope=openid&state=s"
+           "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256")
+    response = p.session.get(url)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(REDIRECT)  # not followed: other host
+    assert response.history == []
