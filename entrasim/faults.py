@@ -9,6 +9,7 @@ close the connection; other requests are served meanwhile because every request 
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from dataclasses import asdict, dataclass
@@ -105,11 +106,14 @@ class Faults:
 
 
 def drop_connection(environ) -> None:
-    """Shut the client's socket (no TLS close_notify, no HTTP response) and abort the request."""
-    sock = environ.get("werkzeug.socket")
+    """Shut the client's socket (no TLS close_notify, no HTTP response) and abort the request.
+
+    ECONNRESET makes both werkzeug and gunicorn treat it as a client that went away (no log).
+    """
+    sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-    raise DroppedConnection("entrasim fault: connection dropped")
+    raise DroppedConnection(errno.ECONNRESET, "entrasim fault: connection dropped")

@@ -125,23 +125,25 @@ class SimServer:
 
     def clouds(self) -> list[dict]:
         """The simulator's clouds in the portal's PORTAL_CLOUDS_FILE format (README)."""
-        out = []
-        for key, c in catalog.CLOUDS.items():
-            base = self.base_url(key)
-            out.append({
-                "key": f"sim-{key}", "label": c.label, "mirrors": key,
-                "login_base": base, "graph_base": base,
-                "graph_resource": c.graph_resource, "exchange_resource": c.exchange_resource,
-                "portal_url": f"{base}/_sim/admin", "entra_url": f"{base}/_sim/admin",
-                "ca_bundle": self.ca_path,
-                "tenant_region_scope": c.tenant_region_scope,
-                "tenant_region_sub_scope": c.tenant_region_sub_scope,
-            })
-        return out
+        return [cloud_entry(key, self.base_url(key), self.ca_path) for key in catalog.CLOUDS]
 
     def clouds_file(self, path) -> str:
         Path(path).write_text(json.dumps(self.clouds(), indent=2))
         return str(path)
+
+
+def cloud_entry(key: str, base: str, ca_path: str) -> dict:
+    """One cloud in the portal's PORTAL_CLOUDS_FILE format (README)."""
+    c = catalog.CLOUDS[key]
+    return {
+        "key": f"sim-{key}", "label": c.label, "mirrors": key,
+        "login_base": base, "graph_base": base,
+        "graph_resource": c.graph_resource, "exchange_resource": c.exchange_resource,
+        "portal_url": f"{base}/_sim/admin", "entra_url": f"{base}/_sim/admin",
+        "ca_bundle": ca_path,
+        "tenant_region_scope": c.tenant_region_scope,
+        "tenant_region_sub_scope": c.tenant_region_sub_scope,
+    }
 
 
 def port_free(host: str, port: int) -> bool:
