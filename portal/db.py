@@ -245,3 +245,17 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
 """
+
+
+@migrations()
+def m002_link_outcomes(db: sqlite_utils.Database) -> None:
+    """Issue 6: the result of a Link Account started from a handoff (what the iframe polls)."""
+    db.execute(
+        "CREATE TABLE link_outcomes ("
+        " handoff_id TEXT PRIMARY KEY REFERENCES handoffs(id) ON DELETE CASCADE,"
+        " connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,"
+        " outcome TEXT NOT NULL,"
+        " detail TEXT NOT NULL DEFAULT '{}',"
+        " finished_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX handoffs_connection ON handoffs(connection_id, created_at)")

@@ -771,3 +771,71 @@ def table_counts(tables: Iterable[str] | None = None) -> dict[str, int]:
 def ping() -> bool:
     """True when the database answers."""
     return _row("SELECT 1 AS ok") == {"ok": 1}
+
+
+# --- Delegated link (issue 6: Link Account for service-provider connections) ------------------
+
+
+@dataclass(frozen=True)
+class LinkAttempt:
+    """The newest handoff a browser session started for a connection, with its result if any."""
+
+    handoff_id: str
+    connection_id: str
+    created_at: float
+    expires_at: float
+    consumed_at: float | None
+    outcome: str | None
+    detail: dict
+    finished_at: float | None
+
+    def pending(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.outcome is None and now < self.expires_at
+
+
+def latest_link_attempt(connection_id: str, session_binding: str) -> LinkAttempt | None:
+    """The newest handoff of this connection created by the session with ``session_binding``."""
+    row = _row(
+        "SELECT h.id AS handoff_id, h.connection_id, h.created_at, h.expires_at, h.consumed_at, "
+        "o.outcome, o.detail, o.finished_at FROM handoffs h "
+        "LEFT JOIN link_outcomes o ON o.handoff_id = h.id "
+        "WHERE h.connection_id = ? AND h.session_binding = ? "
+        "ORDER BY h.created_at DESC, h.rowid DESC LIMIT 1",
+        [str(connection_id), str(session_binding)],
+    )
+    if row is None:
+        return None
+    row["detail"] = json.loads(row["detail"] or "{}")
+    return LinkAttempt(**row)
+
+
+def record_link_outcome(handoff_id: str, connection_id: str, outcome: str,
+                        detail: dict | None = None, now: float | None = None) -> None:
+    """Store (or replace) what became of the link started from ``handoff_id``. No secrets."""
+    now = time.time() if now is None else now
+    _execute(
+        "INSERT INTO link_outcomes (handoff_id, connection_id, outcome, detail, finished_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (handoff_id) DO UPDATE SET outcome = excluded.outcome,"
+        " detail = excluded.detail, finished_at = excluded.finished_at",
+        [str(handoff_id), str(connection_id), outcome, json.dumps(detail or {}, sort_keys=True),
+         now],
+    )
+
+
+def save_delegated_link(connection_id: str, *, token_cache: bytes, fields: dict,
+                        actor: int | None, audit_detail: dict, health_summary: dict,
+                        handoff_id: str | None = None) -> Connection:
+    """All effects of a successful delegated sign-in in one ``BEGIN IMMEDIATE`` transaction:
+    the token cache into the vault, the connection's consent fields and state, a health event,
+    an audit row and (when started from a handoff) the outcome the iframe polls for."""
+    with write_transaction():
+        put_secret("connections", connection_id, "token_cache", token_cache)
+        connection = update_connection(connection_id, **fields)
+        add_health_event(connection_id, "linked", connection.health, health_summary)
+        record_audit("connection.linked", actor=actor, org_id=connection.org_id,
+                     connection_id=connection_id, detail=audit_detail)
+        if handoff_id is not None:
+            record_link_outcome(handoff_id, connection_id, connection.state,
+                                {"missing_scopes": health_summary.get("missing_scopes", [])})
+    return connection
