@@ -27,8 +27,12 @@ from portal.entra.clouds import load_cloud_table  # noqa: E402
 from portal.entra.tenant import DISCOVERY_CACHE  # noqa: E402
 from portal.entra.verify import verify_customer_owned  # noqa: E402
 
-GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
-         "User.EnableDisableAccount.All")
+GRAPH = (
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "User.EnableDisableAccount.All",
+)
 
 
 def main() -> int:
@@ -46,26 +50,36 @@ def main() -> int:
         table = load_cloud_table(server.clouds_file(workdir / "clouds.json"))
         cert = issue_certificate("Bench Portal", "bench-1")  # 3072-bit, as in production
         credential = CertificateCredential(cert.private_key_pem, cert.cert_pem)
-        tenant = admin.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                                     display_name="Contoso")
+        tenant = admin.create_tenant(
+            cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso"
+        )
         app = admin.create_app(tenant["id"], display_name="HR sync")
         admin.upload_certificate(tenant["id"], app["app_id"], cert.cert_pem)
         for permission in GRAPH:
             admin.grant_app_role(tenant["id"], app["app_id"], permission)
-        admin.assign_directory_role(tenant["id"], app["app_id"],
-                                    "fe930be7-5e62-47db-91af-98c3a49a38b1")
+        admin.assign_directory_role(
+            tenant["id"], app["app_id"], "fe930be7-5e62-47db-91af-98c3a49a38b1"
+        )
         if args.exchange:
-            admin.grant_app_role(tenant["id"], app["app_id"], "Exchange.ManageAsApp",
-                                 resource="exchange")
-            admin.assign_directory_role(tenant["id"], app["app_id"],
-                                        "29232cdf-9323-42fd-ade2-1d097af3e4de")
+            admin.grant_app_role(
+                tenant["id"], app["app_id"], "Exchange.ManageAsApp", resource="exchange"
+            )
+            admin.assign_directory_role(
+                tenant["id"], app["app_id"], "29232cdf-9323-42fd-ade2-1d097af3e4de"
+            )
 
         def run(cache_text: str | None):
             before = len(admin.requests())
             began = time.perf_counter()
-            report = verify_customer_owned(table, "sim-global", "contoso.onmicrosoft.com",
-                                           app["app_id"], credential, args.exchange,
-                                           token_cache_text=cache_text)
+            report = verify_customer_owned(
+                table,
+                "sim-global",
+                "contoso.onmicrosoft.com",
+                app["app_id"],
+                credential,
+                args.exchange,
+                token_cache_text=cache_text,
+            )
             wall = time.perf_counter() - began
             log = admin.requests()[before:]
             assert report.ok, report.problem
@@ -81,20 +95,28 @@ def main() -> int:
             trips.append(len(log))
             cache_text = report.token_cache_text
         print(f"latency per round trip: {args.latency_ms} ms; exchange: {args.exchange}")
-        print(f"first check: round trips {trips[-1]} "
-              f"({', '.join(entry['endpoint'] for entry in log)})")
-        print(f"first check: wall {statistics.median(walls) * 1000:.0f} ms (median of "
-              f"{args.runs}); serial would be ≥ {trips[-1] * args.latency_ms} ms")
-        print(f"first check: wall / (round trips × latency) = {statistics.median(ratios):.2f} "
-              f"(min {min(ratios):.2f}, max {max(ratios):.2f}; aim ≤ 1.1)")
+        print(
+            f"first check: round trips {trips[-1]} "
+            f"({', '.join(entry['endpoint'] for entry in log)})"
+        )
+        print(
+            f"first check: wall {statistics.median(walls) * 1000:.0f} ms (median of "
+            f"{args.runs}); serial would be ≥ {trips[-1] * args.latency_ms} ms"
+        )
+        print(
+            f"first check: wall / (round trips × latency) = {statistics.median(ratios):.2f} "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f}; aim ≤ 1.1)"
+        )
         for step in report.steps:
             print(f"    {step.name:<22} {step.ms:7.1f} ms  {step.outcome}")
 
         second, wall2, log2 = run(cache_text)
         token_requests = sum(1 for entry in log2 if entry["endpoint"] == "token")
-        print(f"second check within the token lifetime: wall {wall2 * 1000:.0f} ms, "
-              f"round trips {len(log2)} ({', '.join(e['endpoint'] for e in log2)}), "
-              f"token requests {token_requests}")
+        print(
+            f"second check within the token lifetime: wall {wall2 * 1000:.0f} ms, "
+            f"round trips {len(log2)} ({', '.join(e['endpoint'] for e in log2)}), "
+            f"token requests {token_requests}"
+        )
         for step in second.steps:
             print(f"    {step.name:<22} {step.ms:7.1f} ms  {step.outcome}")
         return 0 if token_requests == 0 else 1

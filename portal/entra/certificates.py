@@ -84,7 +84,9 @@ class IssuedCertificate:
 
 def _thumbprints(cert: x509.Certificate) -> tuple[str, str]:
     # Entra shows the SHA-1 of the DER certificate as uppercase hex (customKeyIdentifier).
-    return cert.fingerprint(hashes.SHA1()).hex().upper(), cert.fingerprint(hashes.SHA256()).hex().upper()  # noqa: S303
+    return cert.fingerprint(hashes.SHA1()).hex().upper(), cert.fingerprint(
+        hashes.SHA256()
+    ).hex().upper()  # noqa: S303
 
 
 def issue_certificate(
@@ -125,9 +127,15 @@ def issue_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -177,7 +185,7 @@ def load_certificate_info(pem: bytes | str) -> CertificateInfo:
 
 
 def export_certificate(cert: bytes | str, fmt: ExportFormat) -> tuple[bytes, str]:
-    """The certificate (public part only) as `.cer` (DER), `.pem` or `.crt` (PEM) with a MIME type."""
+    """The public certificate as `.cer` (DER), `.pem` or `.crt` (PEM), with its MIME type."""
     parsed = _load(cert)
     if fmt == "cer":
         return parsed.public_bytes(serialization.Encoding.DER), "application/pkix-cert"

@@ -117,8 +117,9 @@ def _loaded_key(pem: bytes | str) -> Any:
 
 
 def decode_claims(token: str | None) -> dict[str, Any]:
-    """Claims of an access token read WITHOUT verification: a diagnostic hint, never authorization."""
-    # https://learn.microsoft.com/entra/identity-platform/access-tokens : tokens for APIs we don't own
+    """Claims of an access token read WITHOUT verification: a diagnostic hint, not authorization."""
+    # https://learn.microsoft.com/entra/identity-platform/access-tokens : tokens for APIs we
+    # don't own
     # may change format; Graph reads stay the authority, claims only explain.
     if not token:
         return {}
@@ -168,11 +169,15 @@ class TokenResult:
     def from_msal(cls, result: Any) -> TokenResult:
         """Build from what MSAL returned: a token dict, an error dict, or None (nothing cached)."""
         if result is None:
-            return cls(False, problem=problem(
-                "customer_action", "Sign in again",
-                "We have no stored sign-in for this connection any more.",
-                "Sign in again to reconnect.",
-            ))
+            return cls(
+                False,
+                problem=problem(
+                    "customer_action",
+                    "Sign in again",
+                    "We have no stored sign-in for this connection any more.",
+                    "Sign in again to reconnect.",
+                ),
+            )
         if isinstance(result, dict) and result.get("access_token"):
             source = result.get("token_source")
             id_claims = result.get("id_token_claims")
@@ -225,9 +230,11 @@ def validate_id_token(
     https://learn.microsoft.com/entra/identity-platform/id-tokens#validate-tokens ; the keys come
     from the tenant's jwks_uri over the allowlisted session.
     """
+
     def bad(why: str) -> tuple[None, EntraProblem]:
         return None, problem(
-            "unknown", "Sign-in couldn't be confirmed",
+            "unknown",
+            "Sign-in couldn't be confirmed",
             "Microsoft's answer to the sign-in didn't pass our checks.",
             "Start the sign-in again; if it keeps happening, contact support.",
             error=f"id_token_{why}",
@@ -358,7 +365,7 @@ class EntraClient:
         login_hint: str | None = None,
         domain_hint: str | None = None,
     ) -> AuthFlow:
-        """Start a sign-in: MSAL's flow (keep all of it server-side) and the URL to send the user to.
+        """Start a sign-in: MSAL's flow (keep all of it server-side) and the URL for the user.
 
         PKCE S256, nonce and state come from MSAL; response_mode is form_post as MSAL recommends
         (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
@@ -386,11 +393,16 @@ class EntraClient:
             result = self._build().acquire_token_by_auth_code_flow(flow, dict(auth_response))
         except ValueError:
             # MSAL raises ValueError for a state mismatch: a stale or forged callback.
-            return TokenResult(False, problem=problem(
-                "wrong_input", "Sign-in expired",
-                "This sign-in response doesn't match a sign-in we started (it may be old).",
-                "Start the sign-in again.", error="state_mismatch",
-            ))
+            return TokenResult(
+                False,
+                problem=problem(
+                    "wrong_input",
+                    "Sign-in expired",
+                    "This sign-in response doesn't match a sign-in we started (it may be old).",
+                    "Start the sign-in again.",
+                    error="state_mismatch",
+                ),
+            )
         except (MsalServiceError, requests.RequestException, RuntimeError) as exc:
             return TokenResult.failed(exc)
         return TokenResult.from_msal(result)

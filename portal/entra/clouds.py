@@ -61,7 +61,7 @@ def origin_of(url: str) -> Origin:
 
 @dataclass(frozen=True)
 class Cloud:
-    """One national cloud (or a simulator standing in for one): hosts, resources and portal links."""
+    """One national cloud (or a simulator standing in for one): hosts, resources, portal links."""
 
     key: str
     label: str
@@ -95,7 +95,7 @@ class Cloud:
         return self.mirrors or self.key
 
     def authority(self, tenant: str) -> str:
-        """Tenant-specific authority URL; `tenant` must come from `parse_tenant_input` or be a GUID."""
+        """Tenant-specific authority URL; `tenant` comes from `parse_tenant_input` or is a GUID."""
         return f"{self.login_base}/{_segment(tenant)}"
 
     def graph_scope(self) -> str:
@@ -438,7 +438,7 @@ def with_builtin_flag(cloud: Cloud, builtin: bool) -> Cloud:
 
 
 class GuardedSession(requests.Session):
-    """A requests session that only talks to allowlisted origins, never redirects, always times out."""
+    """A requests session that talks only to allowlisted origins, never redirects, times out."""
 
     def __init__(
         self,
@@ -457,7 +457,7 @@ class GuardedSession(requests.Session):
         self.max_redirects = 0
 
     def check_url(self, url: str) -> Origin:
-        """Raise HostNotAllowedError unless the URL's origin is allowlisted (both URL parsers agree)."""
+        """Raise HostNotAllowedError unless the URL's origin is allowlisted (both parsers agree)."""
         try:
             origin = origin_of(url)
             # urllib3 parses URLs its own way; refuse anything where the two parsers disagree.
@@ -505,7 +505,7 @@ def http_session(
     cloud: Cloud | None = None,
     timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
 ) -> GuardedSession:
-    """The session every outbound call uses: allowlist from the table, timeouts, CA, no redirects."""
+    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects."""
     ca_bundles: dict[Origin, str] = {}
     clouds = (cloud,) if cloud is not None else cloud_table.all()
     for c in clouds:

@@ -106,198 +106,270 @@ _APP_DISABLED = _Entry(
 # Every code of reference/entra.md §6 (plus 90094 used by admin-approval workflows).
 AADSTS: dict[int, _Entry] = {
     90002: _Entry(
-        "wrong_input", "Tenant not found",
+        "wrong_input",
+        "Tenant not found",
         "Microsoft can't find this tenant in the cloud you chose.",
-        "Check the tenant ID or domain, and the cloud selection.", None,
+        "Check the tenant ID or domain, and the cloud selection.",
+        None,
     ),
     90019: _Entry(
-        "our_configuration", "Tenant missing from the request",
+        "our_configuration",
+        "Tenant missing from the request",
         "We didn't tell Microsoft which tenant to use.",
-        "Nothing for you to change: please contact support.", None,
+        "Nothing for you to change: please contact support.",
+        None,
     ),
     700016: _APP_NOT_FOUND,
     700011: _APP_NOT_FOUND,
     7000215: _Entry(
-        "wrong_input", "The client secret is wrong",
+        "wrong_input",
+        "The client secret is wrong",
         "Microsoft rejected the client secret.",
         "Paste the secret's Value, not its Secret ID (the Value is shown only once, when you "
-        "create the secret).", "certificates",
+        "create the secret).",
+        "certificates",
     ),
     7000222: _Entry(
-        "customer_action", "The client secret has expired",
+        "customer_action",
+        "The client secret has expired",
         "The client secret of the application has expired.",
-        "Create a new client secret, or better, upload our certificate.", "certificates",
+        "Create a new client secret, or better, upload our certificate.",
+        "certificates",
     ),
     700027: _Entry(
-        "customer_action", "Our certificate isn't on the application",
+        "customer_action",
+        "Our certificate isn't on the application",
         "Microsoft doesn't accept our certificate for this application: it isn't uploaded to this "
         "app registration, or a different one is.",
         "Download the certificate from this page and upload it under Certificates & secrets → "
-        "Certificates → Upload certificate.", "certificates",
+        "Certificates → Upload certificate.",
+        "certificates",
     ),
     700024: _Entry(
-        "our_configuration", "Clock difference",
+        "our_configuration",
+        "Clock difference",
         "Microsoft says our sign-in request is outside its valid time range.",
-        "Nothing for you to change: our server clock needs fixing. Please contact support.", None,
+        "Nothing for you to change: our server clock needs fixing. Please contact support.",
+        None,
     ),
     7000112: _APP_DISABLED,
     70001: _APP_DISABLED,
     65001: _Entry(
-        "customer_action", "Consent not granted",
+        "customer_action",
+        "Consent not granted",
         "An administrator hasn't granted consent for the application's permissions yet.",
-        "Open API permissions and select 'Grant admin consent'.", "api_permissions",
+        "Open API permissions and select 'Grant admin consent'.",
+        "api_permissions",
     ),
     65004: _Entry(
-        "customer_action", "Consent was declined",
+        "customer_action",
+        "Consent was declined",
         "The permission request was declined.",
-        "Start again and accept the permissions on Microsoft's consent page.", None,
+        "Start again and accept the permissions on Microsoft's consent page.",
+        None,
     ),
     90094: _Entry(
-        "customer_action", "An administrator must approve",
+        "customer_action",
+        "An administrator must approve",
         "Your organization requires an administrator to grant these permissions.",
-        "Ask a Global Administrator or Privileged Role Administrator to sign in and consent.", None,
+        "Ask a Global Administrator or Privileged Role Administrator to sign in and consent.",
+        None,
     ),
     500011: _Entry(
-        "customer_action", "Service not available in the tenant",
+        "customer_action",
+        "Service not available in the tenant",
         "The Microsoft service we need (for example Exchange Online) isn't set up in this tenant.",
         "Check that the tenant has the service (licences) or turn Exchange off for this "
-        "connection.", None,
+        "connection.",
+        None,
     ),
     50020: _Entry(
-        "wrong_input", "Account from another tenant",
+        "wrong_input",
+        "Account from another tenant",
         "The account you signed in with doesn't belong to this tenant.",
-        "Sign in with an administrator account of the tenant you are connecting.", None,
+        "Sign in with an administrator account of the tenant you are connecting.",
+        None,
     ),
     50011: _Entry(
-        "our_configuration", "Reply address mismatch",
+        "our_configuration",
+        "Reply address mismatch",
         "Microsoft doesn't accept the address it should return you to.",
-        "Nothing for you to change: please contact support.", None,
+        "Nothing for you to change: please contact support.",
+        None,
     ),
     50076: _Entry(
-        "customer_action", "Multi-factor authentication required",
+        "customer_action",
+        "Multi-factor authentication required",
         "Your organization requires multi-factor authentication for this sign-in.",
-        "Sign in again and complete the multi-factor prompt.", None,
+        "Sign in again and complete the multi-factor prompt.",
+        None,
     ),
     50079: _Entry(
-        "customer_action", "Security info registration required",
+        "customer_action",
+        "Security info registration required",
         "Your account has to register security information before signing in.",
         "Register your security info (for example the Authenticator app), then sign in again.",
         None,
     ),
     53003: _Entry(
-        "customer_action", "Blocked by Conditional Access",
+        "customer_action",
+        "Blocked by Conditional Access",
         "A Conditional Access policy in your tenant blocked the sign-in.",
         "An administrator should review the Conditional Access policies (including policies for "
-        "workload identities) for this application.", "enterprise_app",
+        "workload identities) for this application.",
+        "enterprise_app",
     ),
     70011: _Entry(
-        "our_configuration", "Invalid permission request",
+        "our_configuration",
+        "Invalid permission request",
         "We asked Microsoft for permissions in a form it doesn't accept.",
-        "Nothing for you to change: please contact support.", None,
+        "Nothing for you to change: please contact support.",
+        None,
     ),
     1002012: _Entry(
-        "our_configuration", "Invalid permission request",
+        "our_configuration",
+        "Invalid permission request",
         "We asked for permissions of a resource Microsoft doesn't accept here (often a "
         "different cloud's resource).",
-        "Check the cloud selection; if it is right, please contact support.", None,
+        "Check the cloud selection; if it is right, please contact support.",
+        None,
     ),
     700082: _Entry(
-        "customer_action", "Sign-in expired",
+        "customer_action",
+        "Sign-in expired",
         "The sign-in wasn't used for too long and has expired.",
-        "Sign in again to reconnect.", None,
+        "Sign in again to reconnect.",
+        None,
     ),
     50173: _Entry(
-        "customer_action", "Sign-in was revoked",
+        "customer_action",
+        "Sign-in was revoked",
         "The sign-in was revoked (for example after a password reset).",
-        "Sign in again to reconnect.", None,
+        "Sign in again to reconnect.",
+        None,
     ),
     90072: _Entry(
-        "wrong_input", "Account from another tenant",
+        "wrong_input",
+        "Account from another tenant",
         "The account you signed in with isn't part of this tenant.",
-        "Sign in with an administrator account of the tenant you are connecting.", None,
+        "Sign in with an administrator account of the tenant you are connecting.",
+        None,
     ),
     90038: _Entry(
-        "wrong_input", "Tenant is in another cloud",
+        "wrong_input",
+        "Tenant is in another cloud",
         "This tenant belongs to a different national cloud.",
-        "Choose the cloud your tenant lives in.", None,
+        "Choose the cloud your tenant lives in.",
+        None,
     ),
     900023: _Entry(
-        "wrong_input", "Tenant isn't valid",
+        "wrong_input",
+        "Tenant isn't valid",
         "Microsoft says the tenant is neither a valid ID nor a domain name.",
-        "Enter the Directory (tenant) ID from the application's Overview page.", None,
+        "Enter the Directory (tenant) ID from the application's Overview page.",
+        None,
     ),
     50194: _Entry(
-        "our_configuration", "Tenant-specific sign-in needed",
+        "our_configuration",
+        "Tenant-specific sign-in needed",
         "The application is single-tenant and must be used with its own tenant.",
-        "Nothing for you to change: please contact support.", None,
+        "Nothing for you to change: please contact support.",
+        None,
     ),
     7000218: _Entry(
-        "our_configuration", "No credential sent",
+        "our_configuration",
+        "No credential sent",
         "We sent no certificate or secret to Microsoft.",
-        "Nothing for you to change: please contact support.", None,
+        "Nothing for you to change: please contact support.",
+        None,
     ),
 }
 
 # When there is no known code, the OAuth `error` value still tells us who must act (RFC 6749 §5.2).
 _BY_ERROR: dict[str, _Entry] = {
     "invalid_client": _Entry(
-        "customer_action", "Credential rejected",
+        "customer_action",
+        "Credential rejected",
         "Microsoft rejected the application's credential.",
-        "Check that our certificate is uploaded to this app registration.", "certificates",
+        "Check that our certificate is uploaded to this app registration.",
+        "certificates",
     ),
     "unauthorized_client": _APP_NOT_FOUND,
     "invalid_tenant": AADSTS[90002],
     "invalid_grant": _Entry(
-        "customer_action", "Sign in again",
+        "customer_action",
+        "Sign in again",
         "Microsoft no longer accepts the stored sign-in.",
-        "Sign in again to reconnect.", None,
+        "Sign in again to reconnect.",
+        None,
     ),
     "interaction_required": _Entry(
-        "customer_action", "Sign in again",
-        "Microsoft needs you to sign in interactively.", "Sign in again.", None,
+        "customer_action",
+        "Sign in again",
+        "Microsoft needs you to sign in interactively.",
+        "Sign in again.",
+        None,
     ),
     "consent_required": AADSTS[65001],
     "access_denied": _Entry(
-        "customer_action", "Access denied",
-        "Microsoft denied the request.", "Ask an administrator of the tenant to review it.", None,
+        "customer_action",
+        "Access denied",
+        "Microsoft denied the request.",
+        "Ask an administrator of the tenant to review it.",
+        None,
     ),
     "invalid_scope": AADSTS[70011],
     "invalid_resource": AADSTS[500011],
     "temporarily_unavailable": _Entry(
-        "transient", "Microsoft is busy",
+        "transient",
+        "Microsoft is busy",
         "Microsoft's sign-in service is temporarily unavailable.",
-        "Wait a minute and check again.", None,
+        "Wait a minute and check again.",
+        None,
     ),
     "server_error": _Entry(
-        "transient", "Microsoft is busy",
+        "transient",
+        "Microsoft is busy",
         "Microsoft's sign-in service had an internal error.",
-        "Wait a minute and check again.", None,
+        "Wait a minute and check again.",
+        None,
     ),
 }
 
 _UNKNOWN = _Entry(
-    "unknown", "Microsoft returned an error",
+    "unknown",
+    "Microsoft returned an error",
     "Microsoft returned an error we don't have specific guidance for.",
-    "Try again; if it persists, contact support and quote the codes below.", None,
+    "Try again; if it persists, contact support and quote the codes below.",
+    None,
 )
 _NETWORK = _Entry(
-    "transient", "Microsoft didn't answer",
+    "transient",
+    "Microsoft didn't answer",
     "We couldn't reach Microsoft (network problem or timeout).",
-    "Wait a minute and check again.", None,
+    "Wait a minute and check again.",
+    None,
 )
 _HTTP_5XX = _Entry(
-    "transient", "Microsoft is busy",
-    "Microsoft answered with a temporary error.", "Wait a minute and check again.", None,
+    "transient",
+    "Microsoft is busy",
+    "Microsoft answered with a temporary error.",
+    "Wait a minute and check again.",
+    None,
 )
 _TLS = _Entry(
-    "our_configuration", "Secure connection failed",
+    "our_configuration",
+    "Secure connection failed",
     "We couldn't set up a secure connection to Microsoft.",
-    "Nothing for you to change: please contact support.", None,
+    "Nothing for you to change: please contact support.",
+    None,
 )
 _REFUSED = _Entry(
-    "our_configuration", "Address not allowed",
+    "our_configuration",
+    "Address not allowed",
     "We refused to contact an address outside Microsoft's clouds.",
-    "Nothing for you to change: please contact support.", None,
+    "Nothing for you to change: please contact support.",
+    None,
 )
 
 
@@ -316,9 +388,12 @@ def problem(
     return EntraProblem(category, code, error, title, message, fix, link, raw or SupportCodes())
 
 
-def _from_entry(entry: _Entry, code: int | None, error: str | None, raw: SupportCodes) -> EntraProblem:
-    return EntraProblem(entry.category, code, error, entry.title, entry.message, entry.fix,
-                        entry.link, raw)
+def _from_entry(
+    entry: _Entry, code: int | None, error: str | None, raw: SupportCodes
+) -> EntraProblem:
+    return EntraProblem(
+        entry.category, code, error, entry.title, entry.message, entry.fix, entry.link, raw
+    )
 
 
 def _codes(value: Any) -> tuple[int, ...]:

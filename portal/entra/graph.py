@@ -27,7 +27,7 @@ RETRY_STATUSES = frozenset({429, 503, 504})
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), None if absent/bad."""
+    """Seconds to wait from Retry-After (delay-seconds or HTTP-date); None if absent or bad."""
     if value is None:
         return None
     value = value.strip()
@@ -79,22 +79,30 @@ class GraphError(Exception):
         )
         if self.network or self.status is None or self.status >= 500 or self.status == 429:
             return problem(
-                "transient", "Microsoft Graph didn't answer",
+                "transient",
+                "Microsoft Graph didn't answer",
                 "Microsoft Graph is busy or unreachable right now.",
-                "Wait a minute and check again.", error=self.code, raw=raw,
+                "Wait a minute and check again.",
+                error=self.code,
+                raw=raw,
             )
         if self.status == 403:
             return problem(
-                "customer_action", "Permission missing",
+                "customer_action",
+                "Permission missing",
                 "Microsoft Graph refused a read that the application needs.",
                 "Grant the application permissions listed below and select Grant admin consent.",
-                "api_permissions", error=self.code, raw=raw,
+                "api_permissions",
+                error=self.code,
+                raw=raw,
             )
         return problem(
-            "unknown", "Microsoft Graph returned an error",
+            "unknown",
+            "Microsoft Graph returned an error",
             "Microsoft Graph returned an error we don't have specific guidance for.",
             "Try again; if it persists, contact support and quote the codes below.",
-            error=self.code, raw=raw,
+            error=self.code,
+            raw=raw,
         )
 
 
@@ -172,7 +180,7 @@ class GraphClient:
         )
 
     def get_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """GET one resource, retrying 429/503/504 and network errors within attempts and deadline."""
+        """GET one resource, retrying 429/503/504 and network errors within attempts/deadline."""
         url = self._url(path_or_url)
         headers = {
             "Authorization": f"Bearer {self._token}",
@@ -191,20 +199,29 @@ class GraphClient:
             except HostNotAllowedError as exc:
                 raise GraphError(None, "refusedHost", str(exc), attempts=attempt) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                error = GraphError(None, type(exc).__name__, "network error or timeout",
-                                   attempts=attempt, network=True)
+                error = GraphError(
+                    None,
+                    type(exc).__name__,
+                    "network error or timeout",
+                    attempts=attempt,
+                    network=True,
+                )
                 delay = self._backoff(attempt)
             else:
                 if 200 <= response.status_code < 300:
                     try:
                         data = response.json()
                     except ValueError:
-                        raise GraphError(response.status_code, "badJson",
-                                         "Graph answered with something that isn't JSON",
-                                         attempts=attempt) from None
+                        raise GraphError(
+                            response.status_code,
+                            "badJson",
+                            "Graph answered with something that isn't JSON",
+                            attempts=attempt,
+                        ) from None
                     if not isinstance(data, dict):
-                        raise GraphError(response.status_code, "badJson", "unexpected JSON",
-                                         attempts=attempt)
+                        raise GraphError(
+                            response.status_code, "badJson", "unexpected JSON", attempts=attempt
+                        )
                     return data
                 wait = parse_retry_after(response.headers.get("Retry-After"), self.wall_clock())
                 error = self._error_from(response, attempt, wait)

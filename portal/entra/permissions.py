@@ -50,66 +50,101 @@ class Requirement:
 
 DELEGATED_SCOPES: tuple[Requirement, ...] = (
     Requirement(
-        "scope:User.ReadWrite.All", "delegated", "User.ReadWrite.All",
-        "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4", "Read and write all users' full profiles",
+        "scope:User.ReadWrite.All",
+        "delegated",
+        "User.ReadWrite.All",
+        "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4",
+        "Read and write all users' full profiles",
         "We read and update every user's full profile.",
-        "Sign in again and accept the permissions we ask for.", None,
+        "Sign in again and accept the permissions we ask for.",
+        None,
     ),
     Requirement(
-        "scope:Group.ReadWrite.All", "delegated", "Group.ReadWrite.All",
-        "4e46008b-f24c-477d-8fff-7bb4ec7aafe0", "Read and write all groups",
+        "scope:Group.ReadWrite.All",
+        "delegated",
+        "Group.ReadWrite.All",
+        "4e46008b-f24c-477d-8fff-7bb4ec7aafe0",
+        "Read and write all groups",
         "We read and change all groups and their members.",
-        "Sign in again and accept the permissions we ask for.", None,
+        "Sign in again and accept the permissions we ask for.",
+        None,
     ),
     Requirement(
-        "scope:Directory.AccessAsUser.All", "delegated", "Directory.AccessAsUser.All",
-        "0e263e50-5827-48a4-b97c-d940288653c7", "Access the directory as the signed-in user",
+        "scope:Directory.AccessAsUser.All",
+        "delegated",
+        "Directory.AccessAsUser.All",
+        "0e263e50-5827-48a4-b97c-d940288653c7",
+        "Access the directory as the signed-in user",
         "We act on the directory as you — needed to reset passwords.",
-        "Sign in again and accept the permissions we ask for.", None,
+        "Sign in again and accept the permissions we ask for.",
+        None,
     ),
     Requirement(
-        "scope:offline_access", "delegated", "offline_access",
-        "7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "Maintain access to data you have given it access to",
+        "scope:offline_access",
+        "delegated",
+        "offline_access",
+        "7427e0e9-2fba-42fe-b0c0-848c9e6a8182",
+        "Maintain access to data you have given it access to",
         "We keep access between sign-ins: Microsoft gives us a long-lived refresh token that we "
         "use to get new access tokens as old ones expire.",
-        "Sign in again so that Microsoft issues a new refresh token.", None,
+        "Sign in again so that Microsoft issues a new refresh token.",
+        None,
     ),
 )
 
 APP_PERMISSIONS: tuple[Requirement, ...] = (
     Requirement(
-        "app:User.ReadWrite.All", "application", "User.ReadWrite.All",
-        "741f803b-c850-494e-b5df-cde7c675a1ca", "Microsoft Graph: User.ReadWrite.All",
+        "app:User.ReadWrite.All",
+        "application",
+        "User.ReadWrite.All",
+        "741f803b-c850-494e-b5df-cde7c675a1ca",
+        "Microsoft Graph: User.ReadWrite.All",
         "We read and update user profiles without a signed-in user.",
         "In API permissions, add Microsoft Graph → Application permissions → User.ReadWrite.All, "
-        "then select Grant admin consent.", "api_permissions",
+        "then select Grant admin consent.",
+        "api_permissions",
     ),
     Requirement(
-        "app:Group.ReadWrite.All", "application", "Group.ReadWrite.All",
-        "62a82d76-70ea-41e2-9197-370581804d09", "Microsoft Graph: Group.ReadWrite.All",
+        "app:Group.ReadWrite.All",
+        "application",
+        "Group.ReadWrite.All",
+        "62a82d76-70ea-41e2-9197-370581804d09",
+        "Microsoft Graph: Group.ReadWrite.All",
         "We create groups, and read and change their properties and members.",
         "In API permissions, add Microsoft Graph → Application permissions → Group.ReadWrite.All, "
-        "then select Grant admin consent.", "api_permissions",
+        "then select Grant admin consent.",
+        "api_permissions",
     ),
     Requirement(
-        "app:Directory.ReadWrite.All", "application", "Directory.ReadWrite.All",
-        "19dbc75e-c2e2-444c-a770-ec69d8559fc7", "Microsoft Graph: Directory.ReadWrite.All",
+        "app:Directory.ReadWrite.All",
+        "application",
+        "Directory.ReadWrite.All",
+        "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
+        "Microsoft Graph: Directory.ReadWrite.All",
         "Needed to reset passwords.",
         "In API permissions, add Microsoft Graph → Application permissions → "
-        "Directory.ReadWrite.All, then select Grant admin consent.", "api_permissions",
+        "Directory.ReadWrite.All, then select Grant admin consent.",
+        "api_permissions",
     ),
     Requirement(
-        "app:User.EnableDisableAccount.All", "application", "User.EnableDisableAccount.All",
-        "3011c876-62b7-4ada-afa2-506cbbecc68c", "Microsoft Graph: User.EnableDisableAccount.All",
+        "app:User.EnableDisableAccount.All",
+        "application",
+        "User.EnableDisableAccount.All",
+        "3011c876-62b7-4ada-afa2-506cbbecc68c",
+        "Microsoft Graph: User.EnableDisableAccount.All",
         "We enable and disable user accounts.",
         "In API permissions, add Microsoft Graph → Application permissions → "
-        "User.EnableDisableAccount.All, then select Grant admin consent.", "api_permissions",
+        "User.EnableDisableAccount.All, then select Grant admin consent.",
+        "api_permissions",
     ),
 )
 
 EXCHANGE_PERMISSION = Requirement(
-    "exchange:Exchange.ManageAsApp", "exchange", "Exchange.ManageAsApp",
-    "dc50a0fb-09a3-484d-be87-e023b12c6440", "Office 365 Exchange Online: Exchange.ManageAsApp",
+    "exchange:Exchange.ManageAsApp",
+    "exchange",
+    "Exchange.ManageAsApp",
+    "dc50a0fb-09a3-484d-be87-e023b12c6440",
+    "Office 365 Exchange Online: Exchange.ManageAsApp",
     "We manage mailboxes in Exchange Online as the application.",
     "In API permissions, add APIs my organization uses → Office 365 Exchange Online → "
     "Application permissions → Exchange.ManageAsApp, then select Grant admin consent.",
@@ -117,19 +152,27 @@ EXCHANGE_PERMISSION = Requirement(
 )
 
 USER_ADMINISTRATOR = Requirement(
-    "role:user-administrator", "role", "User Administrator",
-    "fe930be7-5e62-47db-91af-98c3a49a38b1", "Role: User Administrator",
+    "role:user-administrator",
+    "role",
+    "User Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Role: User Administrator",
     "Required together with enabling and disabling accounts.",
     "In Roles and administrators, open User Administrator → Add assignments and choose the "
-    "application.", "roles",
+    "application.",
+    "roles",
 )
 
 EXCHANGE_ADMINISTRATOR = Requirement(
-    "role:exchange-administrator", "role", "Exchange Administrator",
-    "29232cdf-9323-42fd-ade2-1d097af3e4de", "Role: Exchange Administrator",
+    "role:exchange-administrator",
+    "role",
+    "Exchange Administrator",
+    "29232cdf-9323-42fd-ade2-1d097af3e4de",
+    "Role: Exchange Administrator",
     "Exchange Online uses this role to decide what the application may do with mailboxes.",
     "In Roles and administrators, open Exchange Administrator → Add assignments and choose the "
-    "application.", "roles",
+    "application.",
+    "roles",
 )
 
 DIRECTORY_ROLES: tuple[Requirement, ...] = (USER_ADMINISTRATOR, EXCHANGE_ADMINISTRATOR)

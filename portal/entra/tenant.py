@@ -34,7 +34,10 @@ _GUID_RE = re.compile(
 _LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TLD_RE = re.compile(r"^[a-z]{2,63}$")
 _FORBIDDEN = set("/?#@%\\:[]{}<>\"'`|^;,=+&*!$()~")
-_HELP = "Enter the tenant ID (like 72f988bf-86f1-41af-91ab-2d7cd011db47) or a domain such as contoso.onmicrosoft.com."
+_HELP = (
+    "Enter the tenant ID (like 72f988bf-86f1-41af-91ab-2d7cd011db47) or a domain such as "
+    "contoso.onmicrosoft.com."
+)
 
 
 class TenantInputError(ValueError):
@@ -67,7 +70,7 @@ def _as_guid(text: str) -> str | None:
 
 
 def parse_tenant_input(text: str) -> TenantRef:
-    """Parse what a person typed as tenant: a GUID (any case, braces, urn:uuid:) or a domain name."""
+    """Parse a typed tenant: a GUID (any case, braces, urn:uuid:) or a domain name."""
     if not isinstance(text, str):
         raise TenantInputError(_HELP)
     # People paste with stray spaces or a newline at the ends; anything inside is rejected below.
@@ -219,7 +222,9 @@ def _probe(session: requests.Session, cloud: Cloud, ref: TenantRef, timeout: Any
         scope = body.get("tenant_region_scope")
         sub_scope = body.get("tenant_region_sub_scope")
         return _Probe(
-            "found", cloud, tenant_id,
+            "found",
+            cloud,
+            tenant_id,
             scope if isinstance(scope, str) else None,
             sub_scope if isinstance(sub_scope, str) else None,
             body.get("issuer") if isinstance(body.get("issuer"), str) else None,
@@ -232,9 +237,14 @@ def _probe(session: requests.Session, cloud: Cloud, ref: TenantRef, timeout: Any
             return _Probe("malformed", cloud, problem=found_problem)
         if 90038 in codes:
             return _Probe("other_cloud_hint", cloud, problem=found_problem)
-        if 90002 in codes or found_problem.error in ("invalid_tenant",) or response.status_code in (
-            400,
-            404,
+        if (
+            90002 in codes
+            or found_problem.error in ("invalid_tenant",)
+            or response.status_code
+            in (
+                400,
+                404,
+            )
         ):
             return _Probe("not_found", cloud, problem=found_problem)
     return _Probe("error", cloud, problem=found_problem)
@@ -305,12 +315,18 @@ def discover_tenant(
         result = _found(chosen, first, tenant_ref, family)
     elif first.status == "malformed":
         result = Discovery(
-            "malformed", chosen.key, tenant_ref, problem=first.problem,
+            "malformed",
+            chosen.key,
+            tenant_ref,
+            problem=first.problem,
             message="Microsoft says this is neither a valid tenant ID nor a domain name.",
         )
     elif first.status == "error":
         result = Discovery(
-            "error", chosen.key, tenant_ref, problem=first.problem,
+            "error",
+            chosen.key,
+            tenant_ref,
+            problem=first.problem,
             message="We couldn't reach Microsoft to look the tenant up. Try again in a minute.",
         )
     else:

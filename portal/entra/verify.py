@@ -104,12 +104,19 @@ class VerificationReport:
             },
             "checklist": [
                 {
-                    "key": i.key, "label": i.label, "status": i.status, "why": i.why,
-                    "fix": i.fix, "fix_url": i.fix_url, "note": i.note,
+                    "key": i.key,
+                    "label": i.label,
+                    "status": i.status,
+                    "why": i.why,
+                    "fix": i.fix,
+                    "fix_url": i.fix_url,
+                    "note": i.note,
                 }
                 for i in self.checklist
             ],
-            "steps": [{"name": s.name, "ms": round(s.ms, 1), "outcome": s.outcome} for s in self.steps],
+            "steps": [
+                {"name": s.name, "ms": round(s.ms, 1), "outcome": s.outcome} for s in self.steps
+            ],
             "problem": self.problem.as_dict() if self.problem else None,
             "support": self.support,
             "pending_replication": self.pending_replication,
@@ -129,7 +136,9 @@ class _Timer:
         try:
             value = fn()
         except GraphError as exc:
-            self.steps.append(Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}"))
+            self.steps.append(
+                Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}")
+            )
             self.note(name, exc.to_problem().raw)
             raise
         self.steps.append(Step(name, (time.perf_counter() - began) * 1000, outcome(value)))
@@ -159,37 +168,69 @@ def _tenant_ref(tenant: str | TenantRef) -> TenantRef:
 
 
 def _input_problem(message: str) -> EntraProblem:
-    return problem("wrong_input", "Check what you entered", message,
-                   "Correct the value and check again.")
+    return problem(
+        "wrong_input", "Check what you entered", message, "Correct the value and check again."
+    )
 
 
 def _discovery_problem(found: Discovery) -> EntraProblem:
     raw = found.problem.raw if found.problem else SupportCodes()
     if found.outcome == "other_cloud":
-        return problem("wrong_input", "Wrong cloud", found.message,
-                       "Choose the cloud your tenant lives in.", code=90038, raw=raw)
+        return problem(
+            "wrong_input",
+            "Wrong cloud",
+            found.message,
+            "Choose the cloud your tenant lives in.",
+            code=90038,
+            raw=raw,
+        )
     if found.outcome == "error":
         assert found.problem is not None
         return found.problem
     if found.outcome == "malformed":
-        return problem("wrong_input", "Tenant isn't valid", found.message,
-                       "Enter the Directory (tenant) ID from the application's Overview page.",
-                       code=900023, raw=raw)
-    return problem("wrong_input", "Tenant not found", found.message,
-                   "Check the tenant ID or domain, and the cloud selection.", code=90002, raw=raw)
+        return problem(
+            "wrong_input",
+            "Tenant isn't valid",
+            found.message,
+            "Enter the Directory (tenant) ID from the application's Overview page.",
+            code=900023,
+            raw=raw,
+        )
+    return problem(
+        "wrong_input",
+        "Tenant not found",
+        found.message,
+        "Check the tenant ID or domain, and the cloud selection.",
+        code=90002,
+        raw=raw,
+    )
 
 
-def _blocked(kind: Literal["customer_owned", "service_provider"], cloud: Cloud, client_id: str,
-             exchange: bool, timer: _Timer, prob: EntraProblem, started: float,
-             tenant: TenantFacts | None = None, discovery: Discovery | None = None,
-             cache_text: str | None = None) -> VerificationReport:
+def _blocked(
+    kind: Literal["customer_owned", "service_provider"],
+    cloud: Cloud,
+    client_id: str,
+    exchange: bool,
+    timer: _Timer,
+    prob: EntraProblem,
+    started: float,
+    tenant: TenantFacts | None = None,
+    discovery: Discovery | None = None,
+    cache_text: str | None = None,
+) -> VerificationReport:
     timer.note("result", prob.raw)
     timer.steps.append(Step("total", (time.perf_counter() - started) * 1000, "failed"))
     return VerificationReport(
-        ok=False, kind=kind, cloud_key=cloud.key,
+        ok=False,
+        kind=kind,
+        cloud_key=cloud.key,
         checklist=checklist(kind, Observed(), cloud, client_id=client_id, exchange=exchange),
-        tenant=tenant or TenantFacts(), steps=timer.steps, problem=prob, support=timer.support,
-        token_cache_text=cache_text, discovery=discovery,
+        tenant=tenant or TenantFacts(),
+        steps=timer.steps,
+        problem=prob,
+        support=timer.support,
+        token_cache_text=cache_text,
+        discovery=discovery,
     )
 
 
@@ -231,8 +272,9 @@ def verify_customer_owned(
         ref = _tenant_ref(tenant)
         client_ref = parse_tenant_input(client_id)
         if client_ref.kind != "guid":
-            raise TenantInputError("The Application (client) ID is a GUID like "
-                                   "72f988bf-86f1-41af-91ab-2d7cd011db47.")
+            raise TenantInputError(
+                "The Application (client) ID is a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47."
+            )
     except TenantInputError as exc:
         return _blocked(kind, cloud, client_id, exchange, timer, _input_problem(str(exc)), started)
     client_id = client_ref.value
@@ -241,39 +283,70 @@ def verify_customer_owned(
     with ThreadPoolExecutor(max_workers=4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours. MSAL
         # keys its cache by the tenant GUID from token_endpoint, so a domain authority is fine.
-        client = EntraClient(cloud, ref.value, client_id, credential, session=session,
-                             token_cache_text=token_cache_text, http_cache=http_cache)
+        client = EntraClient(
+            cloud,
+            ref.value,
+            client_id,
+            credential,
+            session=session,
+            token_cache_text=token_cache_text,
+            http_cache=http_cache,
+        )
         warm = pool.submit(client.accounts)
         found = timer.run(
             "discovery",
-            lambda: discover_tenant(cloud_table, cloud_key, ref, session=session,
-                                    cache=discovery_cache),
+            lambda: discover_tenant(
+                cloud_table, cloud_key, ref, session=session, cache=discovery_cache
+            ),
             lambda d: d.outcome + (" (cached)" if d.from_cache else ""),
         )
         warm.result()
         if not found.ok:
-            return _blocked(kind, cloud, client_id, exchange, timer, _discovery_problem(found),
-                            started, TenantFacts(id=found.tenant_id), found)
+            return _blocked(
+                kind,
+                cloud,
+                client_id,
+                exchange,
+                timer,
+                _discovery_problem(found),
+                started,
+                TenantFacts(id=found.tenant_id),
+                found,
+            )
         tenant_id = found.tenant_id
         assert tenant_id is not None
         if fresh:
             client.remove_tokens_for_client()
-        graph_token = timer.run("token", lambda: client.acquire_app_token(cloud.graph_scope()),
-                                _token_outcome)
+        graph_token = timer.run(
+            "token", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
+        )
         if not graph_token.ok:
             assert graph_token.problem is not None
-            return _blocked(kind, cloud, client_id, exchange, timer, graph_token.problem,
-                            started, TenantFacts(id=tenant_id), found, client.cache_text_if_changed())
+            return _blocked(
+                kind,
+                cloud,
+                client_id,
+                exchange,
+                timer,
+                graph_token.problem,
+                started,
+                TenantFacts(id=tenant_id),
+                found,
+                client.cache_text_if_changed(),
+            )
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         sp_id = graph_token.claims.get("oid")
         exo_future: Future[TokenResult] | None = None
         if exchange:
             exo_future = pool.submit(
-                timer.run, "exchange token",
-                lambda: client.acquire_app_token(cloud.exchange_scope()), _token_outcome,
+                timer.run,
+                "exchange token",
+                lambda: client.acquire_app_token(cloud.exchange_scope()),
+                _token_outcome,
             )
         org_future = pool.submit(
-            timer.run, "organization",
+            timer.run,
+            "organization",
             lambda: graph.get_json("organization", {"$select": "id,displayName,verifiedDomains"}),
             lambda _: "ok",
         )
@@ -285,19 +358,23 @@ def verify_customer_owned(
         roles_future = None
         if sp_id:
             assignments_future = pool.submit(
-                timer.run, "app role assignments",
+                timer.run,
+                "app role assignments",
                 lambda: graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments"),
                 lambda v: f"ok ({len(v)})",
             )
             roles_future = pool.submit(
-                timer.run, "directory roles",
+                timer.run,
+                "directory roles",
                 lambda: graph.get_all(
                     "roleManagement/directory/roleAssignments",
                     {"$filter": f"principalId eq '{sp_id}'"},
                 ),
                 lambda v: f"ok ({len(v)})",
             )
-        assignments, assignments_error = _safe(assignments_future) if assignments_future else (None, None)
+        assignments, assignments_error = (
+            _safe(assignments_future) if assignments_future else (None, None)
+        )
         role_rows, roles_error = _safe(roles_future) if roles_future else (None, None)
         org, org_error = _safe(org_future)
         exo_token = exo_future.result() if exo_future else None
@@ -310,16 +387,15 @@ def verify_customer_owned(
         graph_granted = frozenset(
             _ROLE_NAMES_BY_ID[i] for i in ids if i in _ROLE_NAMES_BY_ID and i not in _EXCHANGE_IDS
         )
-        exchange_granted = frozenset(
-            _ROLE_NAMES_BY_ID[i] for i in ids if i in _EXCHANGE_IDS
-        )
+        exchange_granted = frozenset(_ROLE_NAMES_BY_ID[i] for i in ids if i in _EXCHANGE_IDS)
     token_roles = graph_token.roles or frozenset()
     pending = False
     if graph_granted is not None and graph_token.source == "cache" and graph_granted - token_roles:
         # The cached token predates a consent that Graph already shows: get a new one once.
         client.remove_tokens_for_client()
-        refreshed = timer.run("token refresh", lambda: client.acquire_app_token(cloud.graph_scope()),
-                              _token_outcome)
+        refreshed = timer.run(
+            "token refresh", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
+        )
         if refreshed.ok:
             graph_token = refreshed
             token_roles = refreshed.roles or frozenset()
@@ -343,8 +419,10 @@ def verify_customer_owned(
     directory_roles: frozenset[str] | None = None
     if role_rows is not None:
         directory_roles = frozenset(
-            r["roleDefinitionId"] for r in role_rows
-            if isinstance(r, dict) and isinstance(r.get("roleDefinitionId"), str)
+            r["roleDefinitionId"]
+            for r in role_rows
+            if isinstance(r, dict)
+            and isinstance(r.get("roleDefinitionId"), str)
             and r.get("directoryScopeId", "/") in ("/", None)
         )
     elif graph_token.wids is not None:
@@ -356,28 +434,43 @@ def verify_customer_owned(
     )
     items = checklist(kind, observed, cloud, client_id=client_id, exchange=exchange)
     items = [_with_note(i, notes.get(i.key, "")) for i in items]
-    for name, err in (("app role assignments", assignments_error),
-                      ("directory roles", roles_error), ("organization", org_error)):
+    for name, err in (
+        ("app role assignments", assignments_error),
+        ("directory roles", roles_error),
+        ("organization", org_error),
+    ):
         if err is not None:
             timer.note(name, err.to_problem().raw)
     facts = _org_facts(org, tenant_id)
     tid_claim = graph_token.claims.get("tid")
     # The organization read only gives the tenant's name; its failure doesn't fail the check.
-    report_problem = _summary_problem(items, fresh, pending, exo_problem,
-                                      [e for e in (assignments_error, roles_error) if e])
+    report_problem = _summary_problem(
+        items, fresh, pending, exo_problem, [e for e in (assignments_error, roles_error) if e]
+    )
     if isinstance(tid_claim, str) and tid_claim.lower() != tenant_id:
-        report_problem = problem("our_configuration", "Token for another tenant",
-                                 "Microsoft issued a token for a different tenant than requested.",
-                                 "Please contact support.")
+        report_problem = problem(
+            "our_configuration",
+            "Token for another tenant",
+            "Microsoft issued a token for a different tenant than requested.",
+            "Please contact support.",
+        )
     ok = report_problem is None and all(i.ok for i in items)
-    timer.steps.append(Step("total", (time.perf_counter() - started) * 1000,
-                            "ok" if ok else "needs attention"))
+    timer.steps.append(
+        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
+    )
     if report_problem is not None:
         timer.note("result", report_problem.raw)
     return VerificationReport(
-        ok=ok, kind=kind, cloud_key=cloud.key, checklist=items, tenant=facts,
-        steps=timer.steps, problem=report_problem, support=timer.support,
-        token_cache_text=client.cache_text_if_changed(), discovery=found,
+        ok=ok,
+        kind=kind,
+        cloud_key=cloud.key,
+        checklist=items,
+        tenant=facts,
+        steps=timer.steps,
+        problem=report_problem,
+        support=timer.support,
+        token_cache_text=client.cache_text_if_changed(),
+        discovery=found,
         pending_replication=pending or (fresh and not ok),
     )
 
@@ -385,8 +478,9 @@ def verify_customer_owned(
 def _with_note(item: ChecklistItem, note: str) -> ChecklistItem:
     if not note:
         return item
-    return ChecklistItem(item.key, item.label, item.status, item.why, item.fix, item.fix_url,
-                         item.id, note)
+    return ChecklistItem(
+        item.key, item.label, item.status, item.why, item.fix, item.fix_url, item.id, note
+    )
 
 
 def _lookup_sp(graph: GraphClient, client_id: str, timer: _Timer) -> str | None:
@@ -402,9 +496,13 @@ def _lookup_sp(graph: GraphClient, client_id: str, timer: _Timer) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _summary_problem(items: list[ChecklistItem], fresh: bool, pending: bool,
-                     exo_problem: EntraProblem | None,
-                     graph_errors: list[GraphError]) -> EntraProblem | None:
+def _summary_problem(
+    items: list[ChecklistItem],
+    fresh: bool,
+    pending: bool,
+    exo_problem: EntraProblem | None,
+    graph_errors: list[GraphError],
+) -> EntraProblem | None:
     if exo_problem is not None and exo_problem.category != "customer_action":
         return exo_problem
     transient = [e for e in graph_errors if e.to_problem().category == "transient"]
@@ -419,14 +517,21 @@ def _summary_problem(items: list[ChecklistItem], fresh: bool, pending: bool,
         names = ", ".join(i.label for i in missing)
         message = f"{len(missing)} item(s) still missing: {names}."
         if fresh or pending:
-            message += (" If you granted them just now, Microsoft can take a few minutes to "
-                        "apply the change; we'll check again.")
-        return problem("customer_action", "Setup not complete", message,
-                       "Follow the fix next to each missing item, then check again.",
-                       "api_permissions")
+            message += (
+                " If you granted them just now, Microsoft can take a few minutes to "
+                "apply the change; we'll check again."
+            )
+        return problem(
+            "customer_action",
+            "Setup not complete",
+            message,
+            "Follow the fix next to each missing item, then check again.",
+            "api_permissions",
+        )
     if unknown:
         return problem(
-            "customer_action", "Some items couldn't be checked",
+            "customer_action",
+            "Some items couldn't be checked",
             "Microsoft Graph didn't let the application read its own permissions or roles.",
             "Grant Directory.ReadWrite.All with admin consent so we can check the setup.",
             "api_permissions",
@@ -461,8 +566,15 @@ def verify_delegated(
     except TenantInputError as exc:
         return _blocked(kind, cloud, client_id, False, timer, _input_problem(str(exc)), started)
     session = session or http_session(cloud_table, cloud)
-    client = EntraClient(cloud, ref.value, client_id, credential, session=session,
-                         token_cache_text=token_cache_text, http_cache=http_cache)
+    client = EntraClient(
+        cloud,
+        ref.value,
+        client_id,
+        credential,
+        session=session,
+        token_cache_text=token_cache_text,
+        http_cache=http_cache,
+    )
     wanted = list(DELEGATED_SCOPE_NAMES)
 
     def silent(scopes: list[str]) -> TokenResult:
@@ -477,17 +589,30 @@ def verify_delegated(
         return client._call("acquire_token_silent_with_error", scopes, chosen, **kwargs)
 
     token = timer.run("token", lambda: silent(wanted), _token_outcome)
-    if not token.ok and token.problem is not None and token.problem.code not in (700082, 50173) \
-            and token.problem.category != "transient" and client.has_refresh_token():
+    if (
+        not token.ok
+        and token.problem is not None
+        and token.problem.code not in (700082, 50173)
+        and token.problem.category != "transient"
+        and client.has_refresh_token()
+    ):
         # A scope not consented makes the refresh fail as a whole; `.default` returns whatever is
         # granted so we can say which scopes are missing (https://learn.microsoft.com/entra/
         # identity-platform/scopes-oidc#the-default-scope).
-        token = timer.run("token (.default)", lambda: silent([cloud.graph_scope()]),
-                          _token_outcome)
+        token = timer.run("token (.default)", lambda: silent([cloud.graph_scope()]), _token_outcome)
     if not token.ok:
         assert token.problem is not None
-        return _blocked(kind, cloud, client_id, False, timer, token.problem, started,
-                        TenantFacts(id=ref.value), cache_text=client.cache_text_if_changed())
+        return _blocked(
+            kind,
+            cloud,
+            client_id,
+            False,
+            timer,
+            token.problem,
+            started,
+            TenantFacts(id=ref.value),
+            cache_text=client.cache_text_if_changed(),
+        )
     observed = Observed(scopes=token.scopes, refresh_token=client.has_refresh_token())
     items = checklist(kind, observed, cloud, client_id=client_id)
     facts = TenantFacts(id=ref.value)
@@ -496,26 +621,38 @@ def verify_delegated(
         try:
             org = timer.run(
                 "organization",
-                lambda: graph.get_json("organization", {"$select": "id,displayName,verifiedDomains"}),
+                lambda: graph.get_json(
+                    "organization", {"$select": "id,displayName,verifiedDomains"}
+                ),
                 lambda _: "ok",
             )
             facts = _org_facts(org, ref.value)
         except GraphError:
             pass  # tenant name is nice to have; the checklist stands without it
     missing_scopes = tuple(
-        next(r.name for r in DELEGATED_SCOPES if r.key == i.key)
-        for i in items if i.status != "ok"
+        next(r.name for r in DELEGATED_SCOPES if r.key == i.key) for i in items if i.status != "ok"
     )
     prob = None
     if missing_scopes:
-        prob = problem("customer_action", "Consent needed",
-                       "Microsoft hasn't granted: " + ", ".join(missing_scopes) + ".",
-                       "Sign in again and accept the permissions we ask for.")
+        prob = problem(
+            "customer_action",
+            "Consent needed",
+            "Microsoft hasn't granted: " + ", ".join(missing_scopes) + ".",
+            "Sign in again and accept the permissions we ask for.",
+        )
     ok = prob is None
-    timer.steps.append(Step("total", (time.perf_counter() - started) * 1000,
-                            "ok" if ok else "needs attention"))
+    timer.steps.append(
+        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
+    )
     return VerificationReport(
-        ok=ok, kind=kind, cloud_key=cloud.key, checklist=items, tenant=facts,
-        steps=timer.steps, problem=prob, support=timer.support,
-        token_cache_text=client.cache_text_if_changed(), missing_scopes=missing_scopes,
+        ok=ok,
+        kind=kind,
+        cloud_key=cloud.key,
+        checklist=items,
+        tenant=facts,
+        steps=timer.steps,
+        problem=prob,
+        support=timer.support,
+        token_cache_text=client.cache_text_if_changed(),
+        missing_scopes=missing_scopes,
     )

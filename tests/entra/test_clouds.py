@@ -24,13 +24,18 @@ APP = "11111111-2222-3333-4444-555555555555"
 
 def _entry(**over):
     entry = {
-        "key": "sim-global", "label": "Simulator: global service", "mirrors": "global",
-        "login_base": "https://127.0.0.1:41234", "graph_base": "https://127.0.0.1:41234",
+        "key": "sim-global",
+        "label": "Simulator: global service",
+        "mirrors": "global",
+        "login_base": "https://127.0.0.1:41234",
+        "graph_base": "https://127.0.0.1:41234",
         "graph_resource": "https://graph.microsoft.com",
         "exchange_resource": "https://outlook.office365.com",
         "portal_url": "https://127.0.0.1:41234/_sim/admin",
         "entra_url": "https://127.0.0.1:41234/_sim/admin",
-        "ca_bundle": None, "tenant_region_scope": "NA", "tenant_region_sub_scope": None,
+        "ca_bundle": None,
+        "tenant_region_scope": "NA",
+        "tenant_region_sub_scope": None,
     }
     entry.update(over)
     return entry
@@ -45,14 +50,38 @@ def _write(tmp_path, entries):
 @pytest.mark.parametrize(
     ("key", "login", "graph", "exchange", "portal", "sub"),
     [
-        ("global", "login.microsoftonline.com", "graph.microsoft.com",
-         "https://outlook.office365.com", "https://portal.azure.com", None),
-        ("usgov-l4", "login.microsoftonline.us", "graph.microsoft.us",
-         "https://outlook.office365.us", "https://portal.azure.us", "DODCON"),
-        ("usgov-l5", "login.microsoftonline.us", "dod-graph.microsoft.us",
-         "https://outlook-dod.office365.us", "https://portal.azure.us", "DOD"),
-        ("china", "login.partner.microsoftonline.cn", "microsoftgraph.chinacloudapi.cn",
-         "https://partner.outlook.cn", "https://portal.azure.cn", None),
+        (
+            "global",
+            "login.microsoftonline.com",
+            "graph.microsoft.com",
+            "https://outlook.office365.com",
+            "https://portal.azure.com",
+            None,
+        ),
+        (
+            "usgov-l4",
+            "login.microsoftonline.us",
+            "graph.microsoft.us",
+            "https://outlook.office365.us",
+            "https://portal.azure.us",
+            "DODCON",
+        ),
+        (
+            "usgov-l5",
+            "login.microsoftonline.us",
+            "dod-graph.microsoft.us",
+            "https://outlook-dod.office365.us",
+            "https://portal.azure.us",
+            "DOD",
+        ),
+        (
+            "china",
+            "login.partner.microsoftonline.cn",
+            "microsoftgraph.chinacloudapi.cn",
+            "https://partner.outlook.cn",
+            "https://portal.azure.cn",
+            None,
+        ),
     ],
 )
 def test_builtin_clouds_match_the_reference(key, login, graph, exchange, portal, sub):
@@ -63,7 +92,8 @@ def test_builtin_clouds_match_the_reference(key, login, graph, exchange, portal,
     assert cloud.exchange_scope() == f"{exchange}/.default"
     assert cloud.token_endpoint(GUID) == f"https://{login}/{GUID}/oauth2/v2.0/token"
     assert cloud.discovery_url(GUID) == (
-        f"https://{login}/{GUID}/v2.0/.well-known/openid-configuration")
+        f"https://{login}/{GUID}/v2.0/.well-known/openid-configuration"
+    )
     assert cloud.portal_url == portal
     assert cloud.region_sub_scope == sub
     assert cloud.app_certificates_url(APP).startswith(portal + "/#view/")
@@ -88,22 +118,41 @@ def test_admin_consent_url_is_v2_with_default_scope():
     assert parts.path == f"/{GUID}/v2.0/adminconsent"
     q = parse_qs(parts.query)
     assert q == {
-        "client_id": [APP], "scope": ["https://graph.microsoft.us/.default"],
-        "redirect_uri": ["https://portal.example/cb?x=1&y=2"], "state": ["st&ate"],
+        "client_id": [APP],
+        "scope": ["https://graph.microsoft.us/.default"],
+        "redirect_uri": ["https://portal.example/cb?x=1&y=2"],
+        "state": ["st&ate"],
     }
 
 
 def test_load_extra_clouds(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    table = load_cloud_table(_write(tmp_path, [
-        _entry(ca_bundle=str(ca)),
-        _entry(key="sim-usgov-l4", login_base="https://127.0.0.1:41235/",
-               graph_base="https://127.0.0.1:41235", mirrors="usgov-l4", entra_url=None,
-               tenant_region_scope="USGov", tenant_region_sub_scope="DODCON"),
-    ]))
+    table = load_cloud_table(
+        _write(
+            tmp_path,
+            [
+                _entry(ca_bundle=str(ca)),
+                _entry(
+                    key="sim-usgov-l4",
+                    login_base="https://127.0.0.1:41235/",
+                    graph_base="https://127.0.0.1:41235",
+                    mirrors="usgov-l4",
+                    entra_url=None,
+                    tenant_region_scope="USGov",
+                    tenant_region_sub_scope="DODCON",
+                ),
+            ],
+        )
+    )
     assert [c.key for c in table.all()] == [
-        "global", "usgov-l4", "usgov-l5", "china", "sim-global", "sim-usgov-l4"]
+        "global",
+        "usgov-l4",
+        "usgov-l5",
+        "china",
+        "sim-global",
+        "sim-usgov-l4",
+    ]
     sim = table.get("sim-usgov-l4")
     assert sim.login_base == "https://127.0.0.1:41235"
     assert sim.entra_url == sim.portal_url

@@ -27,11 +27,13 @@ class Provider:
     def __init__(self, sim, table, cert):
         home = sim.create_tenant(cloud="global", domains=["provider.onmicrosoft.com"])
         self.app_tenant = home["id"]
-        self.app = sim.create_app(home["id"], display_name="HR automation", multi_tenant=True,
-                                  redirect_uris=[REDIRECT])
+        self.app = sim.create_app(
+            home["id"], display_name="HR automation", multi_tenant=True, redirect_uris=[REDIRECT]
+        )
         sim.upload_certificate(home["id"], self.app["app_id"], cert.cert_pem)
-        self.customer = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                                          display_name="Contoso Ltd")
+        self.customer = sim.create_tenant(
+            cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+        )
         sim.create_user(self.customer["id"], ADMIN, display_name="Ada Admin")
         self.credential = CertificateCredential(cert.private_key_pem, cert.cert_pem)
         self.cloud = table.get("sim-global")
@@ -45,13 +47,18 @@ class Provider:
     def sign_in(self, scopes=DELEGATED_SCOPE_NAMES):
         """Run the auth code flow with the simulator consenting as the admin; return the client."""
         self.sim.set_interaction("consent", user=ADMIN)
-        client = EntraClient(self.cloud, "organizations", self.client_id, self.credential,
-                             session=self.session)
+        client = EntraClient(
+            self.cloud, "organizations", self.client_id, self.credential, session=self.session
+        )
         started = client.initiate_auth_code_flow(REDIRECT, scopes)
         assert started.ok and started.state and started.auth_uri.startswith(self.cloud.login_base)
         page = self.session.get(started.auth_uri)
-        fields = {name: html.unescape(value) for name, value in re.findall(
-            r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)}
+        fields = {
+            name: html.unescape(value)
+            for name, value in re.findall(
+                r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text
+            )
+        }
         assert "code" in fields, page.text[:500]
         result = client.complete_auth_code_flow(started.flow, fields)
         assert result.ok, result.problem
@@ -64,8 +71,9 @@ def test_sign_in_then_all_granted(sim, table, cert):
     assert result.id_token_claims["tid"] == p.customer["id"]
     assert set(DELEGATED_SCOPE_NAMES) <= set(result.scopes)
     cache = client.cache_text()
-    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                              cache)
+    report = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, cache
+    )
     assert report.ok, report.problem
     assert {i.key: i.status for i in report.checklist}["scope:offline_access"] == "ok"
     assert report.tenant.name == "Contoso Ltd"
@@ -77,18 +85,21 @@ def test_second_delegated_check_makes_no_token_request(sim, table, cert):
     client, _ = p.sign_in()
     # Signed in through /organizations, MSAL filed the token under that realm: the first check
     # against the tenant's own authority redeems the refresh token once, later checks don't.
-    first = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                             client.cache_text())
+    first = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, client.cache_text()
+    )
     assert first.ok
     cache = first.token_cache_text or client.cache_text()
     before = len(sim.requests("token"))
-    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                              cache)
+    report = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, cache
+    )
     assert report.ok
     assert len(sim.requests("token")) == before
     assert report.token_cache_text is None
-    fresh = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                             cache, fresh=True)
+    fresh = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, cache, fresh=True
+    )
     assert fresh.ok and len(sim.requests("token")) == before + 1
     assert fresh.token_cache_text  # the rotated refresh token must be saved
 
@@ -97,8 +108,15 @@ def test_scope_revoked_names_what_needs_consent(sim, table, cert):
     p = Provider(sim, table, cert)
     client, _ = p.sign_in()
     sim.revoke_delegated(p.customer["id"], p.client_id, ["Directory.AccessAsUser.All"])
-    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                              client.cache_text(), fresh=True)
+    report = verify_delegated(
+        table,
+        "sim-global",
+        p.customer["id"],
+        p.client_id,
+        p.credential,
+        client.cache_text(),
+        fresh=True,
+    )
     assert not report.ok
     assert report.missing_scopes == ("Directory.AccessAsUser.All",)
     assert report.problem.category == "customer_action"
@@ -112,14 +130,22 @@ def test_refresh_token_no_longer_valid(sim, table, cert, action, code):
         # A signed assertion is only valid for minutes of the simulator's clock (AADSTS700024
         # once the clock jumps), so this connection uses a client secret instead.
         p.credential = SecretCredential(
-            sim.add_client_secret(p.app_tenant, p.client_id, expires_in_days=365)["secret"])
+            sim.add_client_secret(p.app_tenant, p.client_id, expires_in_days=365)["secret"]
+        )
     client, _ = p.sign_in()
     if action == "revoke":
         sim.revoke_refresh_tokens(p.customer["id"], ADMIN)
     else:
         sim.advance_clock(91 * 24 * 3600)
-    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                              client.cache_text(), fresh=True)
+    report = verify_delegated(
+        table,
+        "sim-global",
+        p.customer["id"],
+        p.client_id,
+        p.credential,
+        client.cache_text(),
+        fresh=True,
+    )
     assert not report.ok
     assert report.problem.code == code and report.problem.category == "customer_action"
     assert "Sign in again" in report.problem.fix
@@ -127,8 +153,9 @@ def test_refresh_token_no_longer_valid(sim, table, cert, action, code):
 
 def test_no_cache_means_sign_in_again(sim, table, cert):
     p = Provider(sim, table, cert)
-    report = verify_delegated(table, "sim-global", p.customer["id"], p.client_id, p.credential,
-                              None)
+    report = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, None
+    )
     assert not report.ok and report.problem.category == "customer_action"
 
 
@@ -138,8 +165,10 @@ def test_consent_declined_is_a_value(sim, table, cert):
     client = EntraClient(p.cloud, "organizations", p.client_id, p.credential, session=p.session)
     started = client.initiate_auth_code_flow(REDIRECT)
     page = p.session.get(started.auth_uri)
-    fields = {n: html.unescape(v) for n, v in re.findall(
-        r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)}
+    fields = {
+        n: html.unescape(v)
+        for n, v in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)
+    }
     result = client.complete_auth_code_flow(started.flow, fields)
     assert not result.ok and result.problem.code == 65004
 
@@ -157,27 +186,40 @@ def test_id_token_validation(sim, table, cert):
     p = Provider(sim, table, cert)
     client, result = p.sign_in()
     raw = _raw_id_token(client)
-    claims, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id,
-                                     session=p.session, expected_tenant=p.customer["id"])
+    claims, prob = validate_id_token(
+        raw,
+        cloud=p.cloud,
+        client_id=p.client_id,
+        session=p.session,
+        expected_tenant=p.customer["id"],
+    )
     assert prob is None and claims["tid"] == p.customer["id"]
     _, prob = validate_id_token(raw, cloud=p.cloud, client_id="other", session=p.session)
     assert prob is not None
-    _, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id, session=p.session,
-                                expected_tenant="00000000-0000-0000-0000-000000000000")
+    _, prob = validate_id_token(
+        raw,
+        cloud=p.cloud,
+        client_id=p.client_id,
+        session=p.session,
+        expected_tenant="00000000-0000-0000-0000-000000000000",
+    )
     assert prob is not None and prob.error == "id_token_tenant"
-    _, prob = validate_id_token(raw, cloud=p.cloud, client_id=p.client_id, session=p.session,
-                                now=claims["exp"] + 3600)
+    _, prob = validate_id_token(
+        raw, cloud=p.cloud, client_id=p.client_id, session=p.session, now=claims["exp"] + 3600
+    )
     assert prob is not None and prob.error == "id_token_expired"
 
 
-@pytest.mark.parametrize("tamper", [{"bad_signature": True}, {"iss": "https://evil.example/x"},
-                                    {"aud": "someone-else"}])
+@pytest.mark.parametrize(
+    "tamper", [{"bad_signature": True}, {"iss": "https://evil.example/x"}, {"aud": "someone-else"}]
+)
 def test_tampered_id_token_is_refused(sim, table, cert, tamper):
     p = Provider(sim, table, cert)
     sim.tamper_next_id_token(**tamper)
     client, _ = p.sign_in()
-    _, prob = validate_id_token(_raw_id_token(client), cloud=p.cloud, client_id=p.client_id,
-                                session=p.session)
+    _, prob = validate_id_token(
+        _raw_id_token(client), cloud=p.cloud, client_id=p.client_id, session=p.session
+    )
     assert prob is not None
 
 
@@ -191,9 +233,11 @@ def _raw_id_token(client):
 def test_session_returns_redirects_instead_of_following_them(sim, table, cert):
     p = Provider(sim, table, cert)
     sim.set_interaction("consent", user=ADMIN)
-    url = (f"{p.cloud.login_base}/organizations/oauth2/v2.0/authorize?client_id={p.client_id}"
-           f"&redirect_uri={REDIRECT}&response_type=code&scope=openid&state=s"
-           "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256")
+    url = (
+        f"{p.cloud.login_base}/organizations/oauth2/v2.0/authorize?client_id={p.client_id}"
+        f"&redirect_uri={REDIRECT}&response_type=code&scope=openid&state=s"
+        "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    )
     response = p.session.get(url)
     assert response.status_code == 302
     assert response.headers["Location"].startswith(REDIRECT)  # not followed: other host

@@ -34,13 +34,16 @@ def test_us_clouds_told_apart_by_sub_scope(sim, table, home, chosen, expected):
     if expected == "other_cloud":
         assert found.other_cloud == f"sim-{home}"
         other = table.get(f"sim-{home}")
-        assert found.message == (f"This tenant is in {other.name}, not {table.get(chosen).name}. "
-                                 f"Choose {other.name} instead.")
+        assert found.message == (
+            f"This tenant is in {other.name}, not {table.get(chosen).name}. "
+            f"Choose {other.name} instead."
+        )
 
 
 def test_not_found_anywhere(sim, table):
-    found = discover_tenant(table, "sim-global", parse_tenant_input("ghost.onmicrosoft.com"),
-                            cache=None)
+    found = discover_tenant(
+        table, "sim-global", parse_tenant_input("ghost.onmicrosoft.com"), cache=None
+    )
     assert found.outcome == "not_found" and not found.ok
     assert found.problem.code == 90002 and found.problem.raw.trace_id
     assert "couldn't find this tenant" in found.message
@@ -54,20 +57,26 @@ def test_builtin_family_is_not_probed_from_the_file_family(sim, table):
     sim_family = [c.key for c in table.family_of(table.get("sim-global"))]
     assert sim_family == ["sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"]
     assert [c.key for c in table.family_of(table.get("global"))] == [
-        "global", "usgov-l4", "usgov-l5", "china"]
+        "global",
+        "usgov-l4",
+        "usgov-l5",
+        "china",
+    ]
 
 
 def test_probe_failures_still_give_not_found(sim, table):
     sim.set_fault("openid-configuration", "status", status=503)
-    found = discover_tenant(table, "sim-global", parse_tenant_input("x.onmicrosoft.com"),
-                            cache=None)
+    found = discover_tenant(
+        table, "sim-global", parse_tenant_input("x.onmicrosoft.com"), cache=None
+    )
     assert found.outcome == "error" and found.problem.category == "transient"
 
 
 def test_dropped_connection_is_transient(sim, table):
     sim.set_fault("openid-configuration", "drop", times=1)
-    found = discover_tenant(table, "sim-global", parse_tenant_input("x.onmicrosoft.com"),
-                            cache=None)
+    found = discover_tenant(
+        table, "sim-global", parse_tenant_input("x.onmicrosoft.com"), cache=None
+    )
     assert found.outcome == "error" and found.problem.category == "transient"
 
 
@@ -105,8 +114,9 @@ def test_probe_timeouts_are_short(sim, table):
     sim.set_fault("openid-configuration", "hang", seconds=8, times=1)  # the chosen cloud hangs
     session = http_session(table, timeout=(1, 1))
     began = time.monotonic()
-    found = discover_tenant(table, "sim-global", parse_tenant_input("cn.onmicrosoft.com"),
-                            session=session, cache=None)
+    found = discover_tenant(
+        table, "sim-global", parse_tenant_input("cn.onmicrosoft.com"), session=session, cache=None
+    )
     assert time.monotonic() - began < 3
     assert found.outcome == "error"
     sim.clear_faults()
@@ -116,6 +126,7 @@ def test_only_table_hosts_are_contacted(sim, table):
     session = http_session(CloudTable(tuple(c for c in table.all() if c.key != "sim-china")))
     t = sim.create_tenant(cloud="china", domains=["cn.onmicrosoft.com"])
     sub = CloudTable(tuple(c for c in table.all() if c.key != "sim-china"))
-    found = discover_tenant(sub, "sim-global", parse_tenant_input(t["id"]), session=session,
-                            cache=None)
+    found = discover_tenant(
+        sub, "sim-global", parse_tenant_input(t["id"]), session=session, cache=None
+    )
     assert found.outcome == "not_found"

@@ -47,8 +47,12 @@ TABLE = [
 
 def _body(code, error, description="AADSTS00000: anything"):
     return {
-        "error": error, "error_description": description, "error_codes": [code],
-        "timestamp": "2026-11-26 12:00:00Z", "trace_id": "trace-1", "correlation_id": "corr-1",
+        "error": error,
+        "error_description": description,
+        "error_codes": [code],
+        "timestamp": "2026-11-26 12:00:00Z",
+        "trace_id": "trace-1",
+        "correlation_id": "corr-1",
         "error_uri": f"https://login.microsoftonline.com/error?code={code}",
     }
 
@@ -79,9 +83,12 @@ def test_decides_on_codes_never_on_description():
 @pytest.mark.parametrize(
     ("error", "category"),
     [
-        ("invalid_client", "customer_action"), ("invalid_grant", "customer_action"),
-        ("temporarily_unavailable", "transient"), ("server_error", "transient"),
-        ("unauthorized_client", "wrong_input"), ("invalid_scope", "our_configuration"),
+        ("invalid_client", "customer_action"),
+        ("invalid_grant", "customer_action"),
+        ("temporarily_unavailable", "transient"),
+        ("server_error", "transient"),
+        ("unauthorized_client", "wrong_input"),
+        ("invalid_scope", "our_configuration"),
         ("something_new", "unknown"),
     ],
 )
@@ -135,7 +142,12 @@ def test_http_response_with_error_body():
 
 
 def test_authorize_redirect_error_takes_code_from_error_uri():
-    found = classify({"error": "access_denied", "error_description": "whatever text",
-                      "error_uri": "https://login.microsoftonline.com/error?code=65004"})
+    found = classify(
+        {
+            "error": "access_denied",
+            "error_description": "whatever text",
+            "error_uri": "https://login.microsoftonline.com/error?code=65004",
+        }
+    )
     assert found.code == 65004 and found.title == "Consent was declined"
     assert classify({"error": "access_denied", "error_uri": "not a url?code=x"}).code is None

@@ -45,8 +45,12 @@ class Script:
         self.now += seconds
 
     def client(self, **kw):
-        options = {"sleep": self.sleep, "clock": lambda: self.now,
-                   "wall_clock": lambda: 1_700_000_000.0 + self.now, "jitter": lambda: 1.0}
+        options = {
+            "sleep": self.sleep,
+            "clock": lambda: self.now,
+            "wall_clock": lambda: 1_700_000_000.0 + self.now,
+            "jitter": lambda: 1.0,
+        }
         options.update(kw)
         return GraphClient(self, CLOUD, "token", **options)  # type: ignore[arg-type]
 
@@ -78,9 +82,17 @@ def test_no_retry_after_means_exponential_backoff():
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 500])
 def test_other_errors_are_not_retried(status):
-    body = {"error": {"code": "Authorization_RequestDenied", "message": "no",
-                      "innerError": {"request-id": "rid", "client-request-id": "cid",
-                                     "date": "2026-11-26T12:00:00"}}}
+    body = {
+        "error": {
+            "code": "Authorization_RequestDenied",
+            "message": "no",
+            "innerError": {
+                "request-id": "rid",
+                "client-request-id": "cid",
+                "date": "2026-11-26T12:00:00",
+            },
+        }
+    }
     s = Script(_response(status, body))
     with pytest.raises(GraphError) as info:
         s.client().get_json("organization")
@@ -124,7 +136,10 @@ def test_paging_follows_next_link_on_the_same_host_only():
         _response(200, {"value": [{"n": 2}, {"n": 3}]}),
     )
     assert s.client().get_all("servicePrincipals/x/appRoleAssignments") == [
-        {"n": 1}, {"n": 2}, {"n": 3}]
+        {"n": 1},
+        {"n": 2},
+        {"n": 3},
+    ]
     assert s.urls[1] == s.urls[2] == base + "?$skiptoken=2"
     s = Script(_response(200, {"value": [], "@odata.nextLink": "https://evil.example/next"}))
     with pytest.raises(GraphError, match="another host"):

@@ -33,7 +33,8 @@ def test_there_are_modules_to_check():
 def test_no_module_imports_flask_or_werkzeug():
     offenders = {
         str(path.relative_to(PACKAGE_DIR)): sorted(
-            n for n in _imported_names(path)
+            n
+            for n in _imported_names(path)
             if n.split(".")[0] in {"flask", "werkzeug", "flask_login", "flask_wtf"}
         )
         for path in MODULES
@@ -44,7 +45,8 @@ def test_no_module_imports_flask_or_werkzeug():
 def test_importing_every_module_does_not_load_flask():
     names = [
         "portal.entra." + str(p.relative_to(PACKAGE_DIR).with_suffix("")).replace("/", ".")
-        for p in MODULES if p.name != "__init__.py"
+        for p in MODULES
+        if p.name != "__init__.py"
     ]
     # portal/__init__.py (the app factory) imports Flask itself; stand in an empty parent package
     # so that only portal.entra's own imports are measured.

@@ -28,32 +28,67 @@ def _status(items):
 @pytest.mark.parametrize(
     ("observed", "exchange", "expected"),
     [
-        (Observed(ALL_APP, None, frozenset({UA})), False,
-         dict.fromkeys(["app:User.ReadWrite.All", "app:Group.ReadWrite.All",
-                        "app:Directory.ReadWrite.All", "app:User.EnableDisableAccount.All",
-                        "role:user-administrator"], "ok")),
-        (Observed(ALL_APP - {"Directory.ReadWrite.All"}, None, frozenset({UA})), False,
-         {"app:Directory.ReadWrite.All": "missing"}),
-        (Observed(frozenset(), None, frozenset()), False,
-         {"app:User.ReadWrite.All": "missing", "role:user-administrator": "missing"}),
-        (Observed(None, None, None), False,
-         {"app:User.ReadWrite.All": "unknown", "role:user-administrator": "unknown"}),
+        (
+            Observed(ALL_APP, None, frozenset({UA})),
+            False,
+            dict.fromkeys(
+                [
+                    "app:User.ReadWrite.All",
+                    "app:Group.ReadWrite.All",
+                    "app:Directory.ReadWrite.All",
+                    "app:User.EnableDisableAccount.All",
+                    "role:user-administrator",
+                ],
+                "ok",
+            ),
+        ),
+        (
+            Observed(ALL_APP - {"Directory.ReadWrite.All"}, None, frozenset({UA})),
+            False,
+            {"app:Directory.ReadWrite.All": "missing"},
+        ),
+        (
+            Observed(frozenset(), None, frozenset()),
+            False,
+            {"app:User.ReadWrite.All": "missing", "role:user-administrator": "missing"},
+        ),
+        (
+            Observed(None, None, None),
+            False,
+            {"app:User.ReadWrite.All": "unknown", "role:user-administrator": "unknown"},
+        ),
         (Observed(ALL_APP, None, frozenset({GA})), False, {"role:user-administrator": "ok"}),
-        (Observed(ALL_APP, frozenset({"Exchange.ManageAsApp"}), frozenset({UA, EA})), True,
-         {"exchange:Exchange.ManageAsApp": "ok", "role:exchange-administrator": "ok"}),
-        (Observed(ALL_APP, frozenset(), frozenset({UA})), True,
-         {"exchange:Exchange.ManageAsApp": "missing", "role:exchange-administrator": "missing"}),
-        (Observed(ALL_APP, None, frozenset({UA})), True,
-         {"exchange:Exchange.ManageAsApp": "unknown"}),
-        (Observed(frozenset({"user.readwrite.all"}), None, frozenset()), False,
-         {"app:User.ReadWrite.All": "ok"}),
-        (Observed(frozenset({"741f803b-c850-494e-b5df-cde7c675a1ca"}), None, None), False,
-         {"app:User.ReadWrite.All": "ok", "app:Group.ReadWrite.All": "missing"}),
+        (
+            Observed(ALL_APP, frozenset({"Exchange.ManageAsApp"}), frozenset({UA, EA})),
+            True,
+            {"exchange:Exchange.ManageAsApp": "ok", "role:exchange-administrator": "ok"},
+        ),
+        (
+            Observed(ALL_APP, frozenset(), frozenset({UA})),
+            True,
+            {"exchange:Exchange.ManageAsApp": "missing", "role:exchange-administrator": "missing"},
+        ),
+        (
+            Observed(ALL_APP, None, frozenset({UA})),
+            True,
+            {"exchange:Exchange.ManageAsApp": "unknown"},
+        ),
+        (
+            Observed(frozenset({"user.readwrite.all"}), None, frozenset()),
+            False,
+            {"app:User.ReadWrite.All": "ok"},
+        ),
+        (
+            Observed(frozenset({"741f803b-c850-494e-b5df-cde7c675a1ca"}), None, None),
+            False,
+            {"app:User.ReadWrite.All": "ok", "app:Group.ReadWrite.All": "missing"},
+        ),
     ],
 )
 def test_customer_owned_checklist(observed, exchange, expected):
-    items = checklist("customer_owned", observed, TABLE.get("global"), client_id=APP,
-                      exchange=exchange)
+    items = checklist(
+        "customer_owned", observed, TABLE.get("global"), client_id=APP, exchange=exchange
+    )
     statuses = _status(items)
     for key, status in expected.items():
         assert statuses[key] == status
@@ -64,18 +99,28 @@ def test_customer_owned_checklist(observed, exchange, expected):
 @pytest.mark.parametrize(
     ("scopes", "refresh", "expected"),
     [
-        (frozenset({"User.ReadWrite.All", "Group.ReadWrite.All", "Directory.AccessAsUser.All"}),
-         True, {"scope:User.ReadWrite.All": "ok", "scope:offline_access": "ok",
-                "scope:Directory.AccessAsUser.All": "ok"}),
-        (frozenset({"User.ReadWrite.All"}), True,
-         {"scope:Group.ReadWrite.All": "missing", "scope:Directory.AccessAsUser.All": "missing"}),
+        (
+            frozenset({"User.ReadWrite.All", "Group.ReadWrite.All", "Directory.AccessAsUser.All"}),
+            True,
+            {
+                "scope:User.ReadWrite.All": "ok",
+                "scope:offline_access": "ok",
+                "scope:Directory.AccessAsUser.All": "ok",
+            },
+        ),
+        (
+            frozenset({"User.ReadWrite.All"}),
+            True,
+            {"scope:Group.ReadWrite.All": "missing", "scope:Directory.AccessAsUser.All": "missing"},
+        ),
         (frozenset({"User.ReadWrite.All"}), False, {"scope:offline_access": "missing"}),
         (None, None, {"scope:User.ReadWrite.All": "unknown", "scope:offline_access": "unknown"}),
     ],
 )
 def test_service_provider_checklist(scopes, refresh, expected):
-    items = checklist("service_provider", Observed(scopes=scopes, refresh_token=refresh),
-                      TABLE.get("global"))
+    items = checklist(
+        "service_provider", Observed(scopes=scopes, refresh_token=refresh), TABLE.get("global")
+    )
     statuses = _status(items)
     assert set(statuses) == {r.key for r in DELEGATED_SCOPES}
     for key, status in expected.items():

@@ -22,8 +22,9 @@ def _statuses(report):
 
 def _verify(table, s, cloud="sim-global", tenant=None, exchange=False, **kw):
     kw.setdefault("graph_options", NO_SLEEP)
-    return verify_customer_owned(table, cloud, tenant or s.domain, s.client_id, s.credential,
-                                 exchange, **kw)
+    return verify_customer_owned(
+        table, cloud, tenant or s.domain, s.client_id, s.credential, exchange, **kw
+    )
 
 
 def test_all_granted(sim, table, cert):
@@ -33,7 +34,10 @@ def test_all_granted(sim, table, cert):
     assert set(_statuses(report).values()) == {"ok"}
     assert "exchange:Exchange.ManageAsApp" not in _statuses(report)
     assert (report.tenant.id, report.tenant.name, report.tenant.default_domain) == (
-        s.tenant_id, "Contoso Ltd", "contoso.onmicrosoft.com")
+        s.tenant_id,
+        "Contoso Ltd",
+        "contoso.onmicrosoft.com",
+    )
     names = [step.name for step in report.steps]
     assert names[:2] == ["discovery", "token"] and names[-1] == "total"
     assert {"app role assignments", "directory roles", "organization"} <= set(names)
@@ -53,8 +57,9 @@ def test_second_check_within_token_lifetime_makes_no_token_request(sim, table, c
     assert len(sim.requests("token")) == tokens_before
     assert any(step.outcome == "ok (cache)" for step in second.steps if step.name == "token")
     assert second.token_cache_text is None  # unchanged: nothing to save
-    third = _verify(table, s, tenant=s.tenant_id, token_cache_text=first.token_cache_text,
-                    fresh=True)
+    third = _verify(
+        table, s, tenant=s.tenant_id, token_cache_text=first.token_cache_text, fresh=True
+    )
     assert third.ok and len(sim.requests("token")) == tokens_before + 1
 
 
@@ -185,16 +190,23 @@ def test_wrong_cloud(sim, table, cert, home, chosen, word):
 
 
 def test_tenant_nowhere(sim, table, cert):
-    report = verify_customer_owned(table, "sim-global", "nobody.onmicrosoft.com",
-                                   str(uuid.uuid4()), CertificateCredential(b"k", b"c"), False)
+    report = verify_customer_owned(
+        table,
+        "sim-global",
+        "nobody.onmicrosoft.com",
+        str(uuid.uuid4()),
+        CertificateCredential(b"k", b"c"),
+        False,
+    )
     assert report.discovery.outcome == "not_found"
     assert report.problem.code == 90002 and report.problem.category == "wrong_input"
 
 
 @pytest.mark.parametrize("tenant", ["contoso.com/evil", "10.0.0.1", "common", ""])
 def test_malformed_input_makes_no_request(sim, table, tenant):
-    report = verify_customer_owned(table, "sim-global", tenant, str(uuid.uuid4()),
-                                   CertificateCredential(b"k", b"c"), False)
+    report = verify_customer_owned(
+        table, "sim-global", tenant, str(uuid.uuid4()), CertificateCredential(b"k", b"c"), False
+    )
     assert report.problem.category == "wrong_input"
     assert sim.requests() == []
 
@@ -232,8 +244,12 @@ def test_token_endpoint_busy_then_fine(sim, table, cert):
 
 def test_graph_down(sim, table, cert):
     s = customer_owned(sim, cert)
-    for endpoint in ("graph.approleassignments", "graph.roleassignments", "graph.organization",
-                     "graph.serviceprincipal"):
+    for endpoint in (
+        "graph.approleassignments",
+        "graph.roleassignments",
+        "graph.organization",
+        "graph.serviceprincipal",
+    ):
         sim.set_fault(endpoint, "status", status=503)
     began = time.monotonic()
     report = _verify(table, s)
