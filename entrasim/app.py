@@ -74,6 +74,13 @@ def create_app(sim: Sim | None = None) -> Flask:
     # this per-process key (admin_center.py).
     app.config["SECRET_KEY"] = __import__("secrets").token_hex(32)
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # forms and certificate uploads are small
+
+    @app.template_filter("timestamp")
+    def _timestamp(value):
+        from .errors import utc_stamp
+
+        return utc_stamp(float(value))
 
     from .admin import bp as admin_bp
     from .admin_center import bp as admin_center_bp
