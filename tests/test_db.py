@@ -22,7 +22,9 @@ def test_create_app_opens_no_database(app_config):
 def test_migrations_create_every_table_and_are_idempotent(tmp_path):
     path = str(tmp_path / "m.sqlite3")
     database = db.connect(path)
-    assert db.apply_migrations(database) == ["m001_initial"]
+    applied = db.apply_migrations(database)
+    assert applied[0] == "m001_initial"
+    assert applied == [m.name for m in db.migrations.pending(db.connect(":memory:"))]
     schema = database.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
     assert db.apply_migrations(database) == []
     assert db.apply_migrations(db.connect(path)) == []
