@@ -19,7 +19,6 @@ from .client import (
     EntraClient,
     SecretCredential,
     TokenResult,
-    validate_id_token,
 )
 from .clouds import (
     BUILTIN_CLOUDS,
@@ -84,7 +83,6 @@ __all__ = [
     "parse_tenant_input",
     "pick_signing_certificate",
     "required_items",
-    "validate_id_token",
     "verify_customer_owned",
     "verify_delegated",
 ]

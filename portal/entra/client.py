@@ -8,9 +8,7 @@ MSAL Python: https://learn.microsoft.com/entra/msal/python/ ; certificate creden
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +32,6 @@ __all__ = [
     "SecretCredential",
     "TokenResult",
     "decode_claims",
-    "validate_id_token",
 ]
 
 
@@ -75,9 +72,6 @@ class SecretCredential:
 
 
 Credential = CertificateCredential | SecretCredential
-
-
-_GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _text(value: bytes | str) -> str:
@@ -215,64 +209,6 @@ class AuthFlow:
         return value if isinstance(value, str) else None
 
 
-def validate_id_token(
-    id_token: str,
-    *,
-    cloud: Cloud,
-    client_id: str,
-    session: requests.Session,
-    expected_tenant: str | None = None,
-    now: float | None = None,
-    leeway: float = 120.0,
-) -> tuple[dict[str, Any] | None, EntraProblem | None]:
-    """Check an ID token ourselves (MSAL 1.39 checks only the nonce): signature, aud, iss, tid, exp.
-
-    https://learn.microsoft.com/entra/identity-platform/id-tokens#validate-tokens ; the keys come
-    from the tenant's jwks_uri over the allowlisted session.
-    """
-
-    def bad(why: str) -> tuple[None, EntraProblem]:
-        return None, problem(
-            "unknown",
-            "Sign-in couldn't be confirmed",
-            "Microsoft's answer to the sign-in didn't pass our checks.",
-            "Start the sign-in again; if it keeps happening, contact support.",
-            error=f"id_token_{why}",
-        )
-
-    unverified = decode_claims(id_token)
-    tid = unverified.get("tid")
-    if not isinstance(tid, str) or not _GUID_RE.match(tid):
-        return bad("tid")
-    if expected_tenant is not None and tid != expected_tenant.lower():
-        return bad("tenant")
-    try:
-        header = jwt.get_unverified_header(id_token)
-        response = session.get(f"{cloud.authority(tid)}/discovery/v2.0/keys")
-        response.raise_for_status()
-        keys = jwt.PyJWKSet.from_dict(response.json())
-        key = next(k for k in keys.keys if k.key_id == header.get("kid"))
-        claims = jwt.decode(
-            id_token,
-            key=key.key,
-            algorithms=["RS256"],
-            audience=client_id,
-            issuer=f"{cloud.login_base}/{tid}/v2.0",
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-        )
-    except requests.RequestException as exc:
-        return None, classify(exc)
-    except (StopIteration, jwt.PyJWTError, ValueError, KeyError):
-        return bad("signature_or_claims")
-    moment = time.time() if now is None else now
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp + leeway < moment:
-        return bad("expired")
-    if not isinstance(claims.get("oid"), str):
-        return bad("oid")
-    return claims, None
-
-
 class EntraClient:
     """MSAL confidential client for one connection: its cloud, tenant, app, credential and cache."""
 
@@ -344,16 +280,25 @@ class EntraClient:
             return []
 
     def acquire_delegated_silent(
-        self, scopes: Sequence[str], account: dict[str, Any] | None = None
+        self,
+        scopes: Sequence[str],
+        account: dict[str, Any] | None = None,
+        *,
+        force_refresh: bool = False,
     ) -> TokenResult:
-        """Delegated token from the cache or through the cached refresh token; never interactive."""
+        """Delegated token from the cache or through the cached refresh token; never interactive.
+
+        `force_refresh` skips cached access tokens and redeems the refresh token (keep-alive,
+        re-check after consent). Scopes are short names or `{graph_resource}/.default`.
+        """
         if account is None:
             accounts = self.accounts()
             if not accounts:
                 return TokenResult.from_msal(None)
             account = accounts[0]
         # The *_with_error variant keeps the refresh error (e.g. AADSTS700082) instead of None.
-        return self._call("acquire_token_silent_with_error", list(scopes), account)
+        kwargs: dict[str, Any] = {"force_refresh": True} if force_refresh else {}
+        return self._call("acquire_token_silent_with_error", list(scopes), account, **kwargs)
 
     def initiate_auth_code_flow(
         self,

@@ -476,7 +476,9 @@ class GuardedSession(requests.Session):
             raise HostNotAllowedError(f"refused outbound request to {origin[0]}://{origin[1]}")
         return origin
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         """Apply the default timeout, refuse redirects and pick the origin's CA bundle."""
         text_url = url.decode() if isinstance(url, bytes) else url
         origin = self.check_url(text_url)

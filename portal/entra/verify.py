@@ -156,7 +156,9 @@ def _token_outcome(result: TokenResult) -> str:
     return f"failed {result.problem.code or result.problem.error or result.problem.category}"
 
 
-def _safe(fut: Future[T]) -> tuple[T | None, GraphError | None]:
+def _safe(fut: Future[T] | None) -> tuple[T | None, GraphError | None]:
+    if fut is None:
+        return None, None
     try:
         return fut.result(), None
     except GraphError as exc:
@@ -372,11 +374,12 @@ def verify_customer_owned(
                 ),
                 lambda v: f"ok ({len(v)})",
             )
-        assignments, assignments_error = (
-            _safe(assignments_future) if assignments_future else (None, None)
-        )
-        role_rows, roles_error = _safe(roles_future) if roles_future else (None, None)
-        org, org_error = _safe(org_future)
+        assignments_result = _safe(assignments_future)
+        roles_result = _safe(roles_future)
+        org_result = _safe(org_future)
+        assignments, assignments_error = assignments_result
+        role_rows, roles_error = roles_result
+        org, org_error = org_result
         exo_token = exo_future.result() if exo_future else None
 
     # Graph is the authority for what was granted; the token only explains.
@@ -578,15 +581,7 @@ def verify_delegated(
     wanted = list(DELEGATED_SCOPE_NAMES)
 
     def silent(scopes: list[str]) -> TokenResult:
-        if account is None:
-            accounts = client.accounts()
-            if not accounts:
-                return TokenResult.from_msal(None)
-            chosen = accounts[0]
-        else:
-            chosen = account
-        kwargs: dict[str, Any] = {"force_refresh": True} if fresh else {}
-        return client._call("acquire_token_silent_with_error", scopes, chosen, **kwargs)
+        return client.acquire_delegated_silent(scopes, account, force_refresh=fresh)
 
     token = timer.run("token", lambda: silent(wanted), _token_outcome)
     if (

@@ -7,12 +7,12 @@ import re
 
 import pytest
 
+from portal.entra import idtoken
 from portal.entra.client import (
     DELEGATED_SCOPE_NAMES,
     CertificateCredential,
     EntraClient,
     SecretCredential,
-    validate_id_token,
 )
 from portal.entra.clouds import http_session
 from portal.entra.verify import verify_delegated
@@ -46,6 +46,11 @@ class Provider:
 
     def sign_in(self, scopes=DELEGATED_SCOPE_NAMES):
         """Run the auth code flow with the simulator consenting as the admin; return the client."""
+        client, result, _ = self.sign_in_with_flow(scopes)
+        return client, result
+
+    def sign_in_with_flow(self, scopes=DELEGATED_SCOPE_NAMES):
+        """As sign_in, also returning MSAL's flow dict (for the nonce)."""
         self.sim.set_interaction("consent", user=ADMIN)
         client = EntraClient(
             self.cloud, "organizations", self.client_id, self.credential, session=self.session
@@ -62,7 +67,7 @@ class Provider:
         assert "code" in fields, page.text[:500]
         result = client.complete_auth_code_flow(started.flow, fields)
         assert result.ok, result.problem
-        return client, result
+        return client, result, started.flow
 
 
 def test_sign_in_then_all_granted(sim, table, cert):
@@ -182,32 +187,22 @@ def test_forged_state_is_a_value(sim, table, cert):
     assert not sim.requests("token")
 
 
-def test_id_token_validation(sim, table, cert):
+def test_id_token_of_a_real_sign_in_passes_idtoken_validate(sim, table, cert):
     p = Provider(sim, table, cert)
-    client, result = p.sign_in()
+    client, result, flow = p.sign_in_with_flow()
     raw = _raw_id_token(client)
-    claims, prob = validate_id_token(
+    nonce = idtoken.expected_nonce(flow["nonce"])
+    check = idtoken.validate(
         raw,
         cloud=p.cloud,
         client_id=p.client_id,
+        nonce=nonce,
         session=p.session,
         expected_tenant=p.customer["id"],
+        cache=idtoken.JwksCache(),
     )
-    assert prob is None and claims["tid"] == p.customer["id"]
-    _, prob = validate_id_token(raw, cloud=p.cloud, client_id="other", session=p.session)
-    assert prob is not None
-    _, prob = validate_id_token(
-        raw,
-        cloud=p.cloud,
-        client_id=p.client_id,
-        session=p.session,
-        expected_tenant="00000000-0000-0000-0000-000000000000",
-    )
-    assert prob is not None and prob.error == "id_token_tenant"
-    _, prob = validate_id_token(
-        raw, cloud=p.cloud, client_id=p.client_id, session=p.session, now=claims["exp"] + 3600
-    )
-    assert prob is not None and prob.error == "id_token_expired"
+    assert check.ok, check.reason
+    assert check.tenant_id == p.customer["id"] == result.id_token_claims["tid"]
 
 
 @pytest.mark.parametrize(
@@ -216,11 +211,16 @@ def test_id_token_validation(sim, table, cert):
 def test_tampered_id_token_is_refused(sim, table, cert, tamper):
     p = Provider(sim, table, cert)
     sim.tamper_next_id_token(**tamper)
-    client, _ = p.sign_in()
-    _, prob = validate_id_token(
-        _raw_id_token(client), cloud=p.cloud, client_id=p.client_id, session=p.session
+    client, _, flow = p.sign_in_with_flow()
+    check = idtoken.validate(
+        _raw_id_token(client),
+        cloud=p.cloud,
+        client_id=p.client_id,
+        nonce=idtoken.expected_nonce(flow["nonce"]),
+        session=p.session,
+        cache=idtoken.JwksCache(),
     )
-    assert prob is not None
+    assert not check.ok
 
 
 def _raw_id_token(client):
