@@ -839,3 +839,18 @@ def save_delegated_link(connection_id: str, *, token_cache: bytes, fields: dict,
             record_link_outcome(handoff_id, connection_id, connection.state,
                                 {"missing_scopes": health_summary.get("missing_scopes", [])})
     return connection
+
+
+# --- Customer-owned checks (issue 5: Link Account / Check again) ------------------------------
+
+
+def record_check_result(connection_id: str, fields: dict, *, outcome: str, health: str,
+                        summary: dict, actor: int | None, detail: dict) -> Connection:
+    """Store a verification report on the connection with its health event and audit row,
+    in one transaction. ``fields`` are connection columns (the report holds no secrets)."""
+    with write_transaction():
+        connection = update_connection(connection_id, **fields)
+        add_health_event(connection_id, outcome, health, summary)
+        record_audit("connection.check", actor=actor, org_id=connection.org_id,
+                     connection_id=connection_id, detail=detail)
+    return connection

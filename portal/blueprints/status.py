@@ -1,15 +1,41 @@
-"""A customer's connections and one connection's page (filled in by later work)."""
+"""A customer's connections and one connection's page: lifecycle, latest checklist, health
+history, and "check again" (the same verification as Link Account)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
-from flask_login import current_user
+import logging
+from datetime import UTC, datetime
 
-from portal import htmx, store
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+
+from portal import htmx, store, vault
 from portal.access import load_connection_or_404, login_required
+from portal.entra.client import CertificateCredential
+from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable
+from portal.services import cloud_table
 
 bp = Blueprint("status", __name__, url_prefix="/connections")
+log = logging.getLogger("portal.status")
+
+#: Re-checks after consent (replication): every POLL_DELAY seconds, at most MAX_POLLS times.
+MAX_POLLS = 10
+POLL_DELAY = 3
+#: Polling only follows a consent this recent (seconds).
+CONSENT_WINDOW = 300
+
+LIFECYCLE = (
+    ("draft", "Draft", "You have started the setup; nothing has been sent to Microsoft yet."),
+    ("waiting", "Waiting for setup",
+     "Our certificate exists; your application's setup in Microsoft Entra ID is in progress."),
+    ("connected", "Connected", "We proved that every permission and role is in place."),
+    ("needs_attention", "Needs attention",
+     "The last check found something missing or broken; each item below says how to fix it."),
+    ("needs_reconnect", "Needs reconnect",
+     "We can no longer use the stored credentials: create a new certificate and link again."),
+)
 
 
 @bp.get("/")
@@ -29,9 +55,154 @@ def connections():
 @login_required
 @embeddable
 def connection(connection_id: str):
-    """One connection: state, health, last check and recent events (``status`` block)."""
+    """One connection: lifecycle, latest checklist and recent events (``status`` block)."""
     item = load_connection_or_404(connection_id)
-    events = store.list_health_events(item.id, limit=10)
-    return htmx.render_page_or_fragment(
-        "pages/connection.html", "status", connection=item, events=events,
-        organization=store.get_organization(item.org_id))
+    return htmx.render_page_or_fragment("pages/connection.html", "status",
+                                        **page_context(item))
+
+
+def page_context(item: store.Connection, attempt: int = 0, message: str | None = None) -> dict:
+    return {
+        "connection": item,
+        "events": store.list_health_events(item.id, limit=10),
+        "organization": store.get_organization(item.org_id),
+        "lifecycle": LIFECYCLE,
+        "certificate": store.active_certificate(item.id),
+        "readonly": current_user.is_support,
+        **checklist_context(item, item.last_check, where="page", attempt=attempt,
+                            message=message),
+    }
+
+
+@bp.post("/<connection_id>/check")
+@login_required
+def check(connection_id: str):
+    """Link Account / Check again: verify with Microsoft now and show the checklist."""
+    item = load_connection_or_404(connection_id, write=True)
+    try:
+        attempt = max(0, min(int(request.form.get("attempt", "0")), MAX_POLLS))
+    except ValueError:
+        attempt = 0
+    where = "wizard" if request.form.get("where") == "wizard" else "page"
+    outcome = run_check(item, trigger="poll" if attempt else "check")
+    item = store.get_connection(item.id)
+    message = outcome.get("message")
+    if htmx.wants_fragment():
+        if where == "page":
+            body = render_block("pages/connection.html", "status",
+                                **page_context(item, attempt, message))
+        else:
+            body = render_template("fragments/_checklist.html", connection=item,
+                                   readonly=False,
+                                   **checklist_context(item, item.last_check, where, attempt,
+                                                       message))
+        return htmx.add_vary(make_response(body))
+    if message:
+        flash(message, "error")
+    if where == "wizard":
+        return redirect(url_for("onboarding.wizard", connection_id=item.id, _anchor="step-link"))
+    return redirect(url_for(".connection", connection_id=item.id))
+
+
+def run_check(item: store.Connection, trigger: str) -> dict:
+    """Verify a customer-owned connection and store the report; returns ``ok`` and a message
+    when the check could not start (nothing stored then, except a needs-reconnect state)."""
+    if item.kind != "customer_owned":
+        return {"ok": False, "message": "This connection is checked through its own Link "
+                                         "Account (service provider application)."}
+    cloud = _cloud(item.cloud)
+    if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
+        return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
+                                         "(steps 1 and 2)."}
+    certificate = store.active_certificate(item.id)
+    if certificate is None:
+        return {"ok": False, "message": "Create the certificate first (step 4), upload it to "
+                                         "your application, then link."}
+    try:
+        key = store.get_certificate_private_key(certificate.id)
+    except vault.SecretUnreadable:
+        key = None  # the store has moved the connection to needs_reconnect
+    if key is None:
+        store.mark_needs_reconnect(item.id, "certificate private key unreadable")
+        return {"ok": False, "reconnect": True, "message": (
+            "We can't read the private key of this connection's certificate. Create a new "
+            "certificate (step 4), upload it to your application, then link again.")}
+    report = verify_customer_owned(
+        cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
+        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True)
+    data = report.as_dict()
+    if report.ok:
+        health = "healthy"
+    elif report.problem is not None and report.problem.category == "transient":
+        health = "degraded"
+    else:
+        health = "failing"
+    fields = {"last_check": data, "last_checked_at": store.utcnow(), "health": health,
+              "state": "connected" if report.ok else "needs_attention"}
+    if report.tenant.id:
+        fields["tenant_id"] = report.tenant.id
+    if report.tenant.name:
+        fields["tenant_name"] = report.tenant.name
+    if report.tenant.default_domain:
+        fields["tenant_domain"] = report.tenant.default_domain
+    missing = [i.key for i in report.checklist if i.status != "ok"]
+    summary = {"trigger": trigger, "missing": missing,
+               "problem": report.problem.title if report.problem else None,
+               "ms": round(report.total_ms)}
+    store.record_check_result(item.id, fields, outcome="ok" if report.ok else "needs_attention",
+                              health=health, summary=summary, actor=current_user.id,
+                              detail={"ok": report.ok, "missing": missing, "trigger": trigger})
+    log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
+             ",".join(missing) or "-")
+    return {"ok": report.ok}
+
+
+def _cloud(key: str | None):
+    if not key:
+        return None
+    try:
+        return cloud_table().get(key)
+    except KeyError:
+        return None
+
+
+def _recent(iso: str | None, seconds: float) -> bool:
+    if not iso:
+        return False
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return False
+    return (datetime.now(UTC) - when).total_seconds() <= seconds
+
+
+def checklist_context(item: store.Connection, report: dict | None, where: str,
+                      attempt: int = 0, message: str | None = None) -> dict:
+    """What ``fragments/_checklist.html`` needs: items, problem, and whether to poll."""
+    cloud = _cloud(item.cloud)
+    problem = None
+    if report and report.get("problem") and not report.get("ok"):
+        raw = report["problem"]
+        url = cloud.link(raw.get("link"), item.client_id) if cloud and raw.get("link") else None
+        problem = {"title": raw.get("title"), "message": raw.get("message"),
+                   "fix": raw.get("fix"), "url": url}
+    items = (report or {}).get("checklist") or []
+    pending = bool(report) and not report.get("ok") and (
+        (report.get("pending_replication") and _recent(item.consented_at, CONSENT_WINDOW))
+        or any(i.get("note") for i in items))
+    may_poll = pending and item.state != "needs_reconnect" and not current_user.is_support
+    return {
+        "check": report,
+        "check_items": items,
+        "check_problem": problem,
+        "check_cloud": cloud,
+        "check_where": where,
+        "check_target": "#connection-status" if where == "page" else "#checklist",
+        "check_poll": may_poll and attempt < MAX_POLLS,
+        "check_exhausted": may_poll and attempt >= MAX_POLLS,
+        "check_attempt": attempt,
+        "check_next_attempt": attempt + 1,
+        "check_message": message,
+        "max_polls": MAX_POLLS,
+        "poll_delay": POLL_DELAY,
+    }

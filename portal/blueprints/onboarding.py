@@ -1,0 +1,480 @@
+"""New connections and the customer-owned application wizard (one page, six sections).
+
+Each section of ``pages/wizard.html`` is a Jinja block: htmx posts get that block back (plus the
+sections that depend on it, out of band); without JavaScript every form posts, the server saves
+and redirects back to the page anchored at the section (post/redirect/get). Every input is saved
+in the connection's draft as it arrives, so a reload or a server restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from jinja2_fragments.flask import render_blocks
+
+from portal import htmx, store
+from portal.access import admin_required, load_connection_or_404, login_required
+from portal.blueprints.status import MAX_POLLS, checklist_context, run_check
+from portal.entra import permissions
+from portal.entra.certificates import DEFAULT_KEY_SIZE, export_certificate, issue_certificate
+from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
+from portal.security import embeddable
+from portal.services import cloud_table
+
+bp = Blueprint("onboarding", __name__, url_prefix="/connections")
+log = logging.getLogger("portal.onboarding")
+
+#: The wizard's sections, in order: (block name, title).
+STEPS = (
+    ("cloud", "National cloud"),
+    ("ids", "Tenant ID and client ID"),
+    ("register", "Register the application"),
+    ("certificate", "Certificate"),
+    ("permissions", "Permissions"),
+    ("link", "Link Account"),
+)
+SECTION_NAMES = tuple(name for name, _ in STEPS)
+CONSENT_COOKIE = "portal_consent"
+CONSENT_TTL = 600
+CERT_FORMATS = ("cer", "pem", "crt")
+MAX_INPUT = 300
+
+
+# --- Choosing the kind of connection ---------------------------------------------------------
+
+
+@bp.get("/new")
+@admin_required
+@embeddable
+def start():
+    """Service provider application or customer owned application, each explained."""
+    return render_template("pages/new_connection.html")
+
+
+@bp.post("/new")
+@admin_required
+def create():
+    """Create the connection (state ``draft``) and go to its next step."""
+    kind = request.form.get("kind", "")
+    if kind not in store.KINDS:
+        flash("Choose how you want to connect.", "error")
+        return redirect(url_for(".start"))
+    name = (request.form.get("display_name") or "").strip()[:100] or None
+    connection = store.create_connection(current_user.org_id, kind, name)
+    store.record_audit("connection.create", actor=current_user.id, org_id=connection.org_id,
+                       connection_id=connection.id, detail={"kind": kind})
+    if kind == "customer_owned":
+        target = url_for(".wizard", connection_id=connection.id)
+    else:
+        target = url_for("status.connection", connection_id=connection.id)
+    return htmx.hx_redirect(target) if htmx.is_htmx() else redirect(target)
+
+
+# --- The wizard page -------------------------------------------------------------------------
+
+
+@bp.get("/<connection_id>/setup")
+@login_required
+@embeddable
+def wizard(connection_id: str):
+    """The whole wizard (or, for htmx, one section named by ``?section=``)."""
+    connection = load_connection_or_404(connection_id)
+    if current_user.is_support or connection.kind != "customer_owned":
+        return redirect(url_for("status.connection", connection_id=connection.id))
+    context = wizard_context(connection)
+    section = request.args.get("section")
+    if htmx.wants_fragment() and section in SECTION_NAMES:
+        return htmx.add_vary(make_response(render_blocks("pages/wizard.html", [section],
+                                                         **context)))
+    return htmx.add_vary(make_response(render_template("pages/wizard.html", **context)))
+
+
+def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
+    """Everything the wizard's sections read (no network: discovery results come from the draft)."""
+    table = cloud_table()
+    cloud = _cloud_or_none(connection.cloud)
+    draft = connection.draft
+    client_id = connection.client_id
+    public_url = current_app.config["PUBLIC_URL"].rstrip("/")
+    report = connection.last_check
+    context = {
+        "connection": connection,
+        "draft": draft,
+        "steps": STEPS,
+        "step": max(1, min(connection.wizard_step or 1, len(STEPS))),
+        "clouds": table.all(),
+        "cloud": cloud,
+        "client_id": client_id,
+        "certificate": store.active_certificate(connection.id),
+        "lookup": draft.get("lookup") if _lookup_current(connection) else None,
+        "client_message": _client_message(draft.get("client_id")),
+        "app_permissions": permissions.APP_PERMISSIONS,
+        "user_admin": permissions.USER_ADMINISTRATOR,
+        "exchange_permission": permissions.EXCHANGE_PERMISSION,
+        "exchange_admin": permissions.EXCHANGE_ADMINISTRATOR,
+        "consent_redirect_uri": public_url + url_for(".admin_consent_return"),
+        "oob": set(oob),
+        "readonly": current_user.is_support,
+    }
+    context.update(checklist_context(connection, report, where="wizard"))
+    context.update(extra)
+    return context
+
+
+def _cloud_or_none(key: str | None):
+    if not key:
+        return None
+    try:
+        return cloud_table().get(key)
+    except KeyError:
+        return None
+
+
+def _lookup_current(connection: store.Connection) -> bool:
+    """The stored lookup belongs to the current cloud and tenant input (else it is stale)."""
+    lookup = connection.draft.get("lookup")
+    return bool(lookup) and lookup.get("cloud") == connection.cloud and \
+        lookup.get("input") == connection.draft.get("tenant_input")
+
+
+def _respond(connection_id: str, main: str):
+    """After a wizard POST: the changed section and those after it (htmx), or PRG."""
+    connection = store.get_connection(connection_id)
+    anchor = "step-ids" if main == "ids_status" else f"step-{main}"
+    if not htmx.wants_fragment():
+        return redirect(url_for(".wizard", connection_id=connection_id, _anchor=anchor))
+    first = SECTION_NAMES.index("ids" if main == "ids_status" else main) + 1
+    oob = ["progress", *SECTION_NAMES[first:]]
+    context = wizard_context(connection, oob=oob, clear_format=main == "ids_status")
+    body = render_blocks("pages/wizard.html", [main, *oob], **context)
+    return htmx.add_vary(make_response(body))
+
+
+def _advance(connection: store.Connection, step: int) -> int:
+    return max(connection.wizard_step or 1, step)
+
+
+# --- Step 1: cloud ---------------------------------------------------------------------------
+
+
+@bp.post("/<connection_id>/setup/cloud")
+@login_required
+def save_cloud(connection_id: str):
+    """Save the cloud; a tenant already typed is looked up again in the new cloud."""
+    connection = load_connection_or_404(connection_id, write=True)
+    key = request.form.get("cloud", "")
+    cloud = _cloud_or_none(key[:64])
+    if cloud is None:
+        store.save_draft(connection.id, {"cloud_error": "Choose one of the clouds listed."})
+        return _respond(connection.id, "cloud")
+    store.save_draft(connection.id, {"cloud": cloud.key, "cloud_error": None},
+                     wizard_step=_advance(connection, 2))
+    connection = _set_if_changed(connection, cloud=cloud.key)
+    if connection.draft.get("tenant_input"):
+        _lookup_tenant(connection)
+    return _respond(connection.id, "cloud")
+
+
+# --- Step 2: tenant and client ---------------------------------------------------------------
+
+
+@bp.get("/validate/tenant")
+@login_required
+def validate_tenant():
+    """Live format check while typing: no database write, no network."""
+    text = request.args.get("tenant_input", "")[:MAX_INPUT]
+    if not text.strip():
+        return render_template("fragments/_wizard_format.html", field="tenant", level=None,
+                               message="")
+    try:
+        ref = parse_tenant_input(text)
+    except TenantInputError as exc:
+        return render_template("fragments/_wizard_format.html", field="tenant", level="error",
+                               message=str(exc))
+    message = ("Looks like a tenant ID." if ref.kind == "guid" else
+               "Looks like a domain name: we will look up its tenant ID.")
+    return render_template("fragments/_wizard_format.html", field="tenant", level="ok",
+                           message=message)
+
+
+@bp.get("/validate/client")
+@login_required
+def validate_client():
+    """Live format check of the Application (client) ID: no database write, no network."""
+    message = _client_message(request.args.get("client_id", "")[:MAX_INPUT])
+    level, text = message if message else (None, "")
+    return render_template("fragments/_wizard_format.html", field="client", level=level,
+                           message=text)
+
+
+def _client_message(text: str | None) -> tuple[str, str] | None:
+    """(level, message) for a typed client ID; None when nothing was typed."""
+    if not text or not text.strip():
+        return None
+    try:
+        ref = parse_tenant_input(text)
+    except TenantInputError:
+        ref = None
+    if ref is None or ref.kind != "guid":
+        return ("error", "The Application (client) ID is a GUID like "
+                         "72f988bf-86f1-41af-91ab-2d7cd011db47 (8-4-4-4-12 hexadecimal digits).")
+    return ("ok", "Looks like a client ID. We prove that it exists when you link the account.")
+
+
+def _client_guid(text: str | None) -> str | None:
+    try:
+        ref = parse_tenant_input(text or "")
+    except TenantInputError:
+        return None
+    return ref.value if ref.kind == "guid" else None
+
+
+@bp.post("/<connection_id>/setup/ids")
+@login_required
+def save_ids(connection_id: str):
+    """Save the tenant and client ID as typed, then look the tenant up in the chosen cloud."""
+    connection = load_connection_or_404(connection_id, write=True)
+    tenant_text = request.form.get("tenant_input", connection.draft.get("tenant_input", ""))
+    client_text = request.form.get("client_id", connection.draft.get("client_id", ""))
+    tenant_text, client_text = tenant_text.strip()[:MAX_INPUT], client_text.strip()[:MAX_INPUT]
+    connection = store.save_draft(connection.id, {"tenant_input": tenant_text,
+                                                  "client_id": client_text})
+    connection = _set_if_changed(connection, client_id=_client_guid(client_text),
+                                 tenant_input=tenant_text or None)
+    lookup = _lookup_tenant(connection) if tenant_text else None
+    if not tenant_text:
+        _set_if_changed(connection, tenant_id=None)
+    connection = store.get_connection(connection.id)
+    if lookup and lookup["outcome"] == "found" and connection.client_id:
+        store.save_draft(connection.id, {}, wizard_step=_advance(connection, 3))
+    return _respond(connection.id, "ids_status")
+
+
+def _lookup_tenant(connection: store.Connection) -> dict | None:
+    """Discovery of the typed tenant in the connection's cloud; the result goes to the draft."""
+    text = connection.draft.get("tenant_input") or ""
+    lookup = {"input": text, "cloud": connection.cloud, "tenant_id": None,
+              "kind": None, "other_cloud": None, "other_cloud_name": None}
+    try:
+        ref = parse_tenant_input(text)
+    except TenantInputError as exc:
+        lookup.update(outcome="malformed", message=str(exc))
+    else:
+        lookup["kind"] = ref.kind
+        cloud = _cloud_or_none(connection.cloud)
+        if cloud is None:
+            lookup.update(outcome="no_cloud", message="Choose the cloud first (step 1).")
+        else:
+            found = discover_tenant(cloud_table(), cloud.key, ref)
+            lookup.update(outcome=found.outcome, tenant_id=found.tenant_id,
+                          message=_lookup_message(found, cloud))
+            if found.other_cloud:
+                other = _cloud_or_none(found.other_cloud)
+                lookup.update(other_cloud=found.other_cloud,
+                              other_cloud_name=other.label if other else found.other_cloud)
+    tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
+    store.save_draft(connection.id, {"lookup": lookup})
+    _set_if_changed(store.get_connection(connection.id), tenant_id=tenant_id)
+    return lookup
+
+
+def _lookup_message(found, cloud) -> str:
+    if found.outcome == "found":
+        return f"Found your tenant in {cloud.label}."
+    if found.outcome == "other_cloud":
+        other = _cloud_or_none(found.other_cloud)
+        return (f"This tenant is in another cloud: {other.label if other else found.other_cloud}"
+                f", not {cloud.label}.")
+    if found.outcome == "not_found":
+        return (f"We couldn't find this tenant in {cloud.label}. Check the tenant ID or domain, "
+                "and the cloud.")
+    if found.outcome == "malformed":
+        return "Microsoft says this is neither a valid tenant ID nor a domain name."
+    return "We couldn't reach Microsoft to look the tenant up. This is usually brief: try again."
+
+
+def _set_if_changed(connection: store.Connection, **fields) -> store.Connection:
+    """Update columns that changed; a proven connection whose identity changed waits again."""
+    changed = {k: v for k, v in fields.items() if getattr(connection, k) != v}
+    if not changed:
+        return connection
+    if connection.state in ("connected", "needs_attention") and \
+            set(changed) & {"cloud", "tenant_id", "client_id"}:
+        changed["state"] = "waiting"
+    return store.update_connection(connection.id, **changed)
+
+
+# --- Steps 3 and 4: registration and certificate ---------------------------------------------
+
+
+@bp.post("/<connection_id>/setup/registered")
+@login_required
+def registered(connection_id: str):
+    """"I have registered the application": go on to the certificate, creating it now."""
+    connection = load_connection_or_404(connection_id, write=True)
+    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
+    if store.active_certificate(connection.id) is None:
+        _issue(connection)
+    return _respond(connection.id, "certificate")
+
+
+@bp.post("/<connection_id>/setup/certificate")
+@login_required
+def create_certificate(connection_id: str):
+    """Create the certificate (none active), or replace it (``replace=1``)."""
+    connection = load_connection_or_404(connection_id, write=True)
+    active = store.active_certificate(connection.id)
+    if active is None or request.form.get("replace") == "1":
+        _issue(connection, retire=active)
+    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
+    return _respond(connection.id, "certificate")
+
+
+def _issue(connection: store.Connection, retire=None) -> store.CertificateRecord:
+    key_size = int(current_app.config.get("CERT_KEY_SIZE") or DEFAULT_KEY_SIZE)
+    issued = issue_certificate("HR identity automation", connection.id, validity_days=365,
+                               key_size=key_size)
+    record = store.add_certificate(
+        connection.id, cert_pem=issued.cert_pem.decode("ascii"),
+        thumbprint_sha1=issued.thumbprint_sha1, thumbprint_sha256=issued.thumbprint_sha256,
+        subject=issued.subject, not_before=issued.not_before.isoformat(),
+        not_after=issued.not_after.isoformat(), private_key_pem=issued.private_key_pem)
+    if retire is not None:
+        store.set_certificate_status(retire.id, "retired")
+    if connection.state in ("draft", "needs_reconnect"):
+        store.update_connection(connection.id, state="waiting")
+    store.record_audit("certificate.issue", actor=current_user.id, org_id=connection.org_id,
+                       connection_id=connection.id,
+                       detail={"thumbprint_sha1": record.thumbprint_sha1,
+                               "replaced": retire.thumbprint_sha1 if retire else None})
+    return record
+
+
+@bp.get("/<connection_id>/certificate.<fmt>")
+@login_required
+def download_certificate(connection_id: str, fmt: str):
+    """The active certificate's public part as ``.cer`` (DER), ``.pem`` or ``.crt``."""
+    connection = load_connection_or_404(connection_id)
+    certificate = store.active_certificate(connection.id)
+    if fmt not in CERT_FORMATS or certificate is None:
+        abort(404)
+    body, mime = export_certificate(certificate.cert_pem, fmt)  # type: ignore[arg-type]
+    response = make_response(body)
+    response.headers["Content-Type"] = mime
+    name = f"hr-automation-{certificate.thumbprint_sha1[:8].lower()}.{fmt}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# --- Step 5: permissions, Exchange, admin consent --------------------------------------------
+
+
+@bp.post("/<connection_id>/setup/exchange")
+@login_required
+def save_exchange(connection_id: str):
+    """The Exchange Online toggle (adds Exchange.ManageAsApp and Exchange Administrator)."""
+    connection = load_connection_or_404(connection_id, write=True)
+    enabled = request.form.get("exchange") == "1"
+    store.save_draft(connection.id, {"exchange": enabled}, wizard_step=_advance(connection, 5))
+    _set_if_changed(connection, exchange_enabled=enabled)
+    return _respond(connection.id, "permissions")
+
+
+def _binding(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@bp.post("/<connection_id>/admin-consent")
+@login_required
+def admin_consent(connection_id: str):
+    """Start admin consent: a one-time state bound to this browser, then off to Microsoft."""
+    connection = load_connection_or_404(connection_id, write=True)
+    cloud = _cloud_or_none(connection.cloud)
+    if cloud is None or not connection.tenant_id or not connection.client_id:
+        flash("Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).",
+              "error")
+        return redirect(url_for(".wizard", connection_id=connection.id, _anchor="step-permissions"))
+    state, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    store.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
+                           user_id=current_user.id, browser_binding=_binding(browser),
+                           flow={"tenant_id": connection.tenant_id,
+                                 "client_id": connection.client_id, "cloud": cloud.key},
+                           ttl=CONSENT_TTL)
+    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
+    store.record_audit("connection.admin_consent_start", actor=current_user.id,
+                       org_id=connection.org_id, connection_id=connection.id)
+    redirect_uri = current_app.config["PUBLIC_URL"].rstrip("/") + url_for(".admin_consent_return")
+    target = cloud.admin_consent_url(connection.tenant_id, connection.client_id,
+                                     redirect_uri=redirect_uri, state=state)
+    response = redirect(target)
+    response.set_cookie(CONSENT_COOKIE, browser, max_age=CONSENT_TTL, httponly=True,
+                        samesite="Lax", secure=request.is_secure,
+                        path=url_for(".admin_consent_return"))
+    return response
+
+
+@bp.get("/admin-consent/return")
+@login_required
+def admin_consent_return():
+    """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
+    state = request.args.get("state", "")[:128]
+    browser = request.cookies.get(CONSENT_COOKIE, "")
+    flow = store.consume_auth_flow(state, _binding(browser)) if state and browser else None
+    if flow is None or flow.kind != "admin_consent" or flow.user_id != current_user.id:
+        log.warning("admin consent return with an unknown, used, expired or foreign state")
+        flash("This consent answer has expired, was already used or was started in another "
+              "browser. Start admin consent again from the wizard.", "error")
+        return _forget_cookie(redirect(url_for("home.index")))
+    connection = load_connection_or_404(flow.connection_id, write=True)
+    back = url_for(".wizard", connection_id=connection.id, _anchor="step-link")
+    error = request.args.get("error")
+    if error:
+        description = (request.args.get("error_description") or "").split("\r")[0][:300]
+        declined = error in ("access_denied", "permission_denied") or "65004" in description
+        store.record_audit("connection.admin_consent_failed", actor=current_user.id,
+                           org_id=connection.org_id, connection_id=connection.id,
+                           detail={"error": error[:64]})
+        if declined:
+            flash("Admin consent was declined, so nothing was granted. When you are ready, "
+                  "start it again or grant consent in API permissions.", "error")
+        else:
+            flash(f"Microsoft did not grant consent ({error[:64]}): {description}", "error")
+        return _forget_cookie(redirect(back.replace("step-link", "step-permissions")))
+    returned = (request.args.get("tenant") or "").strip().lower()
+    if returned and returned != connection.tenant_id:
+        log.warning("admin consent returned tenant %r for connection %s", returned[:64],
+                    connection.id)
+        flash(f"Microsoft's answer named another tenant ({returned[:64]}). We ignored it and "
+              f"checked your tenant {connection.tenant_id}.", "warning")
+    connection = store.update_connection(connection.id, consented_at=store.utcnow())
+    store.record_audit("connection.admin_consent", actor=current_user.id,
+                       org_id=connection.org_id, connection_id=connection.id)
+    outcome = run_check(connection, trigger="consent")
+    if outcome.get("ok"):
+        flash("Admin consent granted and every item checked: the account is linked.", "success")
+    else:
+        flash("Admin consent recorded. We are checking the setup: Microsoft can take a minute "
+              "to apply it.", "info")
+    return _forget_cookie(redirect(back))
+
+
+def _forget_cookie(response):
+    response.delete_cookie(CONSENT_COOKIE, path=url_for(".admin_consent_return"))
+    return response
+
+
+__all__ = ["bp", "wizard_context", "MAX_POLLS"]

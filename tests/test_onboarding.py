@@ -1,0 +1,476 @@
+"""The customer-owned onboarding wizard: every step and fragment, with htmx and as plain posts.
+
+The portal runs with the simulator's clouds configured (``sim-global``, ``sim-china``, ...);
+tenants live in the simulator, so discovery is the real HTTP exchange.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from portal import create_app, db, store
+from portal.entra.tenant import DISCOVERY_CACHE
+from tests.conftest import csrf_token
+
+HX = {"HX-Request": "true"}
+GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+@pytest.fixture
+def app_config(app_config, sim_server, tmp_path):
+    """The simulator's clouds, and 2048-bit certificates to keep the suite fast."""
+    app_config["CLOUDS_FILE"] = sim_server.clouds_file(str(tmp_path / "sim-clouds.json"))
+    app_config["CERT_KEY_SIZE"] = 2048
+    app_config["PUBLIC_URL"] = "https://portal.example"
+    return app_config
+
+
+@pytest.fixture(autouse=True)
+def _fresh_discovery_cache():
+    """The simulator is reset per test: cached discoveries must not leak between tests."""
+    DISCOVERY_CACHE.clear()
+    yield
+    DISCOVERY_CACHE.clear()
+
+
+class Wizard:
+    """A signed-in browser working on one connection's wizard."""
+
+    def __init__(self, client, connection_id: str):
+        self.client = client
+        self.id = connection_id
+        self.token = csrf_token(client, f"/connections/{connection_id}/setup")
+
+    @property
+    def url(self) -> str:
+        return f"/connections/{self.id}/setup"
+
+    def post(self, path: str, data: dict | None = None, htmx: bool = True):
+        data = {**(data or {}), "csrf_token": self.token}
+        return self.client.post(path, data=data, headers=HX if htmx else {})
+
+    def cloud(self, key: str, htmx: bool = True):
+        return self.post(f"{self.url}/cloud", {"cloud": key}, htmx)
+
+    def ids(self, tenant: str = "", client_id: str = "", htmx: bool = True):
+        return self.post(f"{self.url}/ids", {"tenant_input": tenant, "client_id": client_id},
+                         htmx)
+
+    def page(self) -> str:
+        return text(self.client.get(self.url))
+
+
+def start_wizard(client) -> Wizard:
+    token = csrf_token(client, "/connections/new")
+    response = client.post("/connections/new", data={"kind": "customer_owned",
+                                                     "csrf_token": token})
+    assert response.status_code == 302
+    connection_id = response.headers["Location"].split("/")[2]
+    return Wizard(client, connection_id)
+
+
+def connection(app, connection_id: str) -> store.Connection:
+    with app.app_context():
+        return store.get_connection(connection_id)
+
+
+def text(response) -> str:
+    """The body with HTML character references decoded (markup stays)."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def wizard(client_a) -> Wizard:
+    return start_wizard(client_a)
+
+
+@pytest.fixture
+def tenant(sim):
+    """A tenant in the simulator's global cloud with an app registration."""
+    t = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
+                          display_name="Contoso Ltd")
+    app = sim.create_app(t["id"], display_name="HR sync")
+    return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
+
+
+# --- Choosing the kind -----------------------------------------------------------------------
+
+
+def test_new_connection_page_explains_both_kinds(client_a):
+    body = text(client_a.get("/connections/new"))
+    assert "Customer owned application" in body and "Service provider application" in body
+    assert "certificate we create" in body and "no one signs in at run time" in body
+    assert "an administrator signs in to Microsoft and consents" in body
+
+
+def test_create_customer_owned_goes_to_wizard_as_draft(app, client_a, admin_a):
+    wizard = start_wizard(client_a)
+    item = connection(app, wizard.id)
+    assert item.kind == "customer_owned" and item.state == "draft"
+    with app.app_context():
+        audit = store.list_audit_events(connection_id=wizard.id, action="connection.create")
+    assert audit and audit[0].actor_user_id == admin_a.id
+    body = wizard.page()
+    for title in ("National cloud", "Tenant ID and client ID", "Register the application",
+                  "Certificate", "Permissions", "Link Account"):
+        assert title in body
+
+
+def test_create_service_provider_goes_to_connection_page(app, client_a):
+    token = csrf_token(client_a, "/connections/new")
+    response = client_a.post("/connections/new", data={"kind": "service_provider",
+                                                       "csrf_token": token})
+    assert response.status_code == 302
+    assert re.fullmatch(r"/connections/[0-9a-f]{32}", response.headers["Location"])
+    assert client_a.get(response.headers["Location"]).status_code == 200
+
+
+def test_create_needs_a_kind_and_csrf(client_a):
+    token = csrf_token(client_a, "/connections/new")
+    response = client_a.post("/connections/new", data={"kind": "bogus", "csrf_token": token})
+    assert response.headers["Location"] == "/connections/new"
+    assert client_a.post("/connections/new", data={"kind": "customer_owned"}).status_code == 400
+
+
+# --- Step 1: cloud ---------------------------------------------------------------------------
+
+
+def test_cloud_step_lists_builtin_and_extra_clouds_with_explanations(wizard):
+    body = wizard.page()
+    for label in ("Microsoft Entra ID (global service)", "Microsoft Graph for US Government L4",
+                  "Microsoft Graph for US Government L5 (DoD)",
+                  "Microsoft Entra China operated by 21Vianet", "Simulator: global service"):
+        assert label in body
+    assert "US Government GCC High (Impact Level 4)" in body
+    assert "The separate cloud in China run by a local partner." in body
+
+
+def test_saving_the_cloud_htmx_returns_the_section_and_dependent_sections(app, wizard):
+    response = wizard.cloud("sim-global")
+    body = text(response)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert body.lstrip().startswith('<section id="step-cloud"')
+    assert "Saved: Simulator: global service." in body
+    # Deep links of later sections follow the cloud, out of band.
+    for section in ("wizard-progress", "step-ids", "step-register", "step-certificate",
+                    "step-permissions", "step-link"):
+        assert re.search(rf'id="{section}"[^>]*hx-swap-oob="true"', body), section
+    assert "/_sim/admin" in body
+    item = connection(app, wizard.id)
+    assert item.cloud == "sim-global" and item.wizard_step == 2
+
+
+def test_unknown_cloud_is_a_message_not_an_error(app, wizard):
+    response = wizard.cloud("mars")
+    assert response.status_code == 200
+    assert "Choose one of the clouds listed." in text(response)
+    assert connection(app, wizard.id).cloud is None
+
+
+def test_cloud_without_javascript_redirects_to_the_section(app, wizard):
+    response = wizard.cloud("global", htmx=False)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/connections/{wizard.id}/setup#step-cloud")
+    assert 'value="global" checked' in wizard.page()
+
+
+# --- Step 2: live format validation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    (GUID, "Looks like a tenant ID."),
+    ("{" + GUID.upper() + "}", "Looks like a tenant ID."),
+    ("contoso.onmicrosoft.com", "Looks like a domain name"),
+    ("72f988bf-86f1-41af-91ab-2d7cd011db4", "A domain needs a dot"),
+    ("contoso..com", "That domain name isn't valid."),
+    ("contoso.com/evil", "That isn't a tenant ID or domain name."),
+    ("10.0.0.1", "must end in letters"),
+    ("conto so.com", "Remove the spaces"),
+])
+def test_live_tenant_format_messages(client_a, typed, expected):
+    response = client_a.get("/connections/validate/tenant", query_string={"tenant_input": typed},
+                            headers=HX)
+    assert response.status_code == 200
+    body = text(response)
+    assert body.startswith('<p id="tenant-format"') and expected in body
+
+
+def test_live_validation_writes_nothing_and_calls_nobody(app, client_a, sim):
+    def snapshot():
+        with app.app_context():
+            database = db.get_db()
+            return {t: database.execute(f"SELECT * FROM [{t}]").fetchall()
+                    for t in database.table_names()}
+
+    before, calls = snapshot(), len(sim.requests())
+    for typed in ("contoso.onmicrosoft.com", GUID, "bad..", ""):
+        assert client_a.get("/connections/validate/tenant",
+                            query_string={"tenant_input": typed}, headers=HX).status_code == 200
+        assert client_a.get("/connections/validate/client",
+                            query_string={"client_id": typed}, headers=HX).status_code == 200
+    assert snapshot() == before
+    assert len(sim.requests()) == calls
+
+
+def test_live_validation_needs_sign_in(client):
+    response = client.get("/connections/validate/tenant", query_string={"tenant_input": "x"},
+                          headers=HX)
+    assert response.headers.get("HX-Redirect", "").startswith("/login")
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    (GUID, "Looks like a client ID."),
+    ("my-app", "The Application (client) ID is a GUID"),
+    ("contoso.onmicrosoft.com", "The Application (client) ID is a GUID"),
+])
+def test_live_client_id_format_messages(client_a, typed, expected):
+    body = text(client_a.get("/connections/validate/client", query_string={"client_id": typed},
+                             headers=HX))
+    assert body.startswith('<p id="client-format"') and expected in body
+
+
+# --- Step 2: saving and discovery ------------------------------------------------------------
+
+
+def test_domain_found_shows_the_resolved_guid(app, wizard, tenant):
+    wizard.cloud("sim-global")
+    response = wizard.ids(tenant["domain"], tenant["client_id"])
+    body = text(response)
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<div id="ids-status"')
+    assert "Found your tenant in Simulator: global service." in body
+    assert f'<code id="tenant-guid">{tenant["id"]}</code>' in body
+    assert "(the ID of contoso.onmicrosoft.com)" in body
+    assert "Looks like a client ID" in body
+    # the live format messages are cleared, the deep links now name the app
+    assert re.search(r'id="tenant-format"[^>]*hx-swap-oob="true"', body)
+    assert re.search(r'id="step-register"[^>]*hx-swap-oob="true"', body)
+    item = connection(app, wizard.id)
+    assert item.tenant_id == tenant["id"] and item.tenant_input == tenant["domain"]
+    assert item.client_id == tenant["client_id"] and item.wizard_step == 3
+    assert item.draft["tenant_input"] == tenant["domain"]
+
+
+def test_guid_found(app, wizard, tenant):
+    wizard.cloud("sim-global")
+    body = text(wizard.ids(tenant["id"].upper()))
+    assert f'<code id="tenant-guid">{tenant["id"]}</code>' in body
+    assert "(the ID of" not in body
+    assert connection(app, wizard.id).tenant_id == tenant["id"]
+
+
+def test_tenant_not_found_in_this_cloud(app, wizard, sim):
+    wizard.cloud("sim-global")
+    body = text(wizard.ids("nobody.onmicrosoft.com"))
+    assert "We couldn't find this tenant in Simulator: global service." in body
+    assert connection(app, wizard.id).tenant_id is None
+
+
+def test_tenant_in_another_cloud_offers_a_one_click_switch(app, wizard, sim):
+    china = sim.create_tenant(cloud="china", domains=["fabrikam.partner.onmschina.cn"])
+    wizard.cloud("sim-global")
+    body = text(wizard.ids("fabrikam.partner.onmschina.cn"))
+    assert "This tenant is in another cloud: Simulator: China" in body
+    assert 'name="cloud" value="sim-china"' in body
+    assert "Switch to Simulator: China" in body
+    assert connection(app, wizard.id).tenant_id is None
+    # The switch posts the cloud change; the typed tenant is looked up again there.
+    switched = text(wizard.cloud("sim-china"))
+    assert "Found your tenant in Simulator: China" in switched
+    item = connection(app, wizard.id)
+    assert item.cloud == "sim-china" and item.tenant_id == china["id"]
+
+
+def test_malformed_tenant_is_not_sent_anywhere(app, wizard, sim):
+    wizard.cloud("sim-global")
+    calls = len(sim.requests())
+    body = text(wizard.ids("contoso..com", "not-a-guid"))
+    assert "That domain name isn't valid." in body
+    assert "The Application (client) ID is a GUID" in body
+    assert len(sim.requests()) == calls
+    item = connection(app, wizard.id)
+    assert item.tenant_id is None and item.client_id is None
+    assert item.draft["tenant_input"] == "contoso..com"  # what was typed is kept
+
+
+def test_microsoft_unreachable_is_transient_with_try_again(app, wizard, sim):
+    wizard.cloud("sim-global")
+    sim.set_fault("openid-configuration", "status", status=503)
+    body = text(wizard.ids("contoso.onmicrosoft.com"))
+    assert "We couldn't reach Microsoft to look the tenant up." in body
+    assert 'form="ids-form">Try again' in body
+
+
+def test_tenant_before_cloud_asks_for_the_cloud(wizard):
+    body = text(wizard.ids("contoso.onmicrosoft.com"))
+    assert "Choose the cloud first (step 1)." in body
+
+
+def test_ids_without_javascript_redirect_and_show_the_lookup(app, wizard, tenant):
+    wizard.cloud("sim-global", htmx=False)
+    response = wizard.ids(tenant["domain"], tenant["client_id"], htmx=False)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("#step-ids")
+    body = wizard.page()
+    assert f'value="{tenant["domain"]}"' in body and f'value="{tenant["client_id"]}"' in body
+    assert f'<code id="tenant-guid">{tenant["id"]}</code>' in body
+
+
+def test_every_input_survives_a_server_restart(app_config, wizard, tenant):
+    wizard.cloud("sim-global")
+    wizard.ids(tenant["domain"], "half-typed-client")
+    restarted = create_app(dict(app_config))  # same instance folder and database
+    client = restarted.test_client()
+    client.set_cookie("session", wizard.client.get_cookie("session").value)
+    body = client.get(wizard.url).get_data(as_text=True)
+    assert 'value="sim-global" checked' in body
+    assert f'value="{tenant["domain"]}"' in body and 'value="half-typed-client"' in body
+    assert f'<code id="tenant-guid">{tenant["id"]}</code>' in body
+    assert 'aria-current="step"' in body
+
+
+# --- Steps 3 and 4: registration, certificate ------------------------------------------------
+
+
+def test_registration_instructions_follow_the_cloud(wizard, tenant):
+    wizard.cloud("sim-global")
+    body = wizard.page()
+    assert "single tenant" in body and "Leave the <strong>Redirect URI</strong> empty" in body
+    assert "https://portal.example/connections/admin-consent/return" in body
+    assert "/_sim/admin/#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade" in body
+
+
+def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
+    wizard.cloud("sim-global")
+    wizard.ids(tenant["domain"], tenant["client_id"])
+    response = wizard.post(f"{wizard.url}/registered")
+    body = text(response)
+    assert body.lstrip().startswith('<section id="step-certificate"')
+    with app.app_context():
+        cert = store.active_certificate(wizard.id)
+        key = store.get_certificate_private_key(cert.id)
+    assert b"PRIVATE KEY" in key and "PRIVATE KEY" not in body
+    assert f'<code id="cert-thumbprint">{cert.thumbprint_sha1}</code>' in body
+    assert "Certificates & secrets → Certificates → Upload certificate" in body
+    assert f"/appId/{tenant['client_id']}" in body  # deep link to this app's Credentials blade
+    item = connection(app, wizard.id)
+    assert item.state == "waiting" and item.wizard_step == 4
+    # A second continue keeps the same certificate.
+    wizard.post(f"{wizard.url}/registered")
+    with app.app_context():
+        assert [c.id for c in store.list_certificates(wizard.id)] == [cert.id]
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("cer", "application/pkix-cert"),
+                                           ("pem", "application/x-pem-file"),
+                                           ("crt", "application/x-x509-ca-cert")])
+def test_certificate_downloads(app, wizard, fmt, mime):
+    wizard.post(f"{wizard.url}/certificate")
+    with app.app_context():
+        cert = store.active_certificate(wizard.id)
+    response = wizard.client.get(f"/connections/{wizard.id}/certificate.{fmt}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == mime
+    assert response.headers["Content-Disposition"].startswith("attachment; filename=")
+    assert response.headers["Content-Disposition"].endswith(f'.{fmt}"')
+    data = response.data
+    parsed = (x509.load_der_x509_certificate(data) if fmt == "cer"
+              else x509.load_pem_x509_certificate(data))
+    assert parsed.fingerprint(hashes.SHA1()).hex().upper() == cert.thumbprint_sha1
+    assert b"PRIVATE" not in data
+    assert parsed.public_key().key_size == 2048
+
+
+def test_no_certificate_no_download(wizard):
+    assert wizard.client.get(f"/connections/{wizard.id}/certificate.cer").status_code == 404
+    wizard.post(f"{wizard.url}/certificate")
+    assert wizard.client.get(f"/connections/{wizard.id}/certificate.pfx").status_code == 404
+
+
+def test_changing_cloud_tenant_or_client_keeps_the_certificate(app, wizard, tenant, sim):
+    wizard.cloud("sim-global")
+    wizard.ids(tenant["domain"], tenant["client_id"])
+    wizard.post(f"{wizard.url}/certificate")
+    with app.app_context():
+        before = store.active_certificate(wizard.id)
+    wizard.cloud("sim-china")
+    wizard.ids("other.onmicrosoft.com", GUID)
+    with app.app_context():
+        assert store.active_certificate(wizard.id) == before
+
+
+def test_replacing_the_certificate_retires_the_old_one(app, wizard):
+    wizard.post(f"{wizard.url}/certificate")
+    with app.app_context():
+        old = store.active_certificate(wizard.id)
+    wizard.post(f"{wizard.url}/certificate", {"replace": "1"})
+    with app.app_context():
+        new = store.active_certificate(wizard.id)
+        statuses = {c.id: c.status for c in store.list_certificates(wizard.id)}
+    assert new.id != old.id and statuses == {new.id: "active", old.id: "retired"}
+
+
+def test_certificate_without_javascript(app, wizard):
+    response = wizard.post(f"{wizard.url}/certificate", htmx=False)
+    assert response.headers["Location"].endswith("#step-certificate")
+    assert "Download:" in wizard.page()
+
+
+# --- Step 5: permissions ---------------------------------------------------------------------
+
+
+def test_permissions_with_the_products_reasons(wizard):
+    body = wizard.page()
+    for name, why in (
+        ("User.ReadWrite.All", "We read and update user profiles without a signed-in user."),
+        ("Group.ReadWrite.All", "We create groups, and read and change their properties"),
+        ("Directory.ReadWrite.All", "Needed to reset passwords."),
+        ("User.EnableDisableAccount.All", "We enable and disable user accounts."),
+    ):
+        assert f"<code>{name}</code>" in body and why in body
+    assert "User Administrator" in body
+    assert "Required together with enabling and disabling accounts." in body
+
+
+def test_exchange_toggle_is_saved(app, wizard):
+    body = text(wizard.post(f"{wizard.url}/exchange", {"exchange": "1"}))
+    assert body.lstrip().startswith('<section id="step-permissions"')
+    assert "Exchange.ManageAsApp" in body and "Exchange Administrator → Add assignments" in body
+    assert connection(app, wizard.id).exchange_enabled is True
+    wizard.post(f"{wizard.url}/exchange", {}, htmx=False)
+    assert connection(app, wizard.id).exchange_enabled is False
+
+
+# --- Access ----------------------------------------------------------------------------------
+
+
+def test_other_organization_gets_404_everywhere(client_b, wizard):
+    token = csrf_token(client_b, "/connections/new")
+    base = f"/connections/{wizard.id}"
+    for path in (f"{base}/setup", f"{base}/certificate.cer"):
+        assert client_b.get(path).status_code == 404
+    for path in (f"{base}/setup/cloud", f"{base}/setup/ids", f"{base}/setup/registered",
+                 f"{base}/setup/certificate", f"{base}/setup/exchange", f"{base}/admin-consent",
+                 f"{base}/check"):
+        assert client_b.post(path, data={"csrf_token": token, "cloud": "global"},
+                             headers=HX).status_code == 404, path
+
+
+def test_support_is_read_only(app, support_client, wizard):
+    wizard.post(f"{wizard.url}/certificate")
+    response = support_client.get(wizard.url)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/connections/{wizard.id}"
+    body = support_client.get(f"/connections/{wizard.id}").get_data(as_text=True)
+    assert "<form" not in body.split('<main', 1)[1]
+    assert "PRIVATE KEY" not in body
+    token = csrf_token(support_client, f"/connections/{wizard.id}")
+    for path in ("setup/cloud", "setup/certificate", "admin-consent", "check"):
+        assert support_client.post(f"/connections/{wizard.id}/{path}",
+                                   data={"csrf_token": token}).status_code == 403
+    assert support_client.get("/connections/new").status_code == 403
