@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import jwt
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

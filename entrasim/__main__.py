@@ -112,7 +112,8 @@ def serve(args) -> int:
         ports = ([args.port + i for i in range(len(catalog.CLOUDS))] if args.port
                  else [_free_port(args.host) for _ in catalog.CLOUDS])
     certs = Certificates(cert_dir)
-    bases = {key: f"https://{args.host}:{port}" for key, port in zip(catalog.CLOUDS, ports)}
+    bases = {key: f"https://{args.host}:{port}" for key, port in zip(catalog.CLOUDS, ports,
+                                                                              strict=True)}
     print(f"CA certificate (trust this): {certs.ca_path}")
     for key, base in bases.items():
         print(f"{key:9} {base}   admin center: {base}/_sim/admin")
@@ -148,7 +149,7 @@ def _run_gunicorn(sim, host, ports, bases, certs, state, threads) -> int:
 
     app = create_app(sim)
     dispatch = PortDispatch({port: Listener(app, key, bases[key])
-                             for key, port in zip(catalog.CLOUDS, ports)})
+                             for key, port in zip(catalog.CLOUDS, ports, strict=True)})
     cert_file = str(Path(certs.dir) / "server.pem")
     certs.server_cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
     Path(cert_file).chmod(0o600)

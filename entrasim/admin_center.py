@@ -14,8 +14,7 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
 from . import catalog, directory
 from .app import base_url, current_sim

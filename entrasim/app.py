@@ -25,7 +25,8 @@ class Sim:
     store: Store = field(default_factory=Store)
     signer: Signer = field(default_factory=Signer)
     faults: Faults = field(default_factory=Faults)
-    base_latency_ms: int = 0  # `serve --latency-ms`: applies to every named endpoint, survives reset
+    # `serve --latency-ms`: added to every named endpoint; survives reset.
+    base_latency_ms: int = 0
     # Pending sign-in / consent pages ("page" interaction mode), by id; memory only.
     pending: dict = field(default_factory=dict)
 

@@ -1,7 +1,7 @@
-"""Fixed facts about Microsoft Entra ID the simulator mirrors: clouds, resources, permission and role IDs.
+"""Fixed facts the simulator mirrors: clouds, resources, permission and role IDs.
 
-Every identifier here comes from ../shared/reference/entra.md (§1a clouds, §2 identifiers); nothing is
-invented. Sources: https://learn.microsoft.com/graph/permissions-reference ,
+Every identifier here comes from ../shared/reference/entra.md (§1a clouds, §2 identifiers);
+nothing is invented. Sources: https://learn.microsoft.com/graph/permissions-reference ,
 https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference .
 """
 
@@ -74,7 +74,8 @@ APP_ROLES: dict[str, dict[str, str]] = {
     },
 }
 
-# Delegated permissions (oauth2PermissionScopes) of Microsoft Graph: name -> (id, admin consent required).
+# Delegated permissions (oauth2PermissionScopes) of Microsoft Graph:
+# name -> (id, admin consent required).
 GRAPH_SCOPES: dict[str, tuple[str, bool]] = {
     "User.Read": ("e1fe6dd8-ba31-4d61-89e7-88639da4683d", False),
     "User.ReadWrite.All": ("204e0828-b5ca-4ad8-b9f3-f32a958e7cc4", True),
@@ -162,7 +163,7 @@ GRAPH_PERMISSIONS: dict[str, dict[str, set[str]]] = {
 
 
 def cloud_of_resource(resource: str) -> tuple[str, str] | None:
-    """(cloud key, resource kind) for a resource URI or appId, or None when it is not Microsoft's."""
+    """(cloud key, resource kind) for a resource URI, or None when it is not Microsoft's."""
     r = resource.rstrip("/").lower()
     for cloud in CLOUDS.values():
         if r == cloud.graph_resource:

@@ -11,9 +11,20 @@ import secrets
 import uuid
 
 from . import catalog
-from .state import (App, AppRoleAssignment, DelegatedGrant, KeyCredential, PasswordCredential,
-                    RequiredPermission, RoleAssignment, ServicePrincipal, Store, Tenant, User,
-                    new_id)
+from .state import (
+    App,
+    AppRoleAssignment,
+    DelegatedGrant,
+    KeyCredential,
+    PasswordCredential,
+    RequiredPermission,
+    RoleAssignment,
+    ServicePrincipal,
+    Store,
+    Tenant,
+    User,
+    new_id,
+)
 from .tokens import describe_certificate, load_certificate
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

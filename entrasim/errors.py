@@ -1,8 +1,8 @@
 """Entra error bodies, shaped like the real service's.
 
-Token and discovery errors: JSON with `error`, `error_description` (starting `AADSTSnnnnn:` and ending
-with the Trace ID / Correlation ID / Timestamp lines), `error_codes`, `timestamp`, `trace_id`,
-`correlation_id`, `error_uri`; HTTP 400, or 401 for `invalid_client`.
+Token and discovery errors: JSON with `error`, `error_description` (starting `AADSTSnnnnn:` and
+ending with the Trace ID / Correlation ID / Timestamp lines), `error_codes`, `timestamp`,
+`trace_id`, `correlation_id`, `error_uri`; HTTP 400, or 401 for `invalid_client`.
 https://learn.microsoft.com/entra/identity-platform/reference-error-codes
 Graph errors: `{"error": {"code", "message", "innerError": {...}}}`.
 https://learn.microsoft.com/graph/errors

@@ -2,8 +2,8 @@
 
 A fault matches an endpoint name (see README) or "*", and affects `times` matching requests (None:
 until cleared). Kinds: `latency` (sleep `ms`, then answer normally), `status` (answer `status`, with
-`Retry-After` when given, in the endpoint's own error shape), `hang` (hold the request `seconds`, then
-close the connection; other requests are served meanwhile because every request has its own thread),
+`Retry-After` when given, in the endpoint's own error shape), `hang` (hold the request `seconds`,
+then close the connection; other requests are served meanwhile, each having its own thread),
 `drop` (close the TCP connection without any response).
 """
 

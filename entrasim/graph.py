@@ -183,13 +183,14 @@ def app_role_assignments(sp_id):
     if sp is None or sp.tenant_id != g.tenant.id:
         raise _not_found(sp_id)
     now = store.now()
+    with store.lock:
+        assignments = list(store.app_role_assignments.values())
     items = [{"id": a.id, "deletedDateTime": None, "appRoleId": a.app_role_id,
               "createdDateTime": iso(a.created), "principalDisplayName": sp.display_name,
               "principalId": sp.id, "principalType": "ServicePrincipal",
               "resourceDisplayName": store.service_principals[a.resource_id].display_name,
               "resourceId": a.resource_id}
-             for a in store.app_role_assignments.values()
-             if a.principal_id == sp.id and a.visible(now)]
+             for a in assignments if a.principal_id == sp.id and a.visible(now)]
     return jsonify({"@odata.context": _context(f"servicePrincipals('{sp.id}')/appRoleAssignments"),
                     "value": items})
 
@@ -211,9 +212,11 @@ def role_assignments():
             raise GraphError(400, "BadRequest", f"Invalid filter clause: {flt}")
         principal = m.group(1)
     now = store.now()
+    with store.lock:
+        assignments = list(store.role_assignments.values())
     items = [{"id": r.id, "principalId": r.principal_id, "directoryScopeId": "/",
               "roleDefinitionId": r.role_definition_id}
-             for r in store.role_assignments.values()
+             for r in assignments
              if r.tenant_id == g.tenant.id and r.visible(now)
              and principal in (None, r.principal_id)]
     return jsonify({"@odata.context": _context("roleManagement/directory/roleAssignments"),
@@ -262,8 +265,9 @@ def users():
         except ValueError:
             raise GraphError(400, "Request_UnsupportedQuery",
                              "Invalid $skiptoken.") from None
-    rows = sorted((u for u in store.users.values() if u.tenant_id == g.tenant.id),
-                  key=lambda u: u.upn.lower())
+    with store.lock:
+        rows = sorted((u for u in store.users.values() if u.tenant_id == g.tenant.id),
+                      key=lambda u: u.upn.lower())
     page = rows[skip:skip + top]
     body = {"@odata.context": _context("users"), "value": [_select(_user_json(u)) for u in page]}
     if skip + top < len(rows):

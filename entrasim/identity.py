@@ -2,15 +2,16 @@
 
 Paths, parameters, claims and error bodies follow Microsoft's v2.0 protocol docs:
 https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc (discovery),
-https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow (authorize, code, refresh),
-https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow (client credentials),
+https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow
+(authorize, code, refresh),
+https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+(client credentials),
 https://learn.microsoft.com/entra/identity-platform/v2-admin-consent (admin consent),
 https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference (claims).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -57,9 +58,9 @@ def resolve_tenant(ident: str) -> Tenant | str:
     if t is None:
         raise AADSTSError(
             "invalid_tenant", 90002,
-            f"Tenant '{ident}' not found. Check to make sure you have the correct tenant ID and are "
-            "signing into the correct cloud. Check with your subscription administrator, this may "
-            "happen if there are no active subscriptions for the tenant.")
+            f"Tenant '{ident}' not found. Check to make sure you have the correct tenant ID and "
+            "are signing into the correct cloud. Check with your subscription administrator, this "
+            "may happen if there are no active subscriptions for the tenant.")
     return t
 
 
@@ -114,7 +115,7 @@ def keys(tenant):
 
 @bp.get("/common/discovery/instance")
 def instance_discovery():
-    """MSAL's instance (alias) discovery; answered so MSAL without instance_discovery=False works."""
+    """MSAL's instance (alias) discovery, so MSAL without instance_discovery=False works."""
     base = base_url()
     host = base.split("://", 1)[1]
     return jsonify({
@@ -186,7 +187,8 @@ def _user_tokens(tenant: Tenant, app, user: User, scopes: list[str], nonce: str 
     claims.update({"app_displayname": app.display_name, "appid": app.app_id, "appidacr": acr,
                    "azp": app.app_id, "azpacr": acr, "idtyp": "user", "name": user.display_name,
                    "oid": user.id, "preferred_username": user.upn, "unique_name": user.upn,
-                   "upn": user.upn, "scp": " ".join(scp or oidc), "sub": _pairwise_sub(user, app.app_id)})
+                   "upn": user.upn, "scp": " ".join(scp or oidc),
+                   "sub": _pairwise_sub(user, app.app_id)})
     wids = store.directory_roles_of(user.id)
     if wids:
         claims["wids"] = wids
@@ -197,7 +199,8 @@ def _user_tokens(tenant: Tenant, app, user: User, scopes: list[str], nonce: str 
     if "offline_access" in scopes:
         rt = RefreshToken("1.A" + secrets.token_urlsafe(48), tenant.id, user.id, app.app_id,
                           list(scopes), now, now)
-        store.refresh_tokens[rt.token] = rt
+        with store.lock:
+            store.refresh_tokens[rt.token] = rt
         body["refresh_token"] = rt.token
     if "openid" in scopes:
         body["id_token"] = _id_token(tenant, app, user, nonce)
@@ -303,8 +306,8 @@ def _client(tenant: Tenant, form) -> tuple:
         raise AADSTSError(
             "unauthorized_client", 700016,
             f"Application with identifier '{client_id}' was not found in the directory "
-            f"'{tenant.display_name}'. This can happen if the application has not been installed by "
-            "the administrator of the tenant or consented to by any user in the tenant. You may "
+            f"'{tenant.display_name}'. This can happen if the application has not been installed "
+            "by the administrator of the tenant or consented to by any user in the tenant. You may "
             "have sent your authentication request to the wrong tenant.")
     if not sp.enabled:
         raise AADSTSError("unauthorized_client", 7000112,
@@ -398,8 +401,8 @@ def _authorization_code(t, form):
         if code is None:
             raise _grant_error(9002313, "Invalid request. Request is malformed or invalid.")
         if code.redeemed:
-            raise _grant_error(54005, "OAuth2 Authorization code was already redeemed, please retry "
-                               "with a new valid code or use an existing refresh token.")
+            raise _grant_error(54005, "OAuth2 Authorization code was already redeemed, please "
+                               "retry with a new valid code or use an existing refresh token.")
         code.redeemed = True  # single use, even when the rest of this request fails
     tenant = store.tenants[code.tenant_id]
     if isinstance(t, Tenant) and t.id != tenant.id:
@@ -482,10 +485,11 @@ def _validated_client(client_id: str | None, redirect_uri: str | None, v1_prefix
         v1_prefix and redirect_uri and any(redirect_uri.startswith(u.rstrip("/") + "/")
                                            for u in app.redirect_uris))
     if not ok:
-        return None, error_page(50011, f"The redirect URI '{redirect_uri}' specified in the request "
-                                "does not match the redirect URIs configured for the application "
-                                f"'{app.app_id}'. Make sure the redirect URI sent in the request "
-                                "matches one added to your application in the Azure portal.")
+        return None, error_page(50011, f"The redirect URI '{redirect_uri}' specified in the "
+                                "request does not match the redirect URIs configured for the "
+                                f"application '{app.app_id}'. Make sure the redirect URI sent in "
+                                "the request matches one added to your application in the Azure "
+                                "portal.")
     return app, None
 
 
@@ -551,7 +555,8 @@ def finish_authorize(info: dict, user: User) -> Response:
     code = AuthCode("1.A" + secrets.token_urlsafe(64), user.tenant_id, user.id, info["client_id"],
                     info["redirect_uri"], info["scopes"], info["code_challenge"], info["nonce"],
                     store.now())
-    store.auth_codes[code.code] = code
+    with store.lock:
+        store.auth_codes[code.code] = code
     return respond(info["redirect_uri"], {"code": code.code, "state": info["state"],
                                           "session_state": str(uuid.uuid4())}, info["mode"])
 
@@ -602,6 +607,3 @@ def finish_adminconsent(info: dict, user: User) -> Response:
         params["scope"] = " ".join(granted)
     return respond(info["redirect_uri"], params)
 
-
-def client_info_b64(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")

@@ -17,8 +17,13 @@ from flask import Blueprint, abort, current_app, render_template, request
 from . import catalog, directory
 from .app import current_sim
 from .errors import AADSTSError
-from .identity import (_delegated_resource, error_params, finish_adminconsent, finish_authorize,
-                       respond)
+from .identity import (
+    _delegated_resource,
+    error_params,
+    finish_adminconsent,
+    finish_authorize,
+    respond,
+)
 from .state import User
 
 bp = Blueprint("interaction", __name__, url_prefix="/_sim/signin")
@@ -136,8 +141,8 @@ def _other_tenant(info: dict, upn: str):
                  f"User account '{upn}' from identity provider "
                  f"'https://sts.windows.net/{secrets.token_hex(4)}/' does not exist in tenant "
                  f"'{t.display_name if t else tid}' and cannot access the application "
-                 f"'{app.app_id}'({app.display_name}) in that tenant. The account needs to be added "
-                 "as an external user in the tenant first. Sign out and sign in again with a "
+                 f"'{app.app_id}'({app.display_name}) in that tenant. The account needs to be "
+                 "added as an external user in the tenant first. Sign out and sign in again with a "
                  "different Azure Active Directory user account.")
 
 

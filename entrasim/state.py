@@ -228,55 +228,62 @@ class Store:
     def find_tenant(self, identifier: str, login_group: str | None = None) -> Tenant | None:
         """A tenant by GUID or verified domain, limited to one cloud login host when given."""
         ident = identifier.lower()
-        for t in self.tenants.values():
-            if login_group and catalog.CLOUDS[t.cloud].login_group != login_group:
-                continue
-            if t.id == ident or ident in (d.lower() for d in t.domains):
-                return t
+        with self.lock:
+            for t in self.tenants.values():
+                if login_group and catalog.CLOUDS[t.cloud].login_group != login_group:
+                    continue
+                if t.id == ident or ident in (d.lower() for d in t.domains):
+                    return t
         return None
 
     def find_user(self, upn: str, tenant_id: str | None = None) -> User | None:
         upn = upn.lower()
-        for u in self.users.values():
-            if u.upn.lower() == upn and (tenant_id is None or u.tenant_id == tenant_id):
-                return u
+        with self.lock:
+            for u in self.users.values():
+                if u.upn.lower() == upn and (tenant_id is None or u.tenant_id == tenant_id):
+                    return u
         return None
 
     def sp_for(self, tenant_id: str, app_id: str) -> ServicePrincipal | None:
-        for sp in self.service_principals.values():
-            if sp.tenant_id == tenant_id and sp.app_id == app_id:
-                return sp
+        with self.lock:
+            for sp in self.service_principals.values():
+                if sp.tenant_id == tenant_id and sp.app_id == app_id:
+                    return sp
         return None
 
     def resource_sp(self, tenant_id: str, kind: str) -> ServicePrincipal:
         """The tenant's service principal of Microsoft Graph or Exchange Online (always present)."""
         app_id, name = catalog.RESOURCES[kind]
-        sp = self.sp_for(tenant_id, app_id)
-        if sp is None:
-            sp = ServicePrincipal(new_id(), app_id, tenant_id, name)
-            self.service_principals[sp.id] = sp
-        return sp
+        with self.lock:
+            sp = self.sp_for(tenant_id, app_id)
+            if sp is None:
+                sp = ServicePrincipal(new_id(), app_id, tenant_id, name)
+                self.service_principals[sp.id] = sp
+            return sp
 
     def app_roles_of(self, tenant_id: str, sp_id: str, kind: str) -> list[str]:
         """Names of the app roles of one resource visible now for this principal."""
         now = self.now()
         resource = self.resource_sp(tenant_id, kind)
         by_id = {v: k for k, v in catalog.APP_ROLES[kind].items()}
-        return sorted({
-            by_id[a.app_role_id] for a in self.app_role_assignments.values()
-            if a.principal_id == sp_id and a.resource_id == resource.id and a.visible(now)
-            and a.app_role_id in by_id
-        })
+        with self.lock:
+            return sorted({
+                by_id[a.app_role_id] for a in self.app_role_assignments.values()
+                if a.principal_id == sp_id and a.resource_id == resource.id and a.visible(now)
+                and a.app_role_id in by_id
+            })
 
     def directory_roles_of(self, principal_id: str) -> list[str]:
         now = self.now()
-        return sorted({r.role_definition_id for r in self.role_assignments.values()
-                       if r.principal_id == principal_id and r.visible(now)})
+        with self.lock:
+            return sorted({r.role_definition_id for r in self.role_assignments.values()
+                           if r.principal_id == principal_id and r.visible(now)})
 
     def delegated_scopes(self, tenant_id: str, client_sp_id: str, kind: str,
                          user_id: str | None) -> set[str]:
         now = self.now()
         resource = self.resource_sp(tenant_id, kind)
-        return {g.scope for g in self.delegated_grants.values()
-                if g.client_id == client_sp_id and g.resource_id == resource.id
-                and g.visible(now) and g.principal_id in (None, user_id)}
+        with self.lock:
+            return {g.scope for g in self.delegated_grants.values()
+                    if g.client_id == client_sp_id and g.resource_id == resource.id
+                    and g.visible(now) and g.principal_id in (None, user_id)}

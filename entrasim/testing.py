@@ -156,7 +156,7 @@ class SimAdmin:
     def set_replication_delay(self, seconds):
         return self._call("set_replication_delay", seconds=seconds)
 
-    # --- faults and the request log -----------------------------------------------------------------
+    # --- faults and the request log ---------------------------------------------------------
     def set_fault(self, endpoint, kind, times=None, status=None, retry_after=None, ms=None,
                   seconds=None):
         return self._call("set_fault", endpoint=endpoint, kind=kind, times=times, status=status,
@@ -168,7 +168,7 @@ class SimAdmin:
     def requests(self, endpoint=None):
         return self._get("requests", **({"endpoint": endpoint} if endpoint else {}))
 
-    # --- conveniences (not API calls) ------------------------------------------------------------------
+    # --- conveniences (not API calls) --------------------------------------------------------
     @property
     def ca_path(self) -> str:
         return self.server.ca_path

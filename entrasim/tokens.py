@@ -166,7 +166,8 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float) -> 
     if credential.end < now:
         raise AADSTSError("invalid_client", 700027,
                           "Client assertion contains an invalid signature. [Reason - The key used "
-                          f"is expired., Thumbprint of key used by client: '{credential.thumbprint}'"
+                          "is expired., Thumbprint of key used by client: "
+                          f"'{credential.thumbprint}'"
                           f", Found key 'Start={utc_stamp(credential.start)}, "
                           f"End={utc_stamp(credential.end)}']")
     key, bits = public_key_of(credential.cert_pem)
@@ -191,7 +192,8 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float) -> 
                           "JWT token is invalid: the 'iss' and 'sub' claims must be the client id.")
     exp = claims.get("exp")
     start = claims.get("nbf", claims.get("iat"))
-    if not isinstance(exp, int | float) or (start is not None and not isinstance(start, int | float)):
+    number = int | float
+    if not isinstance(exp, number) or (start is not None and not isinstance(start, number)):
         raise AADSTSError("invalid_client", 50027,
                           "JWT token is invalid: the 'exp' claim is missing or not a number.")
     if now > exp + ASSERTION_SKEW or (start is not None and now < start - ASSERTION_SKEW):

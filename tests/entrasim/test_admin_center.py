@@ -110,7 +110,8 @@ def test_admin_json_api_refuses_form_posts(sim, sim_server, http):
 def test_enterprise_app_in_customer_tenant(sim, browser):
     home = sim.create_tenant(display_name="Product")
     app = sim.create_app(home["id"], display_name="Identity automation", multi_tenant=True)
-    sim.grant_app_role(home["id"], app["app_id"], "User.ReadWrite.All")  # adds it to the registration
+    # Granted in the home tenant: also added to the registration's API permissions.
+    sim.grant_app_role(home["id"], app["app_id"], "User.ReadWrite.All")
     customer = sim.create_tenant(display_name="Fabrikam")
     path = f"/_sim/admin/tenants/{customer['id']}/apps/{app['app_id']}"
     page = browser.get(path)

@@ -80,8 +80,8 @@ def test_decline_v1_and_v2(sim, sim_server, http, product):
     app, customer = product
     sim.set_interaction("decline")
     _t, v1 = follow_authorize(http, url(sim_server, customer["id"], app, v2=False))
-    assert v1 == {"error": "permission_denied", "error_description": "The admin canceled the request",
-                  "state": "xyz"}
+    assert v1 == {"error": "permission_denied",
+                  "error_description": "The admin canceled the request", "state": "xyz"}
     _t, v2 = follow_authorize(http, url(sim_server, customer["id"], app, scope=GRAPH[0]))
     assert v2["admin_consent"] == "True" and v2["error"] == "consent_required"
     assert v2["error_description"].startswith("AADSTS65004:") and v2["state"] == "xyz"

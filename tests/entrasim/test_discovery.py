@@ -5,6 +5,7 @@ import pytest
 
 from entrasim.testing import assert_aadsts
 
+
 @pytest.mark.parametrize("ident", ["guid", "contoso.onmicrosoft.com", "CONTOSO.onmicrosoft.com"])
 def test_discovery_by_guid_or_domain(sim, sim_server, http, ident):
     t = sim.create_tenant(domains=["contoso.onmicrosoft.com"], display_name="Contoso")

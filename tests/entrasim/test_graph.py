@@ -121,7 +121,8 @@ def test_users_paging(sim, sim_server, http, tenant_app, msal_app, certs):
 def test_me_is_delegated_only(sim, tenant_app, graph_get):
     status, body = graph_get("/me")
     assert status == 400
-    assert body["error"]["message"] == "/me request is only valid with delegated authentication flow."
+    assert body["error"]["message"] == \
+        "/me request is only valid with delegated authentication flow."
 
 
 def test_token_checks(sim, sim_server, http, tenant_app, msal_app, certs):
