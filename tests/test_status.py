@@ -1,0 +1,338 @@
+"""Link Account / Check again against the simulator, admin consent, polling, the connection page."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from portal import create_app, store, vault
+from portal.blueprints.status import MAX_POLLS
+from tests.test_onboarding import (  # noqa: F401 - fixtures shared with the wizard tests
+    HX,
+    _fresh_discovery_cache,
+    app_config,
+    connection,
+    start_wizard,
+    tenant,
+    text,
+    wizard,
+)
+
+ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
+             "User.EnableDisableAccount.All")
+USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+EXCHANGE_ADMIN = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+
+
+def ready(app, wizard, sim, tenant, grants=ALL_GRAPH, roles=(USER_ADMIN,), upload=True):
+    """Walk the wizard to step 6 and set the app up in the simulator as a customer would."""
+    wizard.cloud("sim-global")
+    wizard.ids(tenant["domain"], tenant["client_id"])
+    wizard.post(f"{wizard.url}/registered")
+    with app.app_context():
+        cert = store.active_certificate(wizard.id)
+    if upload:
+        sim.upload_certificate(tenant["id"], tenant["client_id"], cert.cert_pem)
+    for permission in grants:
+        sim.grant_app_role(tenant["id"], tenant["client_id"], permission)
+    for role in roles:
+        sim.assign_directory_role(tenant["id"], tenant["client_id"], role)
+    return cert
+
+
+def link(wizard, htmx=True, **data):
+    return wizard.post(f"/connections/{wizard.id}/check", {"where": "wizard", **data}, htmx)
+
+
+def marks(body: str) -> tuple[int, int]:
+    return body.count("✓</span>"), body.count("✗</span>")
+
+
+def test_link_all_items_ok(app, wizard, sim, tenant, admin_a):
+    ready(app, wizard, sim, tenant)
+    response = link(wizard)
+    body = text(response)
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<div id="checklist"')
+    assert "Linked." in body and marks(body) == (5, 0)
+    assert "hx-trigger" not in body.split("<form", 1)[0]  # no polling once ok
+    item = connection(app, wizard.id)
+    assert item.state == "connected" and item.health == "healthy"
+    assert item.tenant_id == tenant["id"] and item.tenant_name == "Contoso Ltd"
+    assert item.tenant_domain == "contoso.onmicrosoft.com"
+    assert item.last_check["ok"] is True and item.last_checked_at
+    assert "PRIVATE KEY" not in str(item.last_check) and "eyJ" not in str(item.last_check)
+    with app.app_context():
+        events = store.list_health_events(wizard.id)
+        audit = store.list_audit_events(connection_id=wizard.id, action="connection.check")
+    assert events[0].outcome == "ok" and events[0].health == "healthy"
+    assert audit[0].actor_user_id == admin_a.id and audit[0].detail["ok"] is True
+
+
+def test_one_permission_missing_is_exactly_that_item(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant, grants=ALL_GRAPH[:3])
+    body = text(link(wizard))
+    assert marks(body) == (4, 1)
+    missing = body.split('class="check missing"', 1)[1].split("</li>", 1)[0]
+    assert "User.EnableDisableAccount.All" in missing
+    assert "Application permissions → User.EnableDisableAccount.All" in missing  # the fix
+    assert f"/appId/{tenant['client_id']}" in missing  # deep link to API permissions
+    item = connection(app, wizard.id)
+    assert item.state == "needs_attention" and item.health == "failing"
+    with app.app_context():
+        assert store.list_health_events(wizard.id)[0].summary["missing"] == [
+            "app:User.EnableDisableAccount.All"]
+
+
+def test_role_missing(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant, roles=())
+    body = text(link(wizard))
+    assert marks(body) == (4, 1)
+    missing = body.split('class="check missing"', 1)[1].split("</li>", 1)[0]
+    assert "Role: User Administrator" in missing and "Add assignments" in missing
+    assert "RolesManagementMenuBlade" in missing
+
+
+def test_exchange_on(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    wizard.post(f"{wizard.url}/exchange", {"exchange": "1"})
+    body = text(link(wizard))
+    assert marks(body) == (5, 2)
+    assert "Exchange.ManageAsApp" in body and "Role: Exchange Administrator" in body
+    sim.grant_app_role(tenant["id"], tenant["client_id"], "Exchange.ManageAsApp",
+                       resource="exchange")
+    sim.assign_directory_role(tenant["id"], tenant["client_id"], EXCHANGE_ADMIN)
+    body = text(link(wizard))
+    assert marks(body) == (7, 0) and "Linked." in body
+    assert connection(app, wizard.id).state == "connected"
+
+
+def test_certificate_not_uploaded_blocks_with_the_reason(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant, upload=False)
+    body = text(link(wizard))
+    assert "Linked." not in body and 'class="alert alert-warning"' in body
+    assert connection(app, wizard.id).state == "needs_attention"
+
+
+def test_link_before_the_setup_is_a_message(app, wizard):
+    body = text(link(wizard))
+    assert "Enter the cloud, the tenant and the client ID first" in body
+    assert connection(app, wizard.id).state == "draft"
+
+
+def test_link_without_javascript_redirects_to_the_checklist(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    response = link(wizard, htmx=False)
+    assert response.status_code == 302 and response.headers["Location"].endswith("#step-link")
+    body = wizard.page()
+    assert "Linked." in body and marks(body)[1] == 0
+
+
+def test_revoking_a_permission_shows_on_check_again_from_the_connection_page(
+        app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    link(wizard)
+    sim.revoke_app_role(tenant["id"], tenant["client_id"], "Group.ReadWrite.All")
+    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    body = text(response)
+    assert body.lstrip().startswith('<div id="connection-status"')
+    assert marks(body) == (4, 1) and "Group.ReadWrite.All" in body.split("check missing")[1]
+    assert "Needs attention" in body
+
+
+def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    other = create_app({**app_config, "VAULT_KEYS": vault.Keyring.generate()})
+    client = other.test_client()
+    client.set_cookie("session", wizard.client.get_cookie("session").value)
+    response = client.post(f"/connections/{wizard.id}/check",
+                           data={"where": "wizard", "csrf_token": wizard.token}, headers=HX)
+    assert response.status_code == 200
+    assert "Create a new certificate (step 4)" in text(response)
+    assert connection(app, wizard.id).state == "needs_reconnect"
+    # A new certificate starts over: waiting for the customer's upload.
+    wizard.post(f"{wizard.url}/certificate", {"replace": "1"})
+    assert connection(app, wizard.id).state == "waiting"
+
+
+# --- Polling after consent (replication) -----------------------------------------------------
+
+
+def test_checklist_polls_after_consent_for_a_bounded_number_of_attempts(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant, grants=ALL_GRAPH[:3])
+    with app.app_context():
+        store.update_connection(wizard.id, consented_at=store.utcnow())
+    body = text(link(wizard))
+    assert 'hx-trigger="load delay:3s"' in body and '"attempt": "1"' in body
+    assert "attempt 1 of 10" in body
+    body = text(link(wizard, attempt="4"))
+    assert '"attempt": "5"' in body
+    body = text(link(wizard, attempt=str(MAX_POLLS)))
+    assert 'hx-trigger="load' not in body
+    assert "Microsoft still doesn't show the change" in body and "Check again" in body
+    # The customer grants the last one: the next poll is all ✓ and stops.
+    sim.grant_app_role(tenant["id"], tenant["client_id"], "User.EnableDisableAccount.All")
+    body = text(link(wizard, attempt="2"))
+    assert "Linked." in body and 'hx-trigger="load' not in body
+
+
+def test_no_polling_without_a_recent_consent(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant, grants=ALL_GRAPH[:3])
+    body = text(link(wizard))
+    assert 'hx-trigger="load' not in body and "Check again" in body
+
+
+def test_polls_are_posts_and_a_get_never_checks(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    assert wizard.client.get(f"/connections/{wizard.id}/check").status_code == 405
+    assert connection(app, wizard.id).last_check is None
+
+
+# --- Admin consent ---------------------------------------------------------------------------
+
+
+def start_consent(wizard):
+    response = wizard.post(f"/connections/{wizard.id}/admin-consent", htmx=False)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    return location, parse_qs(urlsplit(location).query)
+
+
+def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    location, query = start_consent(wizard)
+    assert urlsplit(location).path == f"/{tenant['id']}/v2.0/adminconsent"
+    assert query["client_id"] == [tenant["client_id"]]
+    assert query["scope"] == ["https://graph.microsoft.com/.default"]
+    assert query["redirect_uri"] == ["https://portal.example/connections/admin-consent/return"]
+    state = query["state"][0]
+    assert len(state) >= 43
+    cookie = wizard.client.get_cookie("portal_consent", path="/connections/admin-consent/return")
+    assert cookie is not None and cookie.http_only
+    with app.app_context():
+        row = store.consume_auth_flow(state, hashlib.sha256(cookie.value.encode()).hexdigest())
+    assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
+
+
+def test_admin_consent_return_links_once(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    url = "/connections/admin-consent/return"
+    params = {"admin_consent": "True", "tenant": tenant["id"], "state": query["state"][0]}
+    response = wizard.client.get(url, query_string=params)
+    assert response.status_code == 302 and response.headers["Location"].endswith("#step-link")
+    body = wizard.page()
+    assert "Admin consent granted and every item checked" in body
+    item = connection(app, wizard.id)
+    assert item.state == "connected" and item.consented_at
+    # The same state again is refused.
+    again = wizard.client.get(url, query_string=params)
+    assert again.headers["Location"] == "/"
+    assert "expired, was already used" in text(wizard.client.get("/"))
+
+
+def test_admin_consent_return_from_another_browser_is_refused(app, login, admin_a, wizard, sim,
+                                                              tenant):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    other = login(admin_a)  # same person, another browser: no binding cookie
+    response = other.get("/connections/admin-consent/return",
+                         query_string={"tenant": tenant["id"], "state": query["state"][0]})
+    assert response.headers["Location"] == "/"
+    assert connection(app, wizard.id).consented_at is None
+
+
+def test_admin_consent_expired_state_is_refused(app, wizard, sim, tenant, admin_a):
+    ready(app, wizard, sim, tenant)
+    with app.app_context():
+        store.create_auth_flow(state="s" * 43, kind="admin_consent", connection_id=wizard.id,
+                               user_id=admin_a.id,
+                               browser_binding=hashlib.sha256(b"browser").hexdigest(),
+                               flow={}, ttl=600, now=time.time() - 601)
+    wizard.client.set_cookie("portal_consent", "browser",
+                             path="/connections/admin-consent/return")
+    response = wizard.client.get("/connections/admin-consent/return",
+                                 query_string={"tenant": tenant["id"], "state": "s" * 43})
+    assert response.headers["Location"] == "/"
+    assert connection(app, wizard.id).consented_at is None
+
+
+def test_admin_consent_forged_tenant_is_ignored_and_reported(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    forged = "00000000-0000-0000-0000-000000000001"
+    response = wizard.client.get("/connections/admin-consent/return",
+                                 query_string={"admin_consent": "True", "tenant": forged,
+                                               "state": query["state"][0]})
+    assert response.status_code == 302
+    body = wizard.page()
+    assert f"Microsoft's answer named another tenant ({forged}). We ignored it" in body
+    item = connection(app, wizard.id)
+    assert item.tenant_id == tenant["id"] and item.state == "connected"
+
+
+def test_admin_consent_declined_in_plain_words(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    response = wizard.client.get("/connections/admin-consent/return", query_string={
+        "error": "access_denied", "error_description": "AADSTS65004: <b>declined</b>",
+        "state": query["state"][0]})
+    assert response.headers["Location"].endswith("#step-permissions")
+    body = wizard.page()
+    assert "Admin consent was declined, so nothing was granted." in body
+    assert connection(app, wizard.id).consented_at is None
+
+
+def test_admin_consent_other_error_is_escaped(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    wizard.client.get("/connections/admin-consent/return", query_string={
+        "error": "server_error", "error_description": "<script>alert(1)</script>",
+        "state": query["state"][0]})
+    raw = wizard.client.get(wizard.url).get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in raw and "<script>alert" not in raw
+
+
+def test_admin_consent_needs_the_tenant_and_client_first(wizard):
+    response = wizard.post(f"/connections/{wizard.id}/admin-consent", htmx=False)
+    assert response.headers["Location"].endswith("#step-permissions")
+    assert "Enter the cloud, a tenant we found and the client ID first" in wizard.page()
+
+
+# --- The connection page ---------------------------------------------------------------------
+
+
+def test_connection_page_shows_lifecycle_checklist_and_history(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    body = text(wizard.client.get(f"/connections/{wizard.id}"))
+    assert 'aria-current="step"><strong>Waiting for setup</strong>' in body
+    assert "Continue setup" in body and "Not checked yet." in body and "Link Account" in body
+    link(wizard)
+    body = text(wizard.client.get(f"/connections/{wizard.id}"))
+    assert 'aria-current="step"><strong>Connected</strong>' in body
+    assert marks(body) == (5, 0) and "Check again" in body
+    assert "Recent checks" in body and "Healthy" in body
+    assert "Continue setup" not in body
+
+
+def test_support_sees_the_checklist_without_buttons(app, wizard, sim, tenant, support_client):
+    ready(app, wizard, sim, tenant, grants=ALL_GRAPH[:3])
+    link(wizard)
+    body = text(support_client.get(f"/connections/{wizard.id}"))
+    assert marks(body) == (4, 1)
+    main = body.split("<main", 1)[1]
+    assert "<form" not in main and "Check again" not in main and "Continue setup" not in main
+    assert "PRIVATE KEY" not in body
+
+
+@pytest.mark.parametrize("where", ["wizard", "page"])
+def test_other_organization_cannot_check(client_b, wizard, where):
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client_b, "/")
+    response = client_b.post(f"/connections/{wizard.id}/check",
+                             data={"csrf_token": token, "where": where}, headers=HX)
+    assert response.status_code == 404
