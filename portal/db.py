@@ -1,7 +1,11 @@
-"""SQLite through sqlite-utils: one connection per app context, pragmas, migrations, transactions.
+"""SQLite through sqlite-utils: one connection per worker thread, pragmas, migrations, transactions.
 
 No connection is opened in ``create_app`` (gunicorn forks after it, and a connection carried across
-a fork can corrupt the database: https://www.sqlite.org/howtocorrupt.html section 2.6). The
+a fork can corrupt the database: https://www.sqlite.org/howtocorrupt.html section 2.6): each
+thread opens its connection at its first request and keeps it, and a connection is only ever used
+by the process that opened it. Keeping it matters: opening costs the pragmas, and closing the last
+connection of a WAL database checkpoints and fsyncs (``synchronous=FULL``), which measured at
+several milliseconds per request when every request opened and closed its own. The
 connection runs with ``isolation_level=None``: the driver opens no implicit transactions, and
 every read-then-write path uses :func:`write_transaction` (``BEGIN IMMEDIATE``, so a writer waits
 for the lock with ``busy_timeout`` instead of failing: https://sqlite.org/rescode.html#busy).
@@ -63,20 +67,39 @@ def open_db(path: str) -> sqlite_utils.Database:
     return db
 
 
+class _ThreadConnection(threading.local):
+    """This thread's connection for one app (``app.extensions``), with the process that opened it."""
+
+    db: sqlite_utils.Database | None = None
+    pid: int | None = None
+    path: str | None = None
+
+
+#: Connections a forked child found open in its parent: never used, and never closed here either
+#: (closing could release the parent's locks); kept referenced so garbage collection leaves them.
+_inherited: list[sqlite_utils.Database] = []
+
+
 def get_db() -> sqlite_utils.Database:
-    """The database of the current app context, opened lazily."""
+    """The database of the current app context: this thread's connection, opened lazily."""
     if "db" not in g:
-        g.db = open_db(current_app.config["DATABASE"])
+        cached = current_app.extensions["portal.db"]
+        path = current_app.config["DATABASE"]
+        if cached.db is None or cached.pid != os.getpid() or cached.path != path:
+            if cached.db is not None and cached.pid != os.getpid():
+                _inherited.append(cached.db)
+            elif cached.db is not None:
+                cached.db.conn.close()
+            cached.db, cached.pid, cached.path = open_db(path), os.getpid(), path
+        g.db = cached.db
     return g.db
 
 
 def close_db(exc: BaseException | None = None) -> None:
-    """Close the app context's connection (registered as a teardown)."""
+    """End of an app context: roll back whatever a failed request left open; keep the connection."""
     db = g.pop("db", None)
-    if db is not None:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        db.conn.close()
+    if db is not None and db.conn.in_transaction:
+        db.conn.execute("ROLLBACK")
 
 
 def forget_migrated(path: str) -> None:
@@ -105,6 +128,7 @@ def write_transaction(db: sqlite_utils.Database | None = None) -> Iterator[sqlit
 
 
 def init_app(app) -> None:
+    app.extensions["portal.db"] = _ThreadConnection()
     app.teardown_appcontext(close_db)
 
 
@@ -259,3 +283,4 @@ def m002_link_outcomes(db: sqlite_utils.Database) -> None:
         " finished_at REAL NOT NULL)"
     )
     db.execute("CREATE INDEX handoffs_connection ON handoffs(connection_id, created_at)")
+

@@ -1,6 +1,8 @@
 """portal.db: migrations, pragmas, transactions, no connection before the first request."""
 
+import os
 import sqlite3
+import threading
 
 import pytest
 
@@ -52,11 +54,46 @@ def test_pragmas_on_every_connection(app):
             assert conn.isolation_level is None
 
 
-def test_connection_closed_on_teardown(app):
+def test_connection_is_kept_per_thread_and_left_clean(app):
     with app.app_context():
-        conn = db.get_db().conn
-    with pytest.raises(sqlite3.ProgrammingError):
-        conn.execute("SELECT 1")
+        first = db.get_db()
+        first.conn.execute("BEGIN IMMEDIATE")  # a request that failed mid-transaction
+    assert not first.conn.in_transaction  # teardown rolled it back; the write lock is free
+    with app.app_context():
+        assert db.get_db() is first  # the next request reuses the thread's connection
+
+    other = []
+    thread = threading.Thread(target=lambda: other.append(_connection_in_new_context(app)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first  # sqlite3 connections never cross threads
+
+
+def _connection_in_new_context(app):
+    with app.app_context():
+        return db.get_db()
+
+
+def test_a_forked_process_opens_its_own_connection(app):
+    """A connection is only used by the process that opened it (howtocorrupt.html 2.6)."""
+    with app.app_context():
+        parent = db.get_db()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer whether it got a different connection, then leave at once
+        try:
+            with app.app_context():
+                fresh = db.get_db()
+                ok = fresh is not parent and fresh.execute("SELECT 1").fetchone() == (1,)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    with app.app_context():
+        assert db.get_db() is parent
 
 
 def test_write_transaction_begins_immediate_and_commits(app):
