@@ -375,5 +375,5 @@ class EntraClient:
         return self._cache.serialize()
 
     def cache_text_if_changed(self) -> str | None:
-        """The token cache text when it changed since load, else None (save only then)."""
+        """The token cache text if it changed since load or the last call, else None (save then)."""
         return self._cache.serialize() if self._cache.has_state_changed else None

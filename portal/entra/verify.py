@@ -474,7 +474,8 @@ def verify_customer_owned(
         support=timer.support,
         token_cache_text=client.cache_text_if_changed(),
         discovery=found,
-        pending_replication=pending or (fresh and not ok),
+        # Right after consent, a missing item most likely means Microsoft is still replicating.
+        pending_replication=pending or (fresh and any(i.status == "missing" for i in items)),
     )
 
 
