@@ -1,0 +1,591 @@
+"""Link Account for service-provider connections: delegated consent to our multi-tenant app.
+
+Authorization code + PKCE + nonce through MSAL (``response_mode=form_post``), the flow kept
+server-side under a random ``state`` and bound to the browser by a short-lived flow cookie; the
+callback redeems the code, validates the id token itself (:mod:`portal.entra.idtoken`: MSAL 1.39
+does not) and stores everything in one transaction. Inside the host's iframe the sign-in runs in
+a popup started from a one-time handoff; the iframe polls ``link-status``. RFC 9700 sections 2.1,
+4.2.4, 4.7; docs/decisions/0002-delegated-consent-in-a-popup.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qs, urlsplit
+
+from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect,
+                   render_template, request, session, url_for)
+from flask_login import current_user
+
+from portal import htmx, store
+from portal.access import admin_required, load_connection_or_404, login_required
+from portal.config import parse_list
+from portal.entra import idtoken
+from portal.entra.client import CertificateCredential, EntraClient, SecretCredential
+from portal.entra.clouds import Cloud, http_session
+from portal.entra.errors import classify
+from portal.entra.permissions import DELEGATED_SCOPES
+from portal.security import cross_site_post, embeddable, no_referrer
+from portal.services import cloud_table
+
+bp = Blueprint("oauth", __name__)
+log = logging.getLogger("portal.oauth")
+
+CALLBACK_PATH = "/oauth/callback"
+FLOW_TTL = 600  # seconds: state, flow cookie and handoff all live at most 10 minutes
+#: Delegated scopes the product needs (MSAL adds openid, profile and offline_access itself).
+PRODUCT_SCOPES: tuple[str, ...] = tuple(
+    r.name for r in DELEGATED_SCOPES if r.name != "offline_access")
+_RESERVED = frozenset({"openid", "profile", "offline_access", "email"})
+_SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
+_PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
+_AADSTS_RE = re.compile(r"AADSTS(\d{4,7})")
+#: MSAL's HTTP cache for the `organizations` OpenID document (one discovery per process instead
+#: of one per click). Only discovery is cached: every flow builds a fresh MSAL app and cache.
+_MSAL_HTTP_CACHE: dict = {}
+
+
+# --- Operator settings -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpSettings:
+    """The service provider application as the operator configured it; ``problems`` are
+    operator-facing sentences (empty when everything needed is there)."""
+
+    client_id: str | None
+    credential: CertificateCredential | SecretCredential | None = field(repr=False)
+    redirect_uri: str | None
+    clouds: tuple[str, ...]
+    required_scopes: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def required_scopes(config) -> tuple[str, ...]:
+    """The product's delegated scopes plus ``SP_EXTRA_SCOPES`` (order kept, no duplicates)."""
+    seen: dict[str, str] = {}
+    for name in (*PRODUCT_SCOPES, *parse_list(config.get("SP_EXTRA_SCOPES"))):
+        if name.lower() not in _RESERVED and name.lower() not in seen:
+            seen[name.lower()] = name
+    return tuple(seen.values())
+
+
+def redirect_uri_from(public_url: str) -> str:
+    """``PUBLIC_URL`` + the callback path: a configured constant, never from request headers."""
+    return public_url.rstrip("/") + CALLBACK_PATH
+
+
+def _read_certificate(path: str) -> tuple[CertificateCredential | None, str | None]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return None, f"SP_CERT_FILE {path!r} cannot be read ({exc.strerror})."
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return None, (f"SP_CERT_FILE {path!r} holds no readable, unencrypted private key "
+                      "(PEM with the key and the certificate).")
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        return None, f"SP_CERT_FILE {path!r} holds no certificate (PEM)."
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    return CertificateCredential(key_pem, cert_pem), None
+
+
+def sp_settings() -> SpSettings:
+    """Read and check the operator settings (the certificate file is parsed once per change)."""
+    config = current_app.config
+    problems: list[str] = []
+    client_id = (config.get("SP_CLIENT_ID") or "").strip() or None
+    if client_id is None:
+        problems.append("SP_CLIENT_ID is not set: the Application (client) ID of our "
+                        "multi-tenant app registration (PORTAL_SP_CLIENT_ID).")
+    credential = None
+    cert_file = config.get("SP_CERT_FILE")
+    if cert_file:
+        path = cert_file if os.path.isabs(cert_file) else os.path.join(
+            current_app.instance_path, cert_file)
+        cache = current_app.extensions.setdefault("portal.sp_cert", {})
+        try:
+            stamp = (path, os.stat(path).st_mtime_ns)
+        except OSError:
+            stamp = (path, None)
+        if stamp not in cache:
+            cache.clear()
+            cache[stamp] = _read_certificate(path)
+        credential, problem = cache[stamp]
+        if problem:
+            problems.append(problem)
+    elif config.get("SP_CLIENT_SECRET"):
+        credential = SecretCredential(str(config["SP_CLIENT_SECRET"]))
+    else:
+        problems.append("No credential for the app: set SP_CERT_FILE (PEM with the private key "
+                        "and the certificate, preferred) or SP_CLIENT_SECRET.")
+    public_url = str(config.get("PUBLIC_URL") or "")
+    redirect_uri = None
+    if not _PUBLIC_URL_RE.match(public_url):
+        problems.append(f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
+                        "such as https://portal.example.com.")
+    elif config["ENV"] == "production" and not public_url.startswith("https://"):
+        problems.append("PUBLIC_URL must use https:// in production.")
+    else:
+        redirect_uri = redirect_uri_from(public_url)
+    clouds = tuple(parse_list(config.get("SP_CLOUDS")))
+    if not clouds:
+        problems.append("SP_CLOUDS is empty: list the clouds where the app is registered.")
+    scopes = required_scopes(config)
+    bad = [s for s in scopes if not _SCOPE_RE.match(s)]
+    if bad:
+        problems.append(f"SP_EXTRA_SCOPES has values that are not scope names: {bad}.")
+    return SpSettings(client_id, credential, redirect_uri, clouds, scopes, tuple(problems))
+
+
+def _cloud_for(connection: store.Connection, settings: SpSettings) -> tuple[Cloud | None, str]:
+    """The connection's cloud if the app is registered there (else None and why)."""
+    key = connection.cloud or (settings.clouds[0] if settings.clouds else None)
+    if key is None or key not in settings.clouds:
+        return None, (f"The app is not registered in the cloud {key!r} of this connection "
+                      f"(SP_CLOUDS = {list(settings.clouds)}).")
+    try:
+        return cloud_table().get(key), ""
+    except KeyError:
+        return None, f"SP_CLOUDS names {key!r}, which is not in the cloud table."
+
+
+def missing_scopes(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
+    """Required scopes the connection's last consent did not grant (case-insensitive)."""
+    granted = {s.lower() for s in connection.granted_scopes}
+    return [s for s in required if s.lower() not in granted]
+
+
+def scopes_to_request(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
+    """Incremental consent: only what is missing while the consent still works; else all."""
+    missing = missing_scopes(connection, required)
+    if connection.consented_at and connection.state in ("connected", "needs_attention") \
+            and missing:
+        return missing
+    return list(required)
+
+
+# --- Browser binding ---------------------------------------------------------------------------
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def flow_cookie_name() -> str:
+    """``__Host-`` when the public URL is https (Secure, Path=/, no Domain)."""
+    public = str(current_app.config.get("PUBLIC_URL") or "")
+    return "__Host-portal_oauth_flow" if public.startswith("https://") else "portal_oauth_flow"
+
+
+def _set_flow_cookie(response, value: str) -> None:
+    # SameSite=None: the form_post callback is a cross-site POST from the login host, and Lax
+    # cookies are not sent on it. Secure is required with None (RFC 6265bis); Chromium and
+    # Firefox treat http://localhost as secure, so development on loopback works too. Not
+    # Partitioned: it is set and read in top-level documents (redirect or popup) only.
+    response.set_cookie(flow_cookie_name(), value, max_age=FLOW_TTL, path="/", secure=True,
+                        httponly=True, samesite="None")
+
+
+def _clear_flow_cookie(response) -> None:
+    response.delete_cookie(flow_cookie_name(), path="/", secure=True, httponly=True,
+                           samesite="None")
+
+
+def _session_binding() -> str:
+    """A per-session random value (hashed) that ties handoffs and their results to this
+    browser session; the iframe's session is the only one that can read the result."""
+    sid = session.get("link_sid")
+    if not sid:
+        sid = session["link_sid"] = secrets.token_urlsafe(32)
+    return _digest(sid)
+
+
+def _existing_session_binding() -> str | None:
+    sid = session.get("link_sid")
+    return _digest(sid) if sid else None
+
+
+# --- Pages and fragments -----------------------------------------------------------------------
+
+
+def _unavailable(settings: SpSettings | None, reason: str | None = None):
+    """Operator: what to fix. Customer: not available yet, contact support."""
+    details = list(settings.problems if settings else ()) + ([reason] if reason else [])
+    log.warning("Link Account unavailable: %s", " ".join(details))
+    operator = current_user.is_authenticated and current_user.is_support
+    return render_template("pages/oauth_unavailable.html", details=details,
+                           operator=operator), 503
+
+
+def _require_service_provider(connection: store.Connection) -> None:
+    if connection.kind != "service_provider":
+        abort(404)
+
+
+def panel_context(connection: store.Connection, blocked: bool = False) -> dict:
+    """What the service-provider panel shows (also used by the wizard's connection page)."""
+    settings = sp_settings()
+    cloud, cloud_problem = _cloud_for(connection, settings) if settings.ok else (None, "")
+    attempt = None
+    binding = _existing_session_binding()
+    if binding:
+        attempt = store.latest_link_attempt(connection.id, binding)
+    now = time.time()
+    pending = attempt is not None and attempt.pending(now)
+    # A finished attempt is shown for a while (the iframe's answer), then the panel is plain.
+    recent = attempt is not None and attempt.outcome is not None and \
+        (attempt.finished_at or 0) > now - FLOW_TTL
+    required = settings.required_scopes
+    return {
+        "connection": connection,
+        "available": settings.ok and cloud is not None,
+        "operator_details": list(settings.problems) + ([cloud_problem] if cloud_problem else []),
+        "required": required,
+        "missing": missing_scopes(connection, required) if connection.consented_at else [],
+        "to_request": scopes_to_request(connection, required),
+        "attempt": attempt,
+        "pending": pending,
+        "expired": attempt is not None and attempt.outcome is None and not pending,
+        "recent": recent,
+        "blocked": blocked,
+        "can_link": current_user.is_authenticated and current_user.is_admin,
+    }
+
+
+@bp.app_context_processor
+def _panel_helper():
+    """``sp_panel(connection)`` for templates that include the service-provider panel."""
+    return {"sp_panel": panel_context}
+
+
+@bp.get("/connections/<connection_id>/link")
+@login_required
+@embeddable
+def link_page(connection_id: str):
+    """The service-provider panel on a page of its own (the wizard also includes it)."""
+    connection = load_connection_or_404(connection_id)
+    _require_service_provider(connection)
+    return render_template("pages/oauth_link.html", connection=connection)
+
+
+@bp.get("/connections/<connection_id>/link-status")
+@login_required
+@embeddable
+def link_status(connection_id: str):
+    """The panel fragment: polled every 2 s by the iframe while a popup sign-in is pending."""
+    connection = load_connection_or_404(connection_id)
+    _require_service_provider(connection)
+    body = render_template("fragments/_oauth_panel.html",
+                           p=panel_context(connection, blocked=request.args.get("blocked") == "1"))
+    return htmx.add_vary(make_response(body))
+
+
+# --- Starting the flow -------------------------------------------------------------------------
+
+
+def _client(settings: SpSettings, cloud: Cloud, session_) -> EntraClient:
+    """MSAL for our multi-tenant app at ``https://<login>/organizations``, empty token cache."""
+    return EntraClient(cloud, "organizations", settings.client_id, settings.credential,
+                       session=session_, http_cache=_MSAL_HTTP_CACHE)
+
+
+def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | None = None):
+    """Create the server-side flow and answer with a redirect to the authorize endpoint."""
+    settings = sp_settings()
+    if not settings.ok:
+        return _unavailable(settings)
+    cloud, why = _cloud_for(connection, settings)
+    if cloud is None:
+        return _unavailable(settings, why)
+    store.purge_auth_flows()
+    scopes = scopes_to_request(connection, settings.required_scopes)
+    state = secrets.token_urlsafe(32)
+    client = _client(settings, cloud, http_session(cloud_table(), cloud))
+    domain_hint = connection.tenant_domain or None
+    started = client.initiate_auth_code_flow(settings.redirect_uri, scopes, state=state,
+                                             domain_hint=domain_hint)
+    if not started.ok or started.state != state:
+        problem = started.problem
+        log.error("could not start the delegated sign-in: %s",
+                  problem.as_dict() if problem else "state not kept")
+        return render_template("pages/oauth_result.html", ok=False, popup=handoff_id is not None,
+                               connection=connection, title="Microsoft sign-in is not reachable",
+                               message="We could not start the sign-in with Microsoft.",
+                               fix="Please try again in a few minutes.", code=None), 502
+    sent = parse_qs(urlsplit(started.auth_uri).query)
+    nonce_sent = (sent.get("nonce") or [""])[0]
+    cookie = secrets.token_urlsafe(32)
+    store.create_auth_flow(
+        state=state, kind="delegated", connection_id=connection.id, user_id=user_id,
+        browser_binding=_digest(cookie), ttl=FLOW_TTL,
+        flow={"msal": started.flow, "portal": {
+            "nonce_sent": nonce_sent, "scopes": scopes, "handoff_id": handoff_id,
+            "cloud": cloud.key, "expected_tenant": connection.tenant_id}})
+    if connection.state == "draft":
+        store.update_connection(connection.id, state="waiting")
+    store.record_audit("connection.link_started", actor=user_id, org_id=connection.org_id,
+                       connection_id=connection.id,
+                       detail={"scopes": scopes, "popup": handoff_id is not None})
+    response = redirect(started.auth_uri, code=303)
+    _set_flow_cookie(response, cookie)
+    return response
+
+
+@bp.post("/connections/<connection_id>/link")
+@admin_required
+@embeddable
+def link(connection_id: str):
+    """Link Account (top level): 303 to Microsoft. Posted from inside a frame without script,
+    it answers with a page that opens the sign-in in a new tab instead (Microsoft refuses to be
+    framed)."""
+    connection = load_connection_or_404(connection_id, write=True)
+    _require_service_provider(connection)
+    if request.headers.get("Sec-Fetch-Dest") == "iframe":
+        settings = sp_settings()
+        if not settings.ok:
+            return _unavailable(settings)
+        handoff = store.create_handoff(connection_id=connection.id, user_id=current_user.id,
+                                       session_binding=_session_binding(), ttl=FLOW_TTL)
+        return render_template("pages/oauth_link.html", connection=connection,
+                               handoff_url=url_for("oauth.handoff", handoff_id=handoff.id))
+    return _start_flow(connection, current_user.id)
+
+
+@bp.post("/connections/<connection_id>/link/handoff")
+@admin_required
+def create_link_handoff(connection_id: str):
+    """For the framed panel (``static/link.js``): a one-time handoff for the popup (JSON)."""
+    connection = load_connection_or_404(connection_id, write=True)
+    _require_service_provider(connection)
+    settings = sp_settings()
+    if not settings.ok or _cloud_for(connection, settings)[0] is None:
+        log.warning("Link Account unavailable: %s", " ".join(settings.problems))
+        return jsonify(error="unavailable"), 503
+    handoff = store.create_handoff(connection_id=connection.id, user_id=current_user.id,
+                                   session_binding=_session_binding(), ttl=FLOW_TTL)
+    store.record_audit("connection.link_handoff", actor=current_user.id,
+                       org_id=connection.org_id, connection_id=connection.id)
+    return jsonify(handoff_url=url_for("oauth.handoff", handoff_id=handoff.id),
+                   status_url=url_for("oauth.link_status", connection_id=connection.id))
+
+
+@bp.get("/oauth/handoff/<handoff_id>")
+@no_referrer
+def handoff(handoff_id: str):
+    """The popup's first page (its own top-level site, without the iframe's cookies): burn the
+    handoff, bind a new flow to this browser and go to Microsoft."""
+    found = store.consume_handoff(handoff_id) if 20 <= len(handoff_id) <= 100 else None
+    user = store.get_user(found.user_id) if found and found.user_id else None
+    connection = store.get_connection(found.connection_id) if found else None
+    if found is None or user is None or connection is None or not user.is_admin \
+            or user.org_id != connection.org_id:
+        log.warning("handoff refused (missing, used, expired or no longer valid)")
+        return render_template("pages/oauth_rejected.html", popup=True), 400
+    return _start_flow(connection, user.id, handoff_id=found.id)
+
+
+# --- The callback ------------------------------------------------------------------------------
+
+#: Plain-words explanations of the errors Microsoft returns to the callback (entra.md §6).
+EXPLAINED: dict[object, tuple[str, str, str]] = {
+    65004: ("Consent was declined",
+            "The permissions were not accepted on Microsoft's page, so nothing was connected.",
+            "Click Link Account again and choose Accept on Microsoft's consent page."),
+    65001: ("Consent is required",
+            "Microsoft says the permissions have not been granted for your organization yet.",
+            "Click Link Account again and sign in with an administrator account, then accept."),
+    50020: ("Account from another organization",
+            "The account you signed in with does not belong to the organization you are "
+            "connecting (it may be a personal account or a guest).",
+            "Click Link Account again and choose 'Use another account' on Microsoft's page to "
+            "sign in with an administrator account of your own organization."),
+    90094: ("An administrator must approve",
+            "Your organization lets only administrators grant these permissions.",
+            "Ask a Global Administrator or Privileged Role Administrator of your organization to "
+            "sign in to this portal and click Link Account. If your organization uses admin "
+            "consent requests, they can also approve the request in the Microsoft Entra admin "
+            "center under Enterprise applications > Admin consent requests; then click Link "
+            "Account again."),
+    "tenant": ("Account from another organization",
+               "You signed in with an account of a different organization than the one this "
+               "connection belongs to. Nothing was stored.",
+               "Click Link Account again and sign in with an administrator account of the "
+               "organization of this connection."),
+}
+EXPLAINED["access_denied"] = EXPLAINED[65004]
+EXPLAINED["consent_required"] = EXPLAINED[65001]
+EXPLAINED[90095] = EXPLAINED[90094]
+
+
+def _error_code(params) -> int | None:
+    problem = classify({k: params.get(k) for k in ("error", "error_uri", "error_codes")
+                        if params.get(k)})
+    if problem.code is not None:
+        return problem.code
+    found = _AADSTS_RE.search(str(params.get("error_description") or ""))
+    return int(found.group(1)) if found else None
+
+
+def _rejected(reason: str):
+    log.warning("OAuth callback rejected: %s", reason)
+    response = make_response(render_template("pages/oauth_rejected.html", popup=False), 400)
+    _clear_flow_cookie(response)
+    return response
+
+
+def _failed(flow: store.AuthFlow, connection: store.Connection, extras: dict, *, title: str,
+            message: str, fix: str, code: int | None, reason: str, description: str | None = None,
+            status: int = 200):
+    """A sign-in that did not link: record it (no secrets), explain it in plain words."""
+    detail = {"title": title, "message": message, "fix": fix, "code": code, "reason": reason}
+    store.record_audit("connection.link_failed", actor=flow.user_id, org_id=connection.org_id,
+                       connection_id=connection.id, detail={"reason": reason, "code": code})
+    if extras.get("handoff_id"):
+        store.record_link_outcome(extras["handoff_id"], connection.id, "failed", detail)
+    body = render_template("pages/oauth_result.html", ok=False, popup=bool(extras.get("handoff_id")),
+                           connection=connection, title=title, message=message, fix=fix,
+                           code=code, description=description)
+    response = make_response(body, status)
+    _clear_flow_cookie(response)
+    return response
+
+
+def _id_token_from_cache(cache_text: str) -> str | None:
+    import json
+
+    try:
+        entries = json.loads(cache_text).get("IdToken", {})
+    except (ValueError, AttributeError):
+        return None
+    secrets_found = [e.get("secret") for e in entries.values() if isinstance(e, dict)]
+    return secrets_found[0] if len(secrets_found) == 1 else None
+
+
+@bp.route(CALLBACK_PATH, methods=["GET", "POST"])
+@cross_site_post
+@no_referrer
+def callback():
+    """Microsoft's answer (form_post: a cross-site POST; query: a GET). One use per state."""
+    params = request.form if request.method == "POST" else request.args
+    state = params.get("state") or ""
+    cookie = request.cookies.get(flow_cookie_name()) or ""
+    if not state or len(state) > 128:
+        return _rejected("missing state")
+    if not cookie or len(cookie) > 128:
+        return _rejected("missing flow cookie")
+    flow = store.consume_auth_flow(state, _digest(cookie))
+    if flow is None:
+        return _rejected("unknown, used, expired or foreign-browser state")
+    connection = store.get_connection(flow.connection_id)
+    wrapped = flow.flow or {}
+    extras, msal_flow = wrapped.get("portal") or {}, wrapped.get("msal") or {}
+    if connection is None or not msal_flow:
+        return _rejected("flow without connection")
+    if params.get("error"):
+        code = _error_code(params)
+        explained = EXPLAINED.get(code) or EXPLAINED.get(params.get("error"))
+        if explained is None:
+            p = classify({k: params.get(k) for k in ("error", "error_uri") if params.get(k)})
+            explained = (p.title, p.message, p.fix)
+        return _failed(flow, connection, extras, title=explained[0], message=explained[1],
+                       fix=explained[2], code=code, reason=str(params.get("error"))[:64],
+                       description=str(params.get("error_description") or "")[:1000])
+    settings = sp_settings()
+    cloud, why = _cloud_for(connection, settings) if settings.ok else (None, "")
+    if cloud is None or cloud.key != extras.get("cloud"):
+        return _unavailable(settings, why or "cloud changed during the sign-in")
+    return _redeem(flow, connection, extras, msal_flow, settings, cloud, params)
+
+
+def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
+    session_ = http_session(cloud_table(), cloud)
+    client = _client(settings, cloud, session_)
+    result = client.complete_auth_code_flow(msal_flow, params.to_dict())
+    if not result.ok:
+        p = result.problem
+        log.warning("code redemption failed: %s", p.as_dict() if p else None)
+        explained = EXPLAINED.get(p.code) if p else None
+        title, message, fix = explained or (
+            (p.title, p.message, p.fix) if p else
+            ("Sign-in failed", "Microsoft did not complete the sign-in.", "Please try again."))
+        return _failed(flow, connection, extras, title=title, message=message, fix=fix,
+                       code=p.code if p else None, reason=(p.error if p else None) or "token")
+    raw = _id_token_from_cache(client.cache_text())
+    check = idtoken.validate(raw, cloud=cloud, client_id=settings.client_id,
+                             nonce=extras.get("nonce_sent") or "", session=session_,
+                             expected_tenant=connection.tenant_id or None)
+    if not check.ok:
+        log.warning("id token rejected (%s) for connection %s", check.reason, connection.id)
+        if check.reason == "tenant":
+            title, message, fix = EXPLAINED["tenant"]
+        else:
+            title, message, fix = (
+                "Sign-in couldn't be confirmed",
+                "Microsoft's answer did not pass our checks, so nothing was stored.",
+                "Click Link Account again; if it keeps happening, contact support.")
+        return _failed(flow, connection, extras, title=title, message=message, fix=fix,
+                       code=None, reason=f"id_token:{check.reason}", status=400)
+    return _store_link(flow, connection, extras, settings, cloud, client, result, check)
+
+
+def _store_link(flow, connection, extras, settings, cloud, client, result, check):
+    tid = check.tenant_id
+    granted = {s for s in (result.scopes or ()) if s.lower() not in _RESERVED}
+    if connection.tenant_id == tid:
+        # Incremental consent asked only for what was missing; the earlier grant still stands
+        # (Entra's scp lists every consented scope of the resource; union is the same set).
+        granted |= set(connection.granted_scopes)
+    granted_sorted = sorted(granted, key=str.lower)
+    missing = missing_scopes(replace(connection, granted_scopes=tuple(granted_sorted)),
+                             settings.required_scopes)
+    now = store.utcnow()
+    fields = {
+        "tenant_id": tid, "cloud": cloud.key, "client_id": settings.client_id,
+        "consented_by_oid": check.object_id, "consented_by_name": check.name,
+        "granted_scopes": granted_sorted, "consented_at": now,
+        "state": "needs_attention" if missing else "connected",
+        "health": "degraded" if missing else "healthy",
+        "refresh_last_ok_at": now, "refresh_failure_days": 0, "refresh_last_failure_day": None,
+    }
+    saved = store.save_delegated_link(
+        connection.id, token_cache=client.cache_text().encode(), fields=fields,
+        actor=flow.user_id,
+        audit_detail={"tenant_id": tid, "consented_by_oid": check.object_id,
+                      "requested": extras.get("scopes", []), "granted": granted_sorted,
+                      "missing": missing},
+        health_summary={"granted_scopes": granted_sorted, "missing_scopes": missing,
+                        "tenant_id": tid},
+        handoff_id=extras.get("handoff_id"))
+    log.info("connection %s linked to tenant %s (missing scopes: %s)", saved.id, tid,
+             missing or "none")
+    if missing:
+        title = "Connected, but consent is still needed"
+        message = "Consent needed for: " + ", ".join(missing) + "."
+        fix = "Click Link Account again and accept the remaining permissions."
+    else:
+        title, message, fix = "Connected", "The account is linked.", ""
+    response = make_response(render_template(
+        "pages/oauth_result.html", ok=True, popup=bool(extras.get("handoff_id")),
+        connection=saved, title=title, message=message, fix=fix, code=None))
+    _clear_flow_cookie(response)
+    return response
