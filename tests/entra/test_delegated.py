@@ -242,3 +242,44 @@ def test_session_returns_redirects_instead_of_following_them(sim, table, cert):
     assert response.status_code == 302
     assert response.headers["Location"].startswith(REDIRECT)  # not followed: other host
     assert response.history == []
+
+
+def test_admin_consent_url_is_accepted_and_grants_app_roles(sim, table, cert):
+    from urllib.parse import parse_qs, urlsplit
+
+    from portal.entra.verify import verify_customer_owned
+
+    p = Provider(sim, table, cert)
+    for permission in (
+        "User.ReadWrite.All",
+        "Group.ReadWrite.All",
+        "Directory.ReadWrite.All",
+        "User.EnableDisableAccount.All",
+    ):
+        sim.add_required_permission(p.client_id, permission)
+    sim.set_interaction("consent", user=ADMIN)
+    url = p.cloud.admin_consent_url(p.customer["id"], p.client_id, REDIRECT, "st-1")
+    response = p.session.get(url)
+    assert response.status_code == 302
+    back = urlsplit(response.headers["Location"])
+    query = parse_qs(back.query)
+    assert f"{back.scheme}://{back.netloc}{back.path}" == REDIRECT
+    assert query["admin_consent"] == ["True"] and query["state"] == ["st-1"]
+    assert query["tenant"] == [p.customer["id"]]
+    # Don't trust the redirect's `tenant`: prove it with an app-only token for the stored tenant.
+    sim.assign_directory_role(p.customer["id"], p.client_id, "fe930be7-5e62-47db-91af-98c3a49a38b1")
+    report = verify_customer_owned(
+        table, "sim-global", p.customer["id"], p.client_id, p.credential, False, fresh=True
+    )
+    assert report.ok, report.problem
+
+
+def test_service_principal_lookup_by_app_id(sim, table, cert):
+    from portal.entra.graph import GraphClient
+    from portal.entra.verify import _lookup_sp, _Timer
+
+    p = Provider(sim, table, cert)
+    client = EntraClient(p.cloud, p.app_tenant, p.client_id, p.credential, session=p.session)
+    token = client.acquire_app_token(p.cloud.graph_scope())
+    graph = GraphClient(p.session, p.cloud, token.access_token)
+    assert _lookup_sp(graph, p.client_id, _Timer()) == token.claims["oid"]
