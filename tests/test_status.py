@@ -15,7 +15,6 @@ from tests.test_onboarding import (  # noqa: F401 - fixtures shared with the wiz
     _fresh_discovery_cache,
     app_config,
     connection,
-    start_wizard,
     tenant,
     text,
     wizard,
