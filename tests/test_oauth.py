@@ -498,3 +498,22 @@ def test_link_needs_csrf_and_the_right_organization(app, client_a, client_b, sup
 def test_customer_owned_connections_have_no_link(client_a, make_connection, org_a):
     connection = make_connection(org_a, "customer_owned", "Own app")
     assert client_a.get(f"/connections/{connection.id}/link").status_code == 404
+
+
+def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_connection,
+                                       monkeypatch):
+    """The save is one transaction: a failure at its last step leaves no token cache behind."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    fields = consented_fields(client_a, sim, sim_session, sp_connection)
+    monkeypatch.setattr(store, "record_audit", broken)  # the last write of the transaction
+    with pytest.raises(RuntimeError, match="disk full"):
+        client_a.post("/oauth/callback", data=fields)
+    monkeypatch.undo()
+    assert token_calls(sim) == 1  # it did get that far
+    after = reload(app, sp_connection.id)
+    assert after.consented_at is None and after.tenant_id is None
+    assert stored_cache(app, sp_connection.id) is None
+    with app.app_context():
+        assert store.list_health_events(sp_connection.id) == []
