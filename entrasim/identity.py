@@ -319,7 +319,7 @@ def _client(tenant: Tenant, form) -> tuple:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise AADSTSError("invalid_request", 900144, "The request body must contain the "
                               "following parameter: 'client_assertion_type'.")
-        verify_client_assertion(assertion, app, app.app_id, now)
+        verify_client_assertion(assertion, app, app.app_id, now, _assertion_audiences(tenant))
         return app, sp, "2"
     if secret:
         match = next((p for p in app.password_credentials
@@ -341,6 +341,13 @@ def _client(tenant: Tenant, form) -> tuple:
     raise AADSTSError("invalid_client", 7000218,
                       "The request body must contain the following parameter: 'client_assertion' "
                       "or 'client_secret'.")
+
+
+def _assertion_audiences(tenant: Tenant) -> set[str]:
+    """Token endpoint URLs an assertion may name: this host, the tenant by any of its names."""
+    names = {tenant.id, *tenant.domains, (request.view_args or {}).get("tenant", "")}
+    base = base_url().lower()
+    return {f"{base}/{n.lower()}/oauth2/{v}token" for n in names if n for v in ("v2.0/", "")}
 
 
 @bp.post("/<tenant>/oauth2/v2.0/token")

@@ -125,11 +125,12 @@ class Signer:
 
 # --- client assertions ----------------------------------------------------------------------
 
-def verify_client_assertion(assertion: str, app, client_id: str, now: float) -> None:
+def verify_client_assertion(assertion: str, app, client_id: str, now: float,
+                            audiences: set[str] | None = None) -> None:
     """Check a `private_key_jwt` assertion against the app's uploaded certificates.
 
     Raises AADSTSError with Entra's codes: 700027 (key not registered, bad signature, weak key),
-    700024 (outside its time window), 50027 (malformed).
+    700024 (outside its time window), 50012 (`aud` is not this token endpoint), 50027 (malformed).
     """
     try:
         header = jwt.get_unverified_header(assertion)
@@ -190,6 +191,13 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float) -> 
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise AADSTSError("invalid_client", 50027,
                           "JWT token is invalid: the 'iss' and 'sub' claims must be the client id.")
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else (aud if isinstance(aud, list) else [])
+    if audiences is not None and not any(str(a).rstrip("/").lower() in audiences for a in auds):
+        # Entra wants the token endpoint the request is sent to (public issue reports:
+        # "AADSTS50012: Client assertion audience claim does not match Realm issuer.").
+        raise AADSTSError("invalid_client", 50012,
+                          "Client assertion audience claim does not match Realm issuer.")
     exp = claims.get("exp")
     start = claims.get("nbf", claims.get("iat"))
     number = int | float

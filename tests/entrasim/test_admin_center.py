@@ -35,29 +35,29 @@ class Browser:
 
 
 @pytest.fixture
-def browser(sim_server, http):
+def admin_browser(sim_server, http):
     return Browser(http, sim_server.base_url())
 
 
-def test_customer_setup_through_the_admin_center(sim, browser, msal_app, certs):
+def test_customer_setup_through_the_admin_center(sim, admin_browser, msal_app, certs):
     t = sim.create_tenant(domains=["contoso.onmicrosoft.com"], display_name="Contoso")
-    page = browser.get("/_sim/admin")
+    page = admin_browser.get("/_sim/admin")
     assert "Contoso" in page
-    page = browser.get(f"/_sim/admin/tenants/{t['id']}")
-    page = browser.post(f"/_sim/admin/tenants/{t['id']}/apps",
+    page = admin_browser.get(f"/_sim/admin/tenants/{t['id']}")
+    page = admin_browser.post(f"/_sim/admin/tenants/{t['id']}/apps",
                         {"display_name": "Identity automation"})
     assert "App registration created." in page
     app_id = re.search(r'<code id="client-id">([^<]+)</code>', page).group(1)
     app_path = f"/_sim/admin/tenants/{t['id']}/apps/{app_id}"
-    page = browser.post(app_path + "/certificates", {"description": "from the portal"},
+    page = admin_browser.post(app_path + "/certificates", {"description": "from the portal"},
                         files={"certificate": ("portal.cer", certs["a"].der)})
     assert "Certificate uploaded." in page and certs["a"].sha1 in page
     for perm in ("graph:Role:User.ReadWrite.All", "graph:Role:Group.ReadWrite.All",
                  "exchange:Role:Exchange.ManageAsApp"):
-        browser.post(app_path + "/permissions", {"permission": perm})
-    page = browser.post(app_path + "/consent")
+        admin_browser.post(app_path + "/permissions", {"permission": perm})
+    page = admin_browser.post(app_path + "/consent")
     assert "Admin consent granted." in page
-    page = browser.post(app_path + "/roles", {"role": "29232cdf-9323-42fd-ade2-1d097af3e4de"})
+    page = admin_browser.post(app_path + "/roles", {"role": "29232cdf-9323-42fd-ade2-1d097af3e4de"})
     assert "Exchange Administrator" in page
 
     client = msal_app(t["id"], app_id, certs["a"].credential())
@@ -68,30 +68,30 @@ def test_customer_setup_through_the_admin_center(sim, browser, msal_app, certs):
     assert exo["wids"] == ["29232cdf-9323-42fd-ade2-1d097af3e4de"]
 
 
-def test_wrong_file_type_is_refused(sim, browser, certs):
+def test_wrong_file_type_is_refused(sim, admin_browser, certs):
     t = sim.create_tenant(display_name="Contoso")
     app = sim.create_app(t["id"])
     path = f"/_sim/admin/tenants/{t['id']}/apps/{app['app_id']}"
-    browser.get(path)
-    page = browser.post(path + "/certificates",
+    admin_browser.get(path)
+    page = admin_browser.post(path + "/certificates",
                         files={"certificate": ("key.pfx", b"not a certificate")})
     assert "must be one of the following file types: .cer, .pem, .crt" in page
-    page = browser.post(path + "/certificates",
+    page = admin_browser.post(path + "/certificates",
                         files={"certificate": ("bad.pem", b"-----BEGIN CERTIFICATE-----\nxx")})
     assert "not a certificate" in page
 
 
-def test_forms_need_the_csrf_token(sim, sim_server, http, browser):
-    browser.get("/_sim/admin")
+def test_forms_need_the_csrf_token(sim, sim_server, http, admin_browser):
+    admin_browser.get("/_sim/admin")
     with http.post(sim_server.base_url() + "/_sim/admin/tenants",
                    data={"display_name": "Evil", "csrf_token": "guess"}) as resp:
         assert resp.status_code == 400
     with http.post(sim_server.base_url() + "/_sim/admin/tenants",
-                   data={"display_name": "Evil", "csrf_token": browser.csrf()},
+                   data={"display_name": "Evil", "csrf_token": admin_browser.csrf()},
                    headers={"Origin": "https://evil.example"}) as resp:
         assert resp.status_code == 403
     assert sim.state()["tenants"] == []
-    page = browser.post("/_sim/admin/tenants", {"display_name": "Fabrikam", "cloud": "china"})
+    page = admin_browser.post("/_sim/admin/tenants", {"display_name": "Fabrikam", "cloud": "china"})
     assert "Tenant created." in page and "Fabrikam" in page
 
 
@@ -107,17 +107,17 @@ def test_admin_json_api_refuses_form_posts(sim, sim_server, http):
         assert resp.status_code == 415
 
 
-def test_enterprise_app_in_customer_tenant(sim, browser):
+def test_enterprise_app_in_customer_tenant(sim, admin_browser):
     home = sim.create_tenant(display_name="Product")
     app = sim.create_app(home["id"], display_name="Identity automation", multi_tenant=True)
     # Granted in the home tenant: also added to the registration's API permissions.
     sim.grant_app_role(home["id"], app["app_id"], "User.ReadWrite.All")
     customer = sim.create_tenant(display_name="Fabrikam")
     path = f"/_sim/admin/tenants/{customer['id']}/apps/{app['app_id']}"
-    page = browser.get(path)
+    page = admin_browser.get(path)
     assert "not in this tenant yet" in page
-    page = browser.post(path + "/consent")
+    page = admin_browser.post(path + "/consent")
     assert "Granted for Fabrikam" in page and "User.ReadWrite.All" in page
-    page = browser.get(f"/_sim/admin/tenants/{customer['id']}")
+    page = admin_browser.get(f"/_sim/admin/tenants/{customer['id']}")
     assert "Enterprise applications from other organizations" in page
     assert "Identity automation" in page

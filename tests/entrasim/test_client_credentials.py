@@ -1,5 +1,11 @@
 """Client credentials with real MSAL: both certificate forms, secrets, and each AADSTS case."""
 
+import base64
+import hashlib
+import time
+import uuid
+
+import jwt
 import pytest
 
 from entrasim.testing import assert_aadsts
@@ -142,3 +148,26 @@ def test_gov_tenant_gets_its_own_cloud_resource(sim, sim_server, msal_app, certs
     assert c["roles"] == ["Directory.Read.All"]
     wrong = client.acquire_token_for_client(GRAPH)
     assert wrong["error_codes"] == [1002012]
+
+
+def test_assertion_audience_must_be_this_token_endpoint(sim, sim_server, http, tenant_app, certs):
+    t, app = tenant_app
+    endpoint = f"{sim_server.base_url()}/{t['id']}/oauth2/v2.0/token"
+    x5t_s256 = base64.urlsafe_b64encode(hashlib.sha256(certs["a"].der).digest()).decode()
+
+    def post(aud):
+        now = time.time()
+        assertion = jwt.encode({"aud": aud, "iss": app["app_id"], "sub": app["app_id"],
+                                "jti": str(uuid.uuid4()), "iat": now, "exp": now + 600},
+                               certs["a"].key, algorithm="PS256", headers={"x5t#S256": x5t_s256})
+        data = {"grant_type": "client_credentials", "client_id": app["app_id"],
+                "scope": GRAPH[0], "client_assertion": assertion, "client_assertion_type":
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+        with http.post(endpoint, data=data) as resp:
+            return resp.status_code, resp.json()
+
+    assert post(endpoint)[0] == 200
+    assert post(endpoint.replace(t["id"], "contoso.onmicrosoft.com"))[0] == 200
+    status, body = post("https://login.microsoftonline.com/common/oauth2/v2.0/token")
+    assert status == 401
+    assert_aadsts(body, "invalid_client", 50012)

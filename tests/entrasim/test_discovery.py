@@ -70,3 +70,18 @@ def test_keys_publish_the_signing_key(sim, sim_server, http, tenant_app, msal_ap
     claims = jwt.decode(result["access_token"], public, algorithms=["RS256"],
                         audience="https://graph.microsoft.com", issuer=f"{base}/{t['id']}/v2.0")
     assert claims["roles"] == ["User.ReadWrite.All"]
+
+
+def test_clouds_file(sim_server, tmp_path):
+    import json
+
+    path = sim_server.clouds_file(tmp_path / "clouds.json")
+    rows = json.loads(open(path).read())
+    by_key = {r["key"]: r for r in rows}
+    assert set(by_key) == {"sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"}
+    l5 = by_key["sim-usgov-l5"]
+    assert l5["login_base"] == sim_server.base_url("usgov-l5") == l5["graph_base"]
+    assert l5["graph_resource"] == "https://dod-graph.microsoft.us"
+    assert l5["exchange_resource"] == "https://outlook-dod.office365.us"
+    assert l5["tenant_region_sub_scope"] == "DOD" and l5["ca_bundle"] == sim_server.ca_path
+    assert by_key["sim-global"]["tenant_region_sub_scope"] is None
