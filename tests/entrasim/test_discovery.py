@@ -74,9 +74,10 @@ def test_keys_publish_the_signing_key(sim, sim_server, http, tenant_app, msal_ap
 
 def test_clouds_file(sim_server, tmp_path):
     import json
+    from pathlib import Path
 
     path = sim_server.clouds_file(tmp_path / "clouds.json")
-    rows = json.loads(open(path).read())
+    rows = json.loads(Path(path).read_text())
     by_key = {r["key"]: r for r in rows}
     assert set(by_key) == {"sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"}
     l5 = by_key["sim-usgov-l5"]
