@@ -133,7 +133,23 @@ def vault_status():
                            "blobs_per_key": store.vault_key_usage()}, indent=2))
 
 
+@click.command("refresh-tokens")
+@click.option("--idle-hours", type=float, default=None,
+              help="Refresh connections idle this long (default 24 or REFRESH_IDLE_HOURS).")
+@click.option("--verbose", is_flag=True, help="Also list refreshed and skipped connections.")
+@with_appcontext
+def refresh_tokens_command(idle_hours: float | None, verbose: bool):
+    """Keep delegated connections alive (cron): refresh tokens idle for 24 hours."""
+    from portal import keepalive
+
+    summary = keepalive.run_from_app(current_app, idle_hours=idle_hours)
+    for line in keepalive.report_lines(summary, verbose=verbose):
+        click.echo(line)
+    sys.exit(summary.exit_code)
+
+
 def init_app(app) -> None:
-    for command in (init_db_command, create_org_command, create_user_command):
+    for command in (init_db_command, create_org_command, create_user_command,
+                    refresh_tokens_command):
         app.cli.add_command(command)
     app.cli.add_command(vault_cli)

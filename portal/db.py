@@ -284,3 +284,14 @@ def m002_link_outcomes(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX handoffs_connection ON handoffs(connection_id, created_at)")
 
+
+@migrations()
+def m003_refresh_leases(db: sqlite_utils.Database) -> None:
+    """Issue 6 keep-alive: one lease row per connection being refreshed, so two concurrent
+    ``refresh-tokens`` runs never redeem the same refresh token twice (security.md 6.3)."""
+    db.execute(
+        "CREATE TABLE refresh_leases ("
+        " connection_id TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,"
+        " owner TEXT NOT NULL,"
+        " lease_until REAL NOT NULL)"
+    )
