@@ -145,7 +145,7 @@ def run_check(item: store.Connection, trigger: str) -> dict:
         fields["tenant_name"] = report.tenant.name
     if report.tenant.default_domain:
         fields["tenant_domain"] = report.tenant.default_domain
-    missing = [i.key for i in report.checklist if i.status != "ok"]
+    missing = [i.key for i in report.checklist if i.status == "missing"]
     summary = {"trigger": trigger, "missing": missing,
                "problem": report.problem.title if report.problem else None,
                "ms": round(report.total_ms)}
