@@ -63,11 +63,11 @@ def _check_demo(process, port: int, tmp_path: Path) -> None:
     assert password, "".join(output)
     session = requests.Session()
     session.trust_env = False
-    for _ in range(100):  # gunicorn's workers boot after the banner
+    for _ in range(100):  # gunicorn's workers boot after the banner, then build their app
         try:
-            page = session.get(f"http://127.0.0.1:{port}/login", timeout=2)
+            page = session.get(f"http://127.0.0.1:{port}/login", timeout=10)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     assert page.status_code == 200 and "Sign in" in page.text
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page.text).group(1)
