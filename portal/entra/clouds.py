@@ -139,7 +139,11 @@ class Cloud:
         return f"{self.authority(tenant)}/v2.0/adminconsent?{query}"
 
     def _blade(self, fragment: str) -> str:
-        return f"{self.portal_url}/{fragment}"
+        # The Azure portal routes by fragment from its root; a portal URL with its own path (the
+        # simulator's admin page) keeps that path, so the link still opens a page that exists.
+        if urlsplit(self.portal_url).path in ("", "/"):
+            return f"{self.portal_url.rstrip('/')}/{fragment}"
+        return f"{self.portal_url}{fragment}"
 
     def app_overview_url(self, client_id: str) -> str:
         """App registration → Overview in this cloud's Azure portal."""

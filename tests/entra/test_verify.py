@@ -303,3 +303,13 @@ def test_exchange_admin_is_not_enough_for_user_admin(sim, table, cert):
     s = customer_owned(sim, cert, roles=(EXCHANGE_ADMIN,))
     assert _statuses(_verify(table, s))["role:user-administrator"] == "missing"
     assert USER_ADMIN not in EXCHANGE_ADMIN
+
+
+def test_fix_links_of_simulator_clouds_open_a_page(sim, table, cert, sim_session):
+    s = customer_owned(sim, cert, roles=())
+    report = _verify(table, s)
+    urls = {i.fix_url for i in report.checklist if i.fix_url}
+    assert urls
+    for url in urls:
+        assert "#view/" in url
+        assert sim_session.get(url, timeout=10).status_code == 200
