@@ -104,32 +104,37 @@ def serve(args) -> int:
     state = StateFile(args.state, sim) if args.state else None
     if state and state.load():
         print(f"state: loaded {args.state}")
+    server = None
     if args.server == "werkzeug":
         server = SimServer(sim, port=args.port, host=args.host, cert_dir=cert_dir).start()
-        ports = [server.port(key) for key in catalog.CLOUDS]
+        certs, ports = server.certs, [server.port(key) for key in catalog.CLOUDS]
     else:
-        server = None
+        certs = Certificates(cert_dir)
         ports = ([args.port + i for i in range(len(catalog.CLOUDS))] if args.port
                  else [_free_port(args.host) for _ in catalog.CLOUDS])
-    certs = Certificates(cert_dir)
-    bases = {key: f"https://{args.host}:{port}" for key, port in zip(catalog.CLOUDS, ports,
-                                                                              strict=True)}
+    bases = {key: f"https://{args.host}:{port}"
+             for key, port in zip(catalog.CLOUDS, ports, strict=True)}
     print(f"CA certificate (trust this): {certs.ca_path}")
     for key, base in bases.items():
         print(f"{key:9} {base}   admin center: {base}/_sim/admin")
     if args.seed_demo:
         for line in seed_demo(sim):
             print(f"demo: {line}")
-    if args.write_clouds:
-        print(f"clouds file: {write_clouds(args.write_clouds, bases, certs.ca_path)}")
     if state:
         state.save()
         print(f"state: saving to {args.state}")
     if args.latency_ms:
         print(f"latency: {args.latency_ms} ms on every protocol endpoint")
     sys.stdout.flush()
+
+    def announce():  # once the listeners accept connections
+        if args.write_clouds:
+            print(f"clouds file: {write_clouds(args.write_clouds, bases, certs.ca_path)}",
+                  flush=True)
+
     if server is None:
-        return _run_gunicorn(sim, args.host, ports, bases, certs, state, args.threads)
+        return _run_gunicorn(sim, args.host, ports, bases, certs, state, args.threads, announce)
+    announce()
     if state:
         threading.Thread(target=state.run, daemon=True, name="entrasim-state").start()
     print("ready", flush=True)
@@ -143,7 +148,7 @@ def serve(args) -> int:
     return 0
 
 
-def _run_gunicorn(sim, host, ports, bases, certs, state, threads) -> int:
+def _run_gunicorn(sim, host, ports, bases, certs, state, threads, on_ready) -> int:
     from .app import Listener, create_app
     from .production import GunicornServer, PortDispatch
 
@@ -156,9 +161,11 @@ def _run_gunicorn(sim, host, ports, bases, certs, state, threads) -> int:
 
     def started():  # in the worker process: threads do not survive gunicorn's fork
         if state:
+            state.load()  # a re-spawned worker continues from the last saved state
             threading.Thread(target=state.run, daemon=True, name="entrasim-state").start()
 
-    GunicornServer(dispatch, host, ports, cert_file, threads=threads, on_worker_start=started,
+    GunicornServer(dispatch, host, ports, cert_file, threads=threads, on_ready=on_ready,
+                   on_worker_start=started,
                    on_worker_exit=state.stop if state else None).run()
     return 0
 
@@ -166,7 +173,10 @@ def _run_gunicorn(sim, host, ports, bases, certs, state, threads) -> int:
 def write_clouds(path: str, bases: dict, ca_path: str) -> str:
     """The PORTAL_CLOUDS_FILE for these base URLs (same format as SimServer.clouds())."""
     rows = [cloud_entry(key, base, ca_path) for key, base in bases.items()]
-    Path(path).write_text(json.dumps(rows, indent=2))
+    # Written once the listeners accept connections, atomically: launchers wait for this file.
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(rows, indent=2))
+    os.replace(tmp, path)
     return path
 
 

@@ -27,9 +27,11 @@ class PortDispatch:
 
 class GunicornServer(BaseApplication):
     def __init__(self, app: PortDispatch, host: str, ports: list[int], cert_file: str,
-                 threads: int = 64, on_worker_start=None, on_worker_exit=None) -> None:
+                 threads: int = 64, on_ready=None, on_worker_start=None,
+                 on_worker_exit=None) -> None:
         self.dispatch, self.host, self.ports, self.cert_file = app, host, ports, cert_file
         self.threads, self.on_start, self.on_exit = threads, on_worker_start, on_worker_exit
+        self.on_ready = on_ready
         super().__init__()
 
     def load_config(self) -> None:
@@ -41,13 +43,20 @@ class GunicornServer(BaseApplication):
             "loglevel": "warning", "accesslog": None, "timeout": 0,
             # A `hang` fault holds a thread for its duration; keep enough for many at once.
         }
-        settings["when_ready"] = lambda server: print("ready", flush=True)
+        settings["when_ready"] = lambda server: self._ready()
         if self.on_start:
             settings["post_worker_init"] = lambda worker: self.on_start()
         if self.on_exit:
             settings["worker_exit"] = lambda server, worker: self.on_exit()
         for key, value in settings.items():
             self.cfg.set(key, value)
+
+    def _ready(self) -> None:
+        # The listening sockets are bound now (connections queue until the worker accepts), so
+        # whoever waits for the clouds file or for "ready" can connect at once.
+        if self.on_ready:
+            self.on_ready()
+        print("ready", flush=True)
 
     def load(self):
         return self.dispatch
