@@ -112,6 +112,13 @@ AADSTS: dict[int, _Entry] = {
         "Check the tenant ID or domain, and the cloud selection.",
         None,
     ),
+    90033: _Entry(
+        "transient",
+        "Microsoft is busy",
+        "Microsoft's sign-in service had a temporary problem.",
+        "Wait a minute and check again.",
+        None,
+    ),
     90019: _Entry(
         "our_configuration",
         "Tenant missing from the request",

@@ -106,14 +106,17 @@ def test_tenant_unknown_to_msal_is_a_value(sim, table, cert):
     assert not result.ok and result.problem.category == "wrong_input"
 
 
-@pytest.mark.parametrize("kind", ["drop", "status"])
-def test_network_and_5xx_are_transient(sim, table, cert, kind):
+@pytest.mark.parametrize(
+    ("kind", "status"), [("drop", None), ("status", 500), ("status", 503), ("status", 429)]
+)
+def test_network_and_busy_are_transient(sim, table, cert, kind, status):
     s = customer_owned(sim, cert)
     client = _client(table, s)
     client.accounts()  # MSAL built (discovery done) before the fault
-    sim.set_fault("token", kind, status=500 if kind == "status" else None)
+    sim.set_fault("token", kind, status=status, retry_after=2 if status == 429 else None)
     result = client.acquire_app_token(table.get("sim-global").graph_scope())
     assert not result.ok and result.problem.category == "transient"
+    assert result.problem.retryable
     sim.clear_faults()
 
 

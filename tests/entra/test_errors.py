@@ -16,6 +16,7 @@ APP = "11111111-2222-3333-4444-555555555555"
 TABLE = [
     (90002, "invalid_tenant", "wrong_input", None),
     (90019, "invalid_request", "our_configuration", None),
+    (90033, "temporarily_unavailable", "transient", None),
     (700016, "unauthorized_client", "wrong_input", "app_registrations"),
     (7000215, "invalid_client", "wrong_input", "certificates"),
     (7000222, "invalid_client", "customer_action", "certificates"),
