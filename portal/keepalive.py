@@ -331,17 +331,20 @@ def _refresh(cloud: Cloud, connection: store.Connection, settings: Settings, cac
 
 
 def _claim(connection_id: str, owner: str, now: datetime,
-           settings: Settings) -> store.Connection | None:
-    """Re-read the connection and take its lease in one BEGIN IMMEDIATE: None when it is no
-    longer due (another run refreshed it) or another run holds the lease."""
+           settings: Settings) -> tuple[store.Connection | None, str]:
+    """Re-read the connection and take its lease in one BEGIN IMMEDIATE. Returns the connection,
+    or None and why not: no longer due (another run refreshed it meanwhile), or another run
+    holds the lease right now."""
     with write_transaction():
         connection = store.get_connection(connection_id)
-        if connection is None or not is_due(connection, now, settings.idle):
-            return None
+        if connection is None or not is_linked(connection):
+            return None, "no longer linked"
+        if not is_due(connection, now, settings.idle):
+            return None, "refreshed recently"
         if not store.claim_refresh_lease(connection_id, owner, now=now.timestamp(),
                                          ttl=settings.lease_seconds):
-            return None
-        return connection
+            return None, "another run is refreshing it"
+        return connection, ""
 
 
 def _release(connection_id: str, owner: str) -> None:
@@ -352,21 +355,32 @@ def _release(connection_id: str, owner: str) -> None:
                     connection_id)
 
 
+def _same_link(connection: store.Connection) -> bool:
+    """True while the connection still holds the sign-in this run started from: a Link Account
+    that finished meanwhile (new consent) must not be overwritten by an older result."""
+    current = store.get_connection(connection.id)
+    return (current is not None and current.consented_at == connection.consented_at
+            and current.tenant_id == connection.tenant_id
+            and current.consented_by_oid == connection.consented_by_oid)
+
+
 def _record_success(connection: store.Connection, owner: str, client: EntraClient,
                     result: TokenResult, now: datetime) -> bool:
     """Store the rotated cache and the success in ONE transaction; False if the lease was lost."""
     at = _iso(now)
     with write_transaction():
-        if not store.holds_refresh_lease(connection.id, owner):
+        if not store.holds_refresh_lease(connection.id, owner) or not _same_link(connection):
             return False
         store.put_secret("connections", connection.id, "token_cache",
                          client.cache_text().encode())
         fields: dict[str, Any] = {"refresh_last_ok_at": at, "refresh_failure_days": 0,
                                   "refresh_last_failure_day": None}
-        if connection.health == "degraded" and connection.refresh_failure_days:
+        if (connection.state == "connected" and connection.health == "degraded"
+                and connection.refresh_failure_days):
             fields["health"] = "healthy"  # the degradation was ours: transient refresh failures
         store.update_connection(connection.id, **fields)
-        store.add_health_event(connection.id, "refresh_ok", fields.get("health", "healthy"), {
+        health = fields.get("health", connection.health)
+        store.add_health_event(connection.id, "refresh_ok", health, {
             "check": "keep-alive", "scopes": sorted(result.scopes or ()),
             "after_failure_days": connection.refresh_failure_days,
         }, at=at)
@@ -375,12 +389,17 @@ def _record_success(connection: store.Connection, owner: str, client: EntraClien
 
 
 def _record_relink(connection: store.Connection, reason: str, detail: dict[str, Any],
-                   now: datetime, outcome: str = "refresh_relink_needed") -> None:
+                   now: datetime, outcome: str = "refresh_relink_needed") -> bool:
+    """Move the connection to re-link needed; False (nothing written) if it was linked again
+    while this run was refreshing the old sign-in."""
     at = _iso(now)
     with write_transaction():
+        if not _same_link(connection):
+            return False
         store.add_health_event(connection.id, outcome, "failing",
                                {"check": "keep-alive", "reason": reason, **detail}, at=at)
         store.mark_needs_reconnect(connection.id, f"keep-alive: {reason}")
+    return True
 
 
 def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], now: datetime,
@@ -445,11 +464,11 @@ def refresh_connection(connection_id: str, *, settings: Settings, cloud_table: C
 def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: CloudTable,
                      now: datetime, owner: str,
                      session_for: Callable[[Cloud], requests.Session]) -> ConnectionResult:
-    claimed = _claim(connection_id, owner, now, settings)
+    claimed, why = _claim(connection_id, owner, now, settings)
     if claimed is None:
         current = store.get_connection(connection_id)
         label = current.label if current else connection_id
-        return ConnectionResult(connection_id, label, "skipped", "not due or busy")
+        return ConnectionResult(connection_id, label, "skipped", why)
     connection = claimed
     label = connection.label
 
@@ -488,14 +507,16 @@ def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: Clo
                       "the previous one is kept", connection_id, exc.__class__.__name__)
             return result("operator", "database write failed; previous sign-in kept")
         if not stored:
-            return result("skipped", "lease taken over by another run; result discarded")
+            return result("skipped", "changed meanwhile (re-linked or lease lost); "
+                          "result discarded")
         log.info("keep-alive: connection %s refreshed", connection_id)
         return result("refreshed")
     except _Failed as failure:
         if failure.category == "relink":
             log.warning("keep-alive: connection %s needs a re-link (%s)", connection_id,
                         failure.reason)
-            _record_relink(connection, failure.reason, failure.detail, now)
+            if not _record_relink(connection, failure.reason, failure.detail, now):
+                return result("skipped", "re-linked meanwhile; old sign-in's failure ignored")
             return result("relink", failure.reason)
         if failure.category == "transient":
             outcome, days = _record_transient(connection_id, failure.reason, failure.detail, now,

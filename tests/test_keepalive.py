@@ -480,6 +480,9 @@ def test_concurrent_runs_refresh_each_connection_once(app, sim, linked, sim_serv
     assert token_calls(sim) == calls + 2  # one per connection, not one per run
     assert sum(s.refreshed for s in summaries) == 2
     assert sum(s.skipped for s in summaries) == 6
+    reasons = {r.reason for s in summaries for r in s.results if r.outcome == "skipped"}
+    assert "another run is refreshing it" in reasons  # the runs really overlapped
+    assert reasons <= {"another run is refreshing it", "refreshed recently"}
     assert all(s.exit_code == 0 for s in summaries)
     for conn in (linked.connection, second.connection):
         assert len(stored_refresh_tokens(app, conn.id)) == 1
@@ -494,6 +497,7 @@ def test_lease_held_by_another_run_is_respected_until_it_expires(app, sim, linke
     calls = token_calls(sim)
     summary = run_at(app, now)
     assert (summary.refreshed, summary.skipped) == (0, 1) and token_calls(sim) == calls
+    assert summary.results[0].reason == "another run is refreshing it"
     # A crashed run's lease expires.
     summary = run_at(app, now + timedelta(seconds=keepalive.LEASE_SECONDS + 1))
     assert summary.refreshed == 1
@@ -559,3 +563,47 @@ def test_concurrent_cli_processes_refresh_once(app, sim, linked, tmp_path):
     assert not any("locked" in err for _, err in outputs)
     assert token_calls(sim) == calls + 1
     assert len(stored_refresh_tokens(app, linked.connection.id)) == 1
+
+
+def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, customer, org_a):
+    """A connection degraded because a scope is missing (needs_attention) stays degraded after
+    a successful refresh; keep-alive only lifts what its transient failures set."""
+    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
+                             consented_at=at(-2), state="needs_attention")
+    with app.app_context():
+        store.update_connection(linked.connection.id, health="degraded")
+    sim.set_fault("token", "status", status=503)
+    run_at(app, at(0))
+    sim.clear_faults()
+    assert run_at(app, at(1)).refreshed == 1
+    connection = get(app, linked.connection.id)
+    assert (connection.state, connection.health) == ("needs_attention", "degraded")
+    assert connection.refresh_failure_days == 0
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_a_link_finished_during_the_refresh_is_not_overwritten(app, sim, linked, customer,
+                                                              monkeypatch, revoked):
+    """The customer completes Link Account while the keep-alive is redeeming the old refresh
+    token: the older result (rotated old grant, or its failure) must not replace the new link."""
+    if revoked:
+        sim.revoke_refresh_tokens(customer.tenant_id, customer.admin_upn)
+    real_refresh = keepalive._refresh
+    new_cache = b'{"AccessToken": {}, "RefreshToken": {}, "Account": {}}'
+
+    def refresh_then_relink(*args, **kwargs):
+        outcome = real_refresh(*args, **kwargs)
+        with app.app_context():  # what the OAuth callback's save_delegated_link does
+            store.put_secret("connections", linked.connection.id, "token_cache", new_cache)
+            store.update_connection(linked.connection.id, consented_at=store.utcnow(),
+                                    state="connected")
+        return outcome
+
+    monkeypatch.setattr(keepalive, "_refresh", refresh_then_relink)
+    summary = run_at(app, datetime.now(UTC))
+    assert summary.skipped == 1 and summary.refreshed == summary.relink == 0
+    assert "meanwhile" in summary.results[0].reason
+    with app.app_context():
+        assert store.get_secret("connections", linked.connection.id, "token_cache") == new_cache
+        assert store.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
+    assert get(app, linked.connection.id).state == "connected"
