@@ -117,6 +117,15 @@ def create_app(sim: Sim | None = None) -> Flask:
         return Response(b"")
 
     @app.after_request
+    def default_csp(response):
+        # The simulator's own pages (sign-in, form_post, errors) load scripts only from its origin
+        # and are never framed. No form-action: the form_post page posts to the client's origin.
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy",
+                                        "default-src 'self'; frame-ancestors 'none'")
+        return response
+
+    @app.after_request
     def log_request(response):
         name = getattr(g, "sim_endpoint", None)
         if name:

@@ -210,3 +210,19 @@ def test_customer_tenant_user_signs_in_to_multi_tenant_app(sim, sim_server, http
     flow, params = sign_in(sim, http, client, user="it@fabrikam.onmicrosoft.com")
     result = client.acquire_token_by_auth_code_flow(flow, params)
     assert result["id_token_claims"]["tid"] == customer["id"]
+
+
+def test_form_post_page_needs_no_inline_script(sim, sim_server, http, web_app, msal_app, certs):
+    t, app = web_app
+    client = msal_app(t["id"], app["app_id"], certs["a"].credential())
+    sim.set_interaction("consent", user=UPN)
+    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT,
+                                          response_mode="form_post")
+    with http.get(flow["auth_uri"], allow_redirects=False) as resp:
+        csp = resp.headers["Content-Security-Policy"]
+        assert csp == "default-src 'self'; frame-ancestors 'none'"
+        page = resp.text
+    assert '<script src="/_sim/static/autosubmit.js" defer></script>' in page
+    assert "<script>" not in page and 'type="submit"' in page
+    with http.get(sim_server.base_url() + "/_sim/static/autosubmit.js") as resp:
+        assert resp.status_code == 200 and "submit()" in resp.text
