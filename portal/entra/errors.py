@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import requests
@@ -58,6 +58,23 @@ class EntraProblem:
         """The place to fix it in this cloud's portal (None when there is nothing to click)."""
         return cloud.link(self.link, client_id)
 
+    def as_ours(self) -> EntraProblem:
+        """The same failure when the refused credential is ours (service-provider app).
+
+        For a customer-owned app a rejected certificate is the customer's setup; for our own
+        multi-tenant app it is our configuration (security.md 6.1: invalid_client → alert).
+        """
+        if self.error != "invalid_client" and self.code not in _OUR_CREDENTIAL_CODES:
+            return self
+        return replace(
+            self,
+            category="our_configuration",
+            title="Our application was refused",
+            message="Microsoft refused our application's own credential. This is on our side.",
+            fix="Nothing for you to change: our support team has to renew the credential.",
+            link=None,
+        )
+
     @property
     def retryable(self) -> bool:
         """True when trying again later may succeed without anyone changing anything."""
@@ -75,6 +92,10 @@ class EntraProblem:
             "link": self.link,
             "raw": self.raw.as_dict(),
         }
+
+
+# Codes that mean "the client credential itself was refused".
+_OUR_CREDENTIAL_CODES = frozenset({700027, 7000215, 7000222, 700024, 7000218})
 
 
 @dataclass(frozen=True)

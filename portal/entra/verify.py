@@ -598,13 +598,14 @@ def verify_delegated(
         token = timer.run("token (.default)", lambda: silent([cloud.graph_scope()]), _token_outcome)
     if not token.ok:
         assert token.problem is not None
+        # The credential is our multi-tenant app's: a refused credential is ours to fix.
         return _blocked(
             kind,
             cloud,
             client_id,
             False,
             timer,
-            token.problem,
+            token.problem.as_ours(),
             started,
             TenantFacts(id=ref.value),
             cache_text=client.cache_text_if_changed(),

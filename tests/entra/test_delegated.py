@@ -283,3 +283,14 @@ def test_service_principal_lookup_by_app_id(sim, table, cert):
     token = client.acquire_app_token(p.cloud.graph_scope())
     graph = GraphClient(p.session, p.cloud, token.access_token)
     assert _lookup_sp(graph, p.client_id, _Timer()) == token.claims["oid"]
+
+
+def test_our_app_credential_refused_is_an_operator_problem(sim, table, cert, other_cert):
+    p = Provider(sim, table, cert)
+    client, _ = p.sign_in()
+    wrong = CertificateCredential(other_cert.private_key_pem, other_cert.cert_pem)
+    report = verify_delegated(
+        table, "sim-global", p.customer["id"], p.client_id, wrong, client.cache_text(), fresh=True
+    )
+    assert not report.ok
+    assert report.problem.code == 700027 and report.problem.category == "our_configuration"

@@ -152,3 +152,21 @@ def test_authorize_redirect_error_takes_code_from_error_uri():
     )
     assert found.code == 65004 and found.title == "Consent was declined"
     assert classify({"error": "access_denied", "error_uri": "not a url?code=x"}).code is None
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "ours"),
+    [
+        (700027, "invalid_client", True),
+        (7000222, "invalid_client", True),
+        (700024, "invalid_client", True),
+        (700016, "unauthorized_client", False),  # not consented in their tenant: theirs
+        (50173, "invalid_grant", False),
+        (None, "invalid_client", True),
+    ],
+)
+def test_refused_credential_of_our_own_app_is_our_configuration(code, error, ours):
+    body = {"error": error, "error_codes": [code] if code else [], "trace_id": "t"}
+    found = classify(body).as_ours()
+    assert (found.category == "our_configuration") is ours
+    assert found.raw.trace_id == "t"

@@ -313,3 +313,25 @@ def test_fix_links_of_simulator_clouds_open_a_page(sim, table, cert, sim_session
     for url in urls:
         assert "#view/" in url
         assert sim_session.get(url, timeout=10).status_code == 200
+
+
+def test_report_json_carries_no_secret(sim, table, cert):
+    import json
+
+    s = customer_owned(sim, cert)
+    report = _verify(table, s)
+    cache = json.loads(report.token_cache_text)
+    token = next(iter(cache["AccessToken"].values()))["secret"]
+    stored = json.dumps(report.as_dict())
+    assert token not in stored and "PRIVATE KEY" not in stored
+    assert token not in repr(report) and "PRIVATE KEY" not in repr(report)
+    failed = verify_customer_owned(
+        table,
+        "sim-global",
+        s.tenant_id,
+        s.client_id,
+        s.credential,
+        False,
+        token_cache_text=report.token_cache_text,
+    )
+    assert token not in json.dumps(failed.as_dict())
