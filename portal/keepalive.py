@@ -492,8 +492,9 @@ def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: Clo
         session = session_for(cloud)
         token, client = _refresh(cloud, connection, settings, blob.decode(), session)
         if not token.ok:
-            assert token.problem is not None
             problem = token.problem
+            if problem is None:
+                raise _Failed("operator", "token request failed without a reason")
             raise _Failed(classify_failure(problem), _reason(problem), _support_codes(problem))
         tid = token.claims.get("tid")
         if tid is not None and str(tid).lower() != connection.tenant_id.lower():
