@@ -199,3 +199,55 @@ def test_onboarding_without_javascript(browser, browser_context_args, live_porta
         expect(checklist.locator("li.check.ok")).to_have_count(4)
     finally:
         context.close()
+
+
+def test_admin_consent_then_the_checklist_polls_until_replicated(page, portal_config, sim,
+                                                                  admin_a, tenants,
+                                                                  console_errors):
+    """The consent button goes to the (simulated) Microsoft and back; grants show up late, so
+    the checklist re-checks itself until every item is ✓."""
+    import socket
+
+    from portal import create_app
+    from tests.e2e.conftest import LiveServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    public = f"http://127.0.0.1:{port}"
+    portal = LiveServer(lambda: create_app({**portal_config, "CERT_KEY_SIZE": 2048,
+                                            "PUBLIC_URL": public}))
+    portal.port = port
+    portal.start()
+    try:
+        app = sim.create_app(tenants["id"], display_name="HR sync (consent)",
+                             redirect_uris=[public + "/connections/admin-consent/return"])
+        for permission in ALL_GRAPH:
+            sim.add_required_permission(app["app_id"], permission)
+        sim.create_user(tenants["id"], "it-admin@contoso.onmicrosoft.com", admin=True)
+        sim.set_interaction("consent", user="it-admin@contoso.onmicrosoft.com")
+
+        sign_in(page, portal, admin_a.email)
+        choose_customer_owned(page, portal)
+        page.get_by_label("Simulator: global service").check()
+        expect(page.locator("#step-cloud")).to_contain_text("Saved:")
+        page.locator("#tenant_input").fill(tenants["domain"])
+        page.locator("#client_id").fill(app["app_id"])
+        page.locator("#client_id").press("Tab")
+        expect(page.locator("#tenant-guid")).to_have_text(tenants["id"])
+        page.get_by_role("button", name="I have registered the application: continue").click()
+        sim.upload_certificate(tenants["id"], app["app_id"], download_cer(page))
+        sim.assign_directory_role(tenants["id"], app["app_id"], USER_ADMIN)
+
+        sim.set_replication_delay(5)
+        page.get_by_role("button", name="Grant admin consent with Microsoft").click()
+        page.wait_for_url(re.compile(r".*/setup#step-link$"))
+        checklist = page.locator("#checklist")
+        expect(page.locator("#alerts")).to_contain_text("Admin consent recorded")
+        expect(checklist).to_contain_text("We check again in a few seconds")
+        expect(checklist).to_contain_text("Linked.", timeout=30_000)
+        expect(checklist.locator("li.check.ok")).to_have_count(5)
+        expect(checklist).not_to_contain_text("We check again")
+        assert console_errors == []
+    finally:
+        portal.stop()
