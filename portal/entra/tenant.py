@@ -308,8 +308,27 @@ def discover_tenant(
         hit = cache.get(key)
         if hit is not None:
             return replace(hit, from_cache=True)
+    own = session is None
     session = session or http_session(cloud_table)
-    family = cloud_table.family_of(chosen)
+    try:
+        result = _discover(
+            session, chosen, tenant_ref, cloud_table.family_of(chosen), probe_timeout
+        )
+    finally:
+        if own:
+            session.close()
+    if cache is not None:
+        cache.put(key, result)
+    return result
+
+
+def _discover(
+    session: requests.Session,
+    chosen: Cloud,
+    tenant_ref: TenantRef,
+    family: Sequence[Cloud],
+    probe_timeout: tuple[float, float],
+) -> Discovery:
     first = _probe(session, chosen, tenant_ref, None)
     if first.status == "found":
         result = _found(chosen, first, tenant_ref, family)
@@ -331,8 +350,6 @@ def discover_tenant(
         )
     else:
         result = _probe_others(session, chosen, tenant_ref, family, first, probe_timeout)
-    if cache is not None:
-        cache.put(key, result)
     return result
 
 

@@ -250,7 +250,7 @@ def _org_facts(org: Mapping[str, Any] | None, tenant_id: str | None) -> TenantFa
     )
 
 
-def verify_customer_owned(
+def _verify_customer_owned(
     cloud_table: CloudTable,
     cloud_key: str,
     tenant: str | TenantRef,
@@ -280,7 +280,7 @@ def verify_customer_owned(
     except TenantInputError as exc:
         return _blocked(kind, cloud, client_id, exchange, timer, _input_problem(str(exc)), started)
     client_id = client_ref.value
-    session = session or http_session(cloud_table, cloud)
+    assert session is not None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours. MSAL
@@ -543,7 +543,7 @@ def _summary_problem(
     return None
 
 
-def verify_delegated(
+def _verify_delegated(
     cloud_table: CloudTable,
     cloud_key: str,
     tenant_id: str,
@@ -569,7 +569,7 @@ def verify_delegated(
             raise TenantInputError("A delegated connection is stored with its tenant ID.")
     except TenantInputError as exc:
         return _blocked(kind, cloud, client_id, False, timer, _input_problem(str(exc)), started)
-    session = session or http_session(cloud_table, cloud)
+    assert session is not None
     client = EntraClient(
         cloud,
         ref.value,
@@ -653,3 +653,79 @@ def verify_delegated(
         token_cache_text=client.cache_text_if_changed(),
         missing_scopes=missing_scopes,
     )
+
+
+def verify_customer_owned(
+    cloud_table: CloudTable,
+    cloud_key: str,
+    tenant: str | TenantRef,
+    client_id: str,
+    credential: Credential,
+    exchange: bool,
+    token_cache_text: str | None = None,
+    *,
+    fresh: bool = False,
+    session: requests.Session | None = None,
+    discovery_cache: DiscoveryCache | None = DISCOVERY_CACHE,
+    http_cache: MutableMapping[str, Any] | None = None,
+    graph_options: Mapping[str, Any] | None = None,
+) -> VerificationReport:
+    """Check a customer-owned app end to end; `fresh` drops cached app tokens (after consent)."""
+    own = session is None
+    session = session or http_session(cloud_table, cloud_table.get(cloud_key))
+    try:
+        return _verify_customer_owned(
+            cloud_table,
+            cloud_key,
+            tenant,
+            client_id,
+            credential,
+            exchange,
+            token_cache_text,
+            fresh=fresh,
+            session=session,
+            discovery_cache=discovery_cache,
+            http_cache=http_cache,
+            graph_options=graph_options,
+        )
+    finally:
+        if own:
+            session.close()  # the connections end with the check
+
+
+def verify_delegated(
+    cloud_table: CloudTable,
+    cloud_key: str,
+    tenant_id: str,
+    client_id: str,
+    credential: Credential,
+    token_cache_text: str | None,
+    *,
+    account: dict[str, Any] | None = None,
+    fresh: bool = False,
+    session: requests.Session | None = None,
+    http_cache: MutableMapping[str, Any] | None = None,
+    graph_options: Mapping[str, Any] | None = None,
+    read_organization: bool = True,
+) -> VerificationReport:
+    """Check a service-provider connection through its refresh token: which scopes need consent."""
+    own = session is None
+    session = session or http_session(cloud_table, cloud_table.get(cloud_key))
+    try:
+        return _verify_delegated(
+            cloud_table,
+            cloud_key,
+            tenant_id,
+            client_id,
+            credential,
+            token_cache_text,
+            account=account,
+            fresh=fresh,
+            session=session,
+            http_cache=http_cache,
+            graph_options=graph_options,
+            read_organization=read_organization,
+        )
+    finally:
+        if own:
+            session.close()
