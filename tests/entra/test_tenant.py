@@ -127,7 +127,7 @@ _TRICKY = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_DNSISH, _ANY, _TRICKY))
 def test_no_accepted_input_changes_host_or_path(text):
     try:
