@@ -237,15 +237,10 @@ def _probe(session: requests.Session, cloud: Cloud, ref: TenantRef, timeout: Any
             return _Probe("malformed", cloud, problem=found_problem)
         if 90038 in codes:
             return _Probe("other_cloud_hint", cloud, problem=found_problem)
-        if (
-            90002 in codes
-            or found_problem.error in ("invalid_tenant",)
-            or response.status_code
-            in (
-                400,
-                404,
-            )
-        ):
+        # 400 invalid_tenant / AADSTS90002 is "not in this cloud" (entra.md §5); treat any other
+        # 400/404 on the document the same way, since a probe of another cloud follows.
+        not_here = response.status_code in (400, 404) or found_problem.error == "invalid_tenant"
+        if 90002 in codes or not_here:
             return _Probe("not_found", cloud, problem=found_problem)
     return _Probe("error", cloud, problem=found_problem)
 
