@@ -154,3 +154,21 @@ def test_store_records_the_outcome_in_one_transaction(app, client_a, sim, sim_se
                                   [handoff_id]).fetchone()
         assert store.get_secret("connections", sp_connection.id, "token_cache")
     assert row[0] == "connected"
+
+
+def test_connection_page_shows_the_panel(client_a, support_client, sp_connection):
+    page = client_a.get(f"/connections/{sp_connection.id}").get_data(as_text=True)
+    assert 'id="sp-panel"' in page and "Link Account" in page
+    assert '<script src="/static/link.js" defer></script>' in page
+    readonly = support_client.get(f"/connections/{sp_connection.id}").get_data(as_text=True)
+    assert 'id="sp-panel"' in readonly and "data-link-popup" not in readonly
+
+
+def test_connection_without_a_cloud_uses_the_first_sp_cloud(app, client_a, sim, sim_session,
+                                                            make_connection, org_a):
+    from tests.test_oauth import run_flow
+
+    connection = make_connection(org_a, "service_provider", "New from the wizard")
+    assert connection.cloud is None
+    assert run_flow(client_a, sim, sim_session, connection).status_code == 200
+    assert reload(app, connection.id).cloud == "sim-global"
