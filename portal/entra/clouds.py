@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -434,11 +434,6 @@ def load_cloud_table(extra_file: str | None = None) -> CloudTable:
         raise CloudConfigError(f"clouds file {extra_file!r} is not valid JSON: {exc}") from None
     base_dir = os.path.dirname(os.path.abspath(extra_file))
     return CloudTable(BUILTIN_CLOUDS + parse_cloud_entries(entries, base_dir))
-
-
-def with_builtin_flag(cloud: Cloud, builtin: bool) -> Cloud:
-    """Copy of a cloud with its family changed (for tests that build tables by hand)."""
-    return replace(cloud, builtin=builtin)
 
 
 class GuardedSession(requests.Session):
