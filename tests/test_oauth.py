@@ -159,7 +159,8 @@ def test_authorize_request_shape(app, client_a, sp_connection, provider, sim_ser
     params = auth_params(start(client_a, sp_connection))
     response = start(client_a, sp_connection)
     location = response.headers["Location"]
-    assert location.startswith(sim_server.base_url("global") + "/organizations/oauth2/v2.0/authorize?")
+    authorize = sim_server.base_url("global") + "/organizations/oauth2/v2.0/authorize?"
+    assert location.startswith(authorize)
     assert params["response_type"] == "code"
     assert params["response_mode"] == "form_post"
     assert params["code_challenge_method"] == "S256"

@@ -12,8 +12,12 @@ import pytest
 
 from entrasim.testing import follow_authorize
 from portal import db, store
-from tests.test_oauth import (ADMIN_UPN, FLOW_COOKIE, REDIRECT_URI, app_config,  # noqa: F401
-                              csrf, provider, reload, sp_cert, sp_connection, token_calls)
+from tests import test_oauth as base
+from tests.test_oauth import ADMIN_UPN, REDIRECT_URI, csrf, reload, run_flow, token_calls
+
+# The simulator set-up of test_oauth (our app with a certificate, a customer tenant, the config).
+sp_cert, provider, app_config = base.sp_cert, base.provider, base.app_config
+sp_connection = base.sp_connection
 
 
 def create_handoff(client, connection):
@@ -166,8 +170,6 @@ def test_connection_page_shows_the_panel(client_a, support_client, sp_connection
 
 def test_connection_without_a_cloud_uses_the_first_sp_cloud(app, client_a, sim, sim_session,
                                                             make_connection, org_a):
-    from tests.test_oauth import run_flow
-
     connection = make_connection(org_a, "service_provider", "New from the wizard")
     assert connection.cloud is None
     assert run_flow(client_a, sim, sim_session, connection).status_code == 200

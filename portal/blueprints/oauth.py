@@ -19,8 +19,18 @@ import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlsplit
 
-from flask import (Blueprint, abort, current_app, jsonify, make_response, redirect,
-                   render_template, request, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from portal import htmx, store
@@ -462,9 +472,10 @@ def _failed(flow: store.AuthFlow, connection: store.Connection, extras: dict, *,
                        connection_id=connection.id, detail={"reason": reason, "code": code})
     if extras.get("handoff_id"):
         store.record_link_outcome(extras["handoff_id"], connection.id, "failed", detail)
-    body = render_template("pages/oauth_result.html", ok=False, popup=bool(extras.get("handoff_id")),
-                           connection=connection, title=title, message=message, fix=fix,
-                           code=code, description=description)
+    body = render_template("pages/oauth_result.html", ok=False,
+                           popup=bool(extras.get("handoff_id")), connection=connection,
+                           title=title, message=message, fix=fix, code=code,
+                           description=description)
     response = make_response(body, status)
     _clear_flow_cookie(response)
     return response
