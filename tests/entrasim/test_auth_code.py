@@ -226,3 +226,28 @@ def test_form_post_page_needs_no_inline_script(sim, sim_server, http, web_app, m
     assert "<script>" not in page and 'type="submit"' in page
     with http.get(sim_server.base_url() + "/_sim/static/autosubmit.js") as resp:
         assert resp.status_code == 200 and "submit()" in resp.text
+
+
+def test_sign_in_page_for_a_person(sim, sim_server, http, web_app, msal_app, certs):
+    """Mode "page": the person picks an account and accepts; the result is form-posted back."""
+    import re
+
+    t, app = web_app
+    client = msal_app(t["id"], app["app_id"], certs["a"].credential())
+    sim.set_interaction("page")
+    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT,
+                                          response_mode="form_post")
+    with http.get(flow["auth_uri"]) as resp:
+        page = resp.text
+    assert "Sign in and consent" in page and "User.Read" in page and UPN in page
+    action = re.search(r'<form method="post" action="([^"]+)"', page).group(1)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    with http.post(sim_server.base_url() + action,
+                   data={"csrf_token": csrf, "decision": "accept", "upn": UPN}) as resp:
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', resp.text))
+    result = client.acquire_token_by_auth_code_flow(flow, fields)
+    assert result["id_token_claims"]["preferred_username"] == UPN
+    # The pending request is single use.
+    with http.post(sim_server.base_url() + action,
+                   data={"csrf_token": csrf, "decision": "accept", "upn": UPN}) as resp:
+        assert resp.status_code == 400
