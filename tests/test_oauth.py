@@ -518,3 +518,51 @@ def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_conne
     assert stored_cache(app, sp_connection.id) is None
     with app.app_context():
         assert store.list_health_events(sp_connection.id) == []
+
+
+def test_tokens_and_code_leak_nowhere(app, client_a, sim, sim_session, sp_connection, caplog):
+    """Canary check (security.md item 21): after a link and a failed link, the tokens and the
+    authorization code appear in no response, no log record and not in the raw database files."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    response = start(client_a, sp_connection)
+    sim.set_interaction("consent", user=ADMIN_UPN)
+    _t, fields = follow_authorize(sim_session, response.headers["Location"])
+    bodies = [client_a.post("/oauth/callback", data=fields).get_data(as_text=True)]
+    sim.set_interaction("decline")
+    bodies.append(run_flow(client_a, sim, sim_session, sp_connection,
+                           interaction="decline").get_data(as_text=True))
+    for path in (f"/connections/{sp_connection.id}", f"/connections/{sp_connection.id}/link",
+                 f"/connections/{sp_connection.id}/link-status"):
+        bodies.append(client_a.get(path).get_data(as_text=True))
+    cache = json.loads(stored_cache(app, sp_connection.id))
+    canaries = [fields["code"]]
+    for section in ("AccessToken", "RefreshToken", "IdToken"):
+        canaries += [entry["secret"] for entry in cache[section].values()]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    raw = b""
+    for suffix in ("", "-wal"):
+        try:
+            with open(app.config["DATABASE"] + suffix, "rb") as fh:
+                raw += fh.read()
+        except FileNotFoundError:
+            pass
+    for canary in canaries:
+        piece = canary[-32:]
+        assert all(piece not in body for body in bodies)
+        assert piece not in logged
+        assert piece.encode() not in raw
+
+
+def test_relink_after_needs_reconnect_asks_for_everything(app, client_a, sim, sim_session,
+                                                         sp_connection):
+    assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
+    with app.app_context():
+        store.mark_needs_reconnect(sp_connection.id, "refresh token revoked")
+    params = auth_params(start(client_a, sp_connection))
+    assert set(params["scope"].split()) == PRODUCT | {"openid", "profile", "offline_access"}
+    assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
+    linked = reload(app, sp_connection.id)
+    assert linked.state == "connected" and linked.health == "healthy"
+    assert linked.id == sp_connection.id

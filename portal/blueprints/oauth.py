@@ -275,7 +275,9 @@ def panel_context(connection: store.Connection, blocked: bool = False) -> dict:
         "to_request": scopes_to_request(connection, required),
         "attempt": attempt,
         "pending": pending,
-        "expired": attempt is not None and attempt.outcome is None and not pending,
+        # An unfinished attempt that ran out of time is mentioned for a while, then forgotten.
+        "expired": attempt is not None and attempt.outcome is None and not pending
+        and now < attempt.expires_at + FLOW_TTL,
         "recent": recent,
         "blocked": blocked,
         "can_link": current_user.is_authenticated and current_user.is_admin,
