@@ -233,7 +233,7 @@ def _delegated_resource(scopes: list[str], tenant: Tenant) -> tuple[str, str, li
     for sc in scopes:
         if sc in catalog.OIDC_SCOPES:
             continue
-        if "/" in sc and "://" in sc or sc.startswith(catalog.GRAPH_APP_ID):
+        if "://" in sc or sc.startswith(catalog.GRAPH_APP_ID + "/"):
             res, _, name = sc.rpartition("/")
         else:
             res, name = cloud.graph_resource, sc
@@ -246,7 +246,7 @@ def _delegated_resource(scopes: list[str], tenant: Tenant) -> tuple[str, str, li
                           "contains more than one resource. Scope "
                           f"{' '.join(scopes)} is not valid.")
     res, names = next(iter(found.items()))
-    kind = _resource_kind(res, cloud, " ".join(scopes), tenant)
+    kind = _resource_kind(res, cloud, " ".join(scopes), tenant, client_credentials=False)
     resource = cloud.graph_resource if kind == "graph" else cloud.exchange_resource
     if ".default" in names and len(names) > 1:
         raise AADSTSError("invalid_scope", 70011,
@@ -256,7 +256,8 @@ def _delegated_resource(scopes: list[str], tenant: Tenant) -> tuple[str, str, li
     return resource, kind, names
 
 
-def _resource_kind(res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant) -> str:
+def _resource_kind(res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant,
+                   client_credentials: bool = True) -> str:
     if res.lower() == catalog.GRAPH_APP_ID:
         return "graph"
     if res.lower() == catalog.EXCHANGE_APP_ID:
@@ -272,10 +273,10 @@ def _resource_kind(res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant) -
     if found[0] != cloud.key:
         # Another national cloud's resource: what Entra answers for e.g. graph.microsoft.us/.default
         # against a commercial tenant (Learn Q&A 1526220).
+        tail = (" Client credential flows must have a scope value with /.default suffixed to the "
+                "resource identifier (application ID URI)." if client_credentials else "")
         raise AADSTSError("invalid_scope", 1002012,
-                          f"The provided value for scope {scope} is not valid. Client credential "
-                          "flows must have a scope value with /.default suffixed to the resource "
-                          "identifier (application ID URI).")
+                          f"The provided value for scope {scope} is not valid.{tail}")
     return found[1]
 
 
