@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import re
 
-import jwt
 from flask import Blueprint, g, jsonify, request
 
 from . import catalog
 from .app import base_url, cloud_key, current_sim
 from .errors import graph_error, iso
 from .state import ServicePrincipal
+from .tokens import InvalidToken
 
 bp = Blueprint("graph", __name__, url_prefix="/v1.0")
 
@@ -42,7 +42,7 @@ def _token_claims() -> dict:
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
         claims = s.signer.verify(header[7:].strip())
-    except jwt.PyJWTError:
+    except InvalidToken:
         raise GraphError(401, "InvalidAuthenticationToken",
                          "Access token validation failure.") from None
     cloud = catalog.CLOUDS[cloud_key()]
