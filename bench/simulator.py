@@ -48,6 +48,21 @@ def start_server() -> tuple[subprocess.Popen, str, str]:
     return proc, url, ca
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children (the gunicorn worker), from /proc."""
+    total, pids = 0.0, [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def assertion(cert: SimCertificate, client_id: str, token_endpoint: str) -> str:
     now = time.time()
     x5t = base64.urlsafe_b64encode(bytes.fromhex(cert.sha1)).decode()  # MSAL keeps the padding
@@ -134,6 +149,7 @@ def main() -> int:
             t.start()
         box["deadline"] = time.monotonic() + 3600  # set properly once every pool is signed
         barrier.wait()
+        cpu_before = cpu_seconds(proc.pid) if proc else None
         start = time.monotonic()
         box["deadline"] = start + args.seconds
         for t in threads:
@@ -143,6 +159,11 @@ def main() -> int:
         print(f"client-credentials token requests: {total} in {elapsed:.1f}s with "
               f"{args.threads} threads{' (msal)' if args.msal else ''} -> "
               f"{total / elapsed:.0f}/s, errors: {sum(errors)}")
+        if proc and total:
+            # Load-independent figure: what one request costs the simulator.
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            print(f"simulator CPU per request: {cpu / total * 1000:.2f} ms "
+                  f"(about {total / cpu:.0f} requests per CPU-second)")
     finally:
         if proc:
             proc.terminate()
