@@ -323,10 +323,8 @@ def _refresh(cloud: Cloud, connection: store.Connection, settings: Settings, cac
                          settings.credential, session=session, token_cache_text=cache_text)
     # force_refresh skips the cached access token: the point is to redeem (and so renew) the
     # refresh token. `.default` asks for whatever is granted, so a scope withdrawn later doesn't
-    # fail the keep-alive (the status check reports missing scopes). verify.py calls _call the
-    # same way; EntraClient turns MSAL's errors and exceptions into a TokenResult.
-    result = client._call("acquire_token_silent_with_error", [cloud.graph_scope()], account,
-                          force_refresh=True)
+    # fail the keep-alive (the status check reports missing scopes).
+    result = client.acquire_delegated_silent([cloud.graph_scope()], account, force_refresh=True)
     return result, client
 
 
