@@ -65,7 +65,7 @@ def register_service_provider_app(clouds: list[dict], public_url: str) -> str:
 
     Returns its client id. The certificate's private key stays in instance/ (mode 0600).
     """
-    from entrasim.testing import SimAdmin
+    from entrasim.admin_client import SimAdmin
     from portal.entra.certificates import issue_certificate
 
     sim_global = next(c for c in clouds if c["key"] == "sim-global")
