@@ -68,7 +68,7 @@ def open_db(path: str) -> sqlite_utils.Database:
 
 
 class _ThreadConnection(threading.local):
-    """This thread's connection for one app (``app.extensions``), with the process that opened it."""
+    """This thread's connection for one app (in ``app.extensions``) and the pid that opened it."""
 
     db: sqlite_utils.Database | None = None
     pid: int | None = None
