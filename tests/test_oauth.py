@@ -566,3 +566,23 @@ def test_relink_after_needs_reconnect_asks_for_everything(app, client_a, sim, si
     linked = reload(app, sp_connection.id)
     assert linked.state == "connected" and linked.health == "healthy"
     assert linked.id == sp_connection.id
+
+
+def test_redirect_uri_stays_constant_behind_a_trusted_proxy(app_config, admin_a, sp_connection):
+    """Even when X-Forwarded-Host is trusted (ProxyFix) and changes request.host."""
+    from portal import create_app
+    from tests.conftest import login_as
+
+    proxied = create_app({**app_config, "TRUSTED_PROXY_HOPS": 1})
+    client = proxied.test_client()
+    assert login_as(client, admin_a.email).status_code == 302
+    token = csrf(client)
+    response = client.post(f"/connections/{sp_connection.id}/link", data={"csrf_token": token},
+                           headers={"X-Forwarded-Host": "localhost", "X-Forwarded-Proto": "https",
+                                    "X-Forwarded-For": "203.0.113.9"})
+    assert auth_params(response)["redirect_uri"] == REDIRECT_URI
+    response = client.post(f"/connections/{sp_connection.id}/link", data={"csrf_token": token},
+                           headers={"X-Forwarded-Host": "evil.example",
+                                    "X-Forwarded-Proto": "https"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    assert auth_params(response)["redirect_uri"] == REDIRECT_URI
