@@ -457,6 +457,7 @@ def test_missing_scope_means_needs_attention(app, client_a, sim, sim_session, sp
 
 @pytest.mark.parametrize("change, words", [
     ({"SP_CLIENT_ID": None}, "SP_CLIENT_ID"),
+    ({"SP_CLIENT_ID": "HR automation"}, "is not an Application (client) ID"),
     ({"SP_CERT_FILE": None, "SP_CLIENT_SECRET": None}, "SP_CERT_FILE"),
     ({"SP_CERT_FILE": "/nonexistent.pem"}, "cannot be read"),
     ({"PUBLIC_URL": "not a url"}, "PUBLIC_URL"),
@@ -586,3 +587,14 @@ def test_redirect_uri_stays_constant_behind_a_trusted_proxy(app_config, admin_a,
                                     "X-Forwarded-Proto": "https"})
     assert response.status_code == 303, response.get_data(as_text=True)[:300]
     assert auth_params(response)["redirect_uri"] == REDIRECT_URI
+
+
+def test_refused_certificate_is_our_problem(app, client_a, sim, sim_session, sp_connection,
+                                            provider, sp_cert):
+    """Microsoft refuses our own app's credential: the customer is told it is on our side."""
+    sim.remove_certificate(provider["home"]["id"], provider["app"]["app_id"],
+                           sp_cert.thumbprint_sha1)
+    response = run_flow(client_a, sim, sim_session, sp_connection)
+    body = response.get_data(as_text=True)
+    assert "Our application was refused" in body and "on our side" in body
+    assert stored_cache(app, sp_connection.id) is None

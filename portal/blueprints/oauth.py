@@ -55,6 +55,7 @@ PRODUCT_SCOPES: tuple[str, ...] = tuple(
 _RESERVED = frozenset({"openid", "profile", "offline_access", "email"})
 _SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
 _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
+_GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _AADSTS_RE = re.compile(r"AADSTS(\d{4,7})")
 #: MSAL's HTTP cache for the `organizations` OpenID document (one discovery per process instead
 #: of one per click). Only discovery is cached: every flow builds a fresh MSAL app and cache.
@@ -127,6 +128,11 @@ def sp_settings() -> SpSettings:
     if client_id is None:
         problems.append("SP_CLIENT_ID is not set: the Application (client) ID of our "
                         "multi-tenant app registration (PORTAL_SP_CLIENT_ID).")
+    elif not _GUID_RE.match(client_id.lower()):
+        problems.append(f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
+                        "(a GUID such as 00000000-0000-0000-0000-000000000000).")
+    else:
+        client_id = client_id.lower()
     credential = None
     cert_file = config.get("SP_CERT_FILE")
     if cert_file:
@@ -535,8 +541,10 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
     client = _client(settings, cloud, session_)
     result = client.complete_auth_code_flow(msal_flow, params.to_dict())
     if not result.ok:
-        p = result.problem
+        p = result.problem.as_ours() if result.problem else None  # our app's credential
         log.warning("code redemption failed: %s", p.as_dict() if p else None)
+        if p is not None and p.category == "our_configuration":
+            log.error("the service provider app's credential was refused: alert the operator")
         explained = EXPLAINED.get(p.code) if p else None
         title, message, fix = explained or (
             (p.title, p.message, p.fix) if p else
