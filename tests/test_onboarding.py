@@ -475,3 +475,36 @@ def test_support_is_read_only(app, support_client, wizard):
         assert support_client.post(f"/connections/{wizard.id}/{path}",
                                    data={"csrf_token": token}).status_code == 403
     assert support_client.get("/connections/new").status_code == 403
+
+
+# --- Page plumbing ---------------------------------------------------------------------------
+
+
+def test_one_section_as_a_fragment(wizard):
+    response = wizard.client.get(wizard.url, query_string={"section": "permissions"},
+                                 headers=HX)
+    body = text(response)
+    assert body.lstrip().startswith('<section id="step-permissions"')
+    assert "<html" not in body and "hx-swap-oob" not in body
+    assert "<html" in wizard.page()
+
+
+def test_service_provider_connection_has_no_wizard(client_a, org_a, make_connection):
+    item = make_connection(org_a, kind="service_provider")
+    response = client_a.get(f"/connections/{item.id}/setup")
+    assert response.headers["Location"] == f"/connections/{item.id}"
+
+
+@pytest.fixture
+def framed_config(app_config):
+    app_config["FRAME_ANCESTORS"] = ["https://host.example"]
+    return app_config
+
+
+def test_wizard_pages_may_be_framed_by_the_host_product(framed_config, client_a):
+    wizard = start_wizard(client_a)
+    for path in ("/connections/new", wizard.url, f"/connections/{wizard.id}"):
+        response = client_a.get(path)
+        assert "frame-ancestors https://host.example" in response.headers[
+            "Content-Security-Policy"], path
+        assert "X-Frame-Options" not in response.headers

@@ -138,7 +138,8 @@ def run_check(item: store.Connection, trigger: str) -> dict:
     else:
         health = "failing"
     fields = {"last_check": data, "last_checked_at": store.utcnow(), "health": health,
-              "state": "connected" if report.ok else "needs_attention"}
+              "state": "connected" if report.ok else "needs_attention",
+              "wizard_step": max(item.wizard_step or 1, 6)}
     if report.tenant.id:
         fields["tenant_id"] = report.tenant.id
     if report.tenant.name:
