@@ -186,7 +186,9 @@ def test_cloud_without_javascript_redirects_to_the_section(app, wizard):
     (GUID, "Looks like a tenant ID."),
     ("{" + GUID.upper() + "}", "Looks like a tenant ID."),
     ("contoso.onmicrosoft.com", "Looks like a domain name"),
-    ("72f988bf-86f1-41af-91ab-2d7cd011db4", "A domain needs a dot"),
+    ("72f988bf-86f1-41af-91ab-2d7cd011db4", "it has 31 hexadecimal digits: a tenant ID has 32"),
+    ("72f988bf86f141af91ab2d7cd011db47", "it has 32 hexadecimal digits"),
+    ("contoso", "A domain needs a dot"),
     ("contoso..com", "That domain name isn't valid."),
     ("contoso.com/evil", "That isn't a tenant ID or domain name."),
     ("10.0.0.1", "must end in letters"),
@@ -296,6 +298,8 @@ def test_malformed_tenant_is_not_sent_anywhere(app, wizard, sim):
     item = connection(app, wizard.id)
     assert item.tenant_id is None and item.client_id is None
     assert item.draft["tenant_input"] == "contoso..com"  # what was typed is kept
+    assert "it has 31 hexadecimal digits" in text(wizard.ids(GUID[:-1]))
+    assert len(sim.requests()) == calls
 
 
 def test_microsoft_unreachable_is_transient_with_try_again(app, wizard, sim):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 
 from flask import (
@@ -200,7 +201,7 @@ def validate_tenant():
     if not text.strip():
         return _format_fragment("tenant", None, "")
     try:
-        ref = parse_tenant_input(text)
+        ref = parse_tenant(text)
     except TenantInputError as exc:
         return _format_fragment("tenant", "error", str(exc))
     return _format_fragment("tenant", "ok", "Looks like a tenant ID." if ref.kind == "guid" else
@@ -214,6 +215,25 @@ def validate_client():
     message = _client_message(request.args.get("client_id", "")[:MAX_INPUT])
     level, text = message if message else (None, "")
     return _format_fragment("client", level, text)
+
+
+_GUID_LIKE = re.compile(r"^[{(]?[0-9A-Fa-f-]{8,}[)}]?$")
+
+
+def parse_tenant(text: str):
+    """``parse_tenant_input``, with a precise message for a tenant ID that is almost a GUID
+    (a missing digit or dash would otherwise read as a domain without a dot)."""
+    try:
+        return parse_tenant_input(text)
+    except TenantInputError:
+        stripped = text.strip()
+        if _GUID_LIKE.match(stripped) and any(c.isdigit() for c in stripped):
+            digits = sum(c in "0123456789abcdefABCDEF" for c in stripped)
+            raise TenantInputError(
+                f"That looks like a tenant ID, but it has {digits} hexadecimal digits: a tenant "
+                "ID has 32, grouped 8-4-4-4-12 with dashes, like "
+                "72f988bf-86f1-41af-91ab-2d7cd011db47.") from None
+        raise
 
 
 def _format_fragment(field: str, level: str | None, message: str) -> str:
@@ -272,7 +292,7 @@ def _lookup_tenant(connection: store.Connection) -> dict | None:
     lookup = {"input": text, "cloud": connection.cloud, "tenant_id": None,
               "kind": None, "other_cloud": None, "other_cloud_name": None}
     try:
-        ref = parse_tenant_input(text)
+        ref = parse_tenant(text)
     except TenantInputError as exc:
         lookup.update(outcome="malformed", message=str(exc))
     else:
