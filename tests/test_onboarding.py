@@ -460,7 +460,8 @@ def test_other_organization_gets_404_everywhere(client_b, wizard):
     for path in (f"{base}/setup", f"{base}/certificate.cer"):
         assert client_b.get(path).status_code == 404
     for path in (f"{base}/setup/cloud", f"{base}/setup/ids", f"{base}/setup/registered",
-                 f"{base}/setup/certificate", f"{base}/setup/exchange", f"{base}/admin-consent",
+                 f"{base}/setup/certificate", f"{base}/setup/uploaded", f"{base}/setup/exchange",
+                 f"{base}/admin-consent",
                  f"{base}/check"):
         assert client_b.post(path, data={"csrf_token": token, "cloud": "global"},
                              headers=HX).status_code == 404, path
@@ -512,3 +513,13 @@ def test_wizard_pages_may_be_framed_by_the_host_product(framed_config, client_a)
         assert "frame-ancestors https://host.example" in response.headers[
             "Content-Security-Policy"], path
         assert "X-Frame-Options" not in response.headers
+
+
+def test_continue_after_upload_moves_to_the_permissions(app, wizard):
+    wizard.post(f"{wizard.url}/registered")
+    body = text(wizard.post(f"{wizard.url}/uploaded"))
+    assert body.lstrip().startswith('<section id="step-certificate"')
+    assert re.search(r'id="step-permissions" class="step current"[^>]*hx-swap-oob="true"', body)
+    assert connection(app, wizard.id).wizard_step == 5
+    response = wizard.post(f"{wizard.url}/uploaded", htmx=False)
+    assert response.headers["Location"].endswith("#step-certificate")

@@ -386,6 +386,15 @@ def _issue(connection: store.Connection, retire=None) -> store.CertificateRecord
     return record
 
 
+@bp.post("/<connection_id>/setup/uploaded")
+@login_required
+def uploaded(connection_id: str):
+    """"I have uploaded the certificate": go on to the permissions."""
+    connection = load_connection_or_404(connection_id, write=True)
+    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
+    return _respond(connection.id, "certificate")
+
+
 @bp.get("/<connection_id>/certificate.<fmt>")
 @login_required
 def download_certificate(connection_id: str, fmt: str):
