@@ -346,8 +346,8 @@ def test_registration_instructions_follow_the_cloud(wizard, tenant):
     body = wizard.page()
     assert "single tenant" in body and "Leave the <strong>Redirect URI</strong> empty" in body
     assert "https://portal.example/connections/admin-consent/return" in body
-    assert re.search(r'href="https://127\.0\.0\.1:\d+/_sim/admin/?#view/Microsoft_AAD_RegisteredApps/'
-                     r'ApplicationsListBlade"', body)
+    assert re.search(r'href="https://127\.0\.0\.1:\d+/_sim/admin/?#view/'
+                     r'Microsoft_AAD_RegisteredApps/ApplicationsListBlade"', body)
 
 
 def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
