@@ -90,8 +90,9 @@ def auth_params(response):
 
 
 def run_flow(client, sim, sim_session, connection, *, mode="form_post", interaction="consent",
-             user=ADMIN_UPN):
-    """Link Account through the simulator; returns the callback response."""
+             user=ADMIN_UPN, follow=True):
+    """Link Account through the simulator; returns the callback's answer (a success at top
+    level is a 303 to the link page, which ``follow`` loads like the browser would)."""
     response = start(client, connection)
     location = response.headers["Location"]
     if mode == "query":
@@ -100,9 +101,19 @@ def run_flow(client, sim, sim_session, connection, *, mode="form_post", interact
     target, fields = follow_authorize(sim_session, location)
     assert target == REDIRECT_URI
     if mode == "query":
-        return client.get("/oauth/callback", query_string=fields)
-    return client.post("/oauth/callback", data=fields,
-                       headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"})
+        response = client.get("/oauth/callback", query_string=fields)
+    else:
+        # A cross-site POST: the browser does not send the (SameSite=Lax) session cookie.
+        session = client.get_cookie("session")
+        client.delete_cookie("session")
+        response = client.post("/oauth/callback", data=fields,
+                               headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"})
+        if session is not None:
+            client.set_cookie("session", session.value)
+    if follow and response.status_code == 303:
+        assert response.headers["Location"] == f"/connections/{connection.id}/link?linked=1"
+        return client.get(response.headers["Location"])
+    return response
 
 
 def reload(app, connection_id):
@@ -121,14 +132,19 @@ def stored_cache(app, connection_id):
 @pytest.mark.parametrize("mode", ["form_post", "query"])
 def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_connection,
                                         provider, mode):
-    response = run_flow(client_a, sim, sim_session, sp_connection, mode=mode)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200, body
-    assert "Connected" in body
+    response = run_flow(client_a, sim, sim_session, sp_connection, mode=mode, follow=False)
+    # Top level: straight on to a clean URL (no code in the history, no resubmission).
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert response.headers["Location"] == f"/connections/{sp_connection.id}/link?linked=1"
+    if mode == "form_post":  # nothing may write a session the browser did not send
+        assert not any(c.startswith("session=") for c in response.headers.getlist("Set-Cookie"))
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert f"{FLOW_COOKIE}=;" in response.headers.get("Set-Cookie", "")  # cookie cleared
+    assert any(c.startswith(f"{FLOW_COOKIE}=;")  # the flow cookie is cleared
+               for c in response.headers.getlist("Set-Cookie"))
+    page = client_a.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Connected." in page and "Ada Admin" in page
     linked = reload(app, sp_connection.id)
     assert linked.state == "connected" and linked.health == "healthy"
     assert linked.tenant_id == provider["customer"]["id"]
@@ -290,7 +306,7 @@ def test_wrong_state_is_rejected(app, client_a, sim, sim_session, sp_connection)
 def test_replayed_state_is_rejected(app, client_a, sim, sim_session, sp_connection):
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
     first = client_a.post("/oauth/callback", data=fields)
-    assert first.status_code == 200
+    assert first.status_code == 303
     # The browser keeps the cookie value it had (the first answer cleared it): replay both.
     again = client_a.post("/oauth/callback", data=fields)
     assert again.status_code == 400
@@ -304,7 +320,7 @@ def test_replay_with_the_original_cookie_is_rejected(app, client_a, sim, sim_ses
                   if c.startswith(FLOW_COOKIE)).split(";")[0].split("=", 1)[1]
     sim.set_interaction("consent", user=ADMIN_UPN)
     _t, fields = follow_authorize(sim_session, response.headers["Location"])
-    assert client_a.post("/oauth/callback", data=fields).status_code == 200
+    assert client_a.post("/oauth/callback", data=fields).status_code == 303
     client_a.set_cookie(FLOW_COOKIE, cookie)
     assert client_a.post("/oauth/callback", data=fields).status_code == 400
     assert token_calls(sim) == 1
@@ -317,7 +333,7 @@ def test_foreign_browser_is_rejected(app, client_a, sim, sim_session, sp_connect
     other.set_cookie(FLOW_COOKIE, "x" * 43)  # another browser's (or a forged) cookie
     assert_rejected(other.post("/oauth/callback", data=fields), sim, app, sp_connection.id)
     # The flow was not burnt by the foreign attempts: the right browser still completes.
-    assert client_a.post("/oauth/callback", data=fields).status_code == 200
+    assert client_a.post("/oauth/callback", data=fields).status_code == 303
 
 
 def test_expired_state_is_rejected(app, client_a, sim, sim_session, sp_connection):
@@ -390,6 +406,7 @@ def test_error_returns_are_explained(app, client_a, sim, sim_session, sp_connect
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert words in body
+    assert not any(c.startswith("session=") for c in response.headers.getlist("Set-Cookie"))
     if interaction == "admin_approval_required":
         assert "Global Administrator" in body and "Admin consent requests" in body
     assert token_calls(sim) == 0
@@ -446,8 +463,9 @@ def test_missing_scope_means_needs_attention(app, client_a, sim, sim_session, sp
     location = parts._replace(query=urlencode(query)).geturl()
     sim.set_interaction("consent", user=ADMIN_UPN)
     _t, fields = follow_authorize(sim_session, location)
-    body = client_a.post("/oauth/callback", data=fields).get_data(as_text=True)
-    assert f"Consent needed for: {EXTRA}" in body
+    response = client_a.post("/oauth/callback", data=fields)
+    body = client_a.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Consent needed for:" in body and EXTRA in body
     linked = reload(app, sp_connection.id)
     assert linked.state == "needs_attention" and linked.health == "degraded"
 
@@ -530,7 +548,9 @@ def test_tokens_and_code_leak_nowhere(app, client_a, sim, sim_session, sp_connec
     response = start(client_a, sp_connection)
     sim.set_interaction("consent", user=ADMIN_UPN)
     _t, fields = follow_authorize(sim_session, response.headers["Location"])
-    bodies = [client_a.post("/oauth/callback", data=fields).get_data(as_text=True)]
+    first = client_a.post("/oauth/callback", data=fields)
+    bodies = [first.get_data(as_text=True), client_a.get(first.headers["Location"]).get_data(
+        as_text=True)]
     sim.set_interaction("decline")
     bodies.append(run_flow(client_a, sim, sim_session, sp_connection,
                            interaction="decline").get_data(as_text=True))

@@ -532,7 +532,13 @@ def callback():
     settings = sp_settings()
     cloud, why = _cloud_for(connection, settings) if settings.ok else (None, "")
     if cloud is None or cloud.key != extras.get("cloud"):
-        return _unavailable(settings, why or "cloud changed during the sign-in")
+        # (A bare page: nothing here may write the session, see _store_link.)
+        log.warning("Link Account unavailable at the callback: %s",
+                    " ".join([*settings.problems, why or "cloud changed during the sign-in"]))
+        return _failed(flow, connection, extras, title="Linking is not available yet",
+                       message="The sign-in could not be completed here.",
+                       fix="Please contact support.", code=None, reason="unavailable",
+                       status=503)
     return _redeem(flow, connection, extras, msal_flow, settings, cloud, params)
 
 
@@ -605,8 +611,15 @@ def _store_link(flow, connection, extras, settings, cloud, client, result, check
         fix = "Click Link Account again and accept the remaining permissions."
     else:
         title, message, fix = "Connected", "The account is linked.", ""
-    response = make_response(render_template(
-        "pages/oauth_result.html", ok=True, popup=bool(extras.get("handoff_id")),
-        connection=saved, title=title, message=message, fix=fix, code=None))
+    if extras.get("handoff_id"):
+        response = make_response(render_template(
+            "pages/oauth_result.html", ok=True, popup=True, connection=saved, title=title,
+            message=message, fix=fix, code=None))
+    else:
+        # Top level: leave the callback URL at once (RFC 9700 4.3.1: no code in the history,
+        # no form resubmission). No flash message: on the cross-site form_post the Lax session
+        # cookie is not sent, and writing a session here would replace the user's.
+        response = redirect(url_for("oauth.link_page", connection_id=saved.id, linked=1),
+                            code=303)
     _clear_flow_cookie(response)
     return response
