@@ -560,7 +560,8 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
     raw = _id_token_from_cache(client.cache_text())
     check = idtoken.validate(raw, cloud=cloud, client_id=settings.client_id,
                              nonce=extras.get("nonce_sent") or "", session=session_,
-                             expected_tenant=connection.tenant_id or None)
+                             expected_tenant=connection.tenant_id
+                             or extras.get("expected_tenant") or None)
     if not check.ok:
         log.warning("id token rejected (%s) for connection %s", check.reason, connection.id)
         if check.reason == "tenant":
