@@ -60,6 +60,7 @@ from portal.db import write_transaction
 from portal.entra.client import (
     CertificateCredential,
     Credential,
+    CredentialFileError,
     EntraClient,
     SecretCredential,
     TokenResult,
@@ -154,20 +155,6 @@ class RunSummary:
 
 # --- Settings ---------------------------------------------------------------------------------
 
-_PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
-
-
-def _split_pem(text: str) -> tuple[str | None, str | None]:
-    key = cert = None
-    for match in _PEM_RE.finditer(text):
-        kind = match.group(1)
-        if kind.endswith("PRIVATE KEY") and key is None:
-            key = match.group(0) + "\n"
-        elif kind == "CERTIFICATE" and cert is None:
-            cert = match.group(0) + "\n"
-    return key, cert
-
-
 def service_provider_credential(config: Mapping[str, Any],
                                 instance_path: str | None = None) -> Credential:
     """Our multi-tenant app's credential from ``SP_CERT_FILE`` (PEM with the private key and the
@@ -179,15 +166,9 @@ def service_provider_credential(config: Mapping[str, Any],
         if not path.is_absolute() and instance_path:
             path = Path(instance_path) / path
         try:
-            text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeepAliveConfigError(
-                f"SP_CERT_FILE {path} cannot be read ({exc.__class__.__name__})") from None
-        key, cert = _split_pem(text)
-        if key is None or cert is None:
-            raise KeepAliveConfigError(
-                f"SP_CERT_FILE {path} must hold a PEM private key and a PEM certificate")
-        return CertificateCredential(key, cert)
+            return CertificateCredential.from_pem_file(str(path))
+        except CredentialFileError as exc:
+            raise KeepAliveConfigError(f"SP_CERT_FILE {exc}") from None
     secret = config.get("SP_CLIENT_SECRET")
     if secret:
         return SecretCredential(str(secret))

@@ -37,7 +37,12 @@ from portal import htmx, store
 from portal.access import admin_required, load_connection_or_404, login_required
 from portal.config import parse_list
 from portal.entra import idtoken
-from portal.entra.client import CertificateCredential, EntraClient, SecretCredential
+from portal.entra.client import (
+    CertificateCredential,
+    CredentialFileError,
+    EntraClient,
+    SecretCredential,
+)
 from portal.entra.clouds import Cloud, http_session
 from portal.entra.errors import classify
 from portal.entra.permissions import DELEGATED_SCOPES
@@ -97,27 +102,10 @@ def redirect_uri_from(public_url: str) -> str:
 
 
 def _read_certificate(path: str) -> tuple[CertificateCredential | None, str | None]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        return None, f"SP_CERT_FILE {path!r} cannot be read ({exc.strerror})."
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        return None, (f"SP_CERT_FILE {path!r} holds no readable, unencrypted private key "
-                      "(PEM with the key and the certificate).")
-    try:
-        cert = x509.load_pem_x509_certificate(data)
-    except ValueError:
-        return None, f"SP_CERT_FILE {path!r} holds no certificate (PEM)."
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    return CertificateCredential(key_pem, cert_pem), None
+        return CertificateCredential.from_pem_file(path), None
+    except CredentialFileError as exc:
+        return None, f"SP_CERT_FILE {exc}"
 
 
 def sp_settings() -> SpSettings:

@@ -59,6 +59,37 @@ class CertificateCredential:
             "public_certificate": _text(self.cert_pem),
         }
 
+    @classmethod
+    def from_pem_file(cls, path: str) -> CertificateCredential:
+        """Read one PEM file holding an unencrypted private key and its certificate (how an
+        operator configures our own app's credential). Raises :class:`CredentialFileError` with a
+        message naming the file, never its content."""
+        from cryptography import x509
+
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise CredentialFileError(f"{path!r} cannot be read ({exc.strerror}).") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            raise CredentialFileError(
+                f"{path!r} holds no readable, unencrypted private key "
+                "(PEM with the key and the certificate).") from None
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError:
+            raise CredentialFileError(f"{path!r} holds no certificate (PEM).") from None
+        key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM))
+
+
+class CredentialFileError(ValueError):
+    """A credential file that cannot be used (the message is safe to show an operator)."""
+
 
 @dataclass(frozen=True)
 class SecretCredential:
