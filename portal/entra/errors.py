@@ -147,6 +147,16 @@ AADSTS: dict[int, _Entry] = {
         "Nothing for you to change: please contact support.",
         None,
     ),
+    # The authorize endpoint names a scope the resource doesn't expose (e.g. a newly required
+    # delegated scope that does not exist in this cloud). Decided on the code: the `error` that
+    # comes with it (invalid_client) would otherwise read as a refused credential.
+    650053: _Entry(
+        "our_configuration",
+        "Permission unknown to Microsoft",
+        "We asked for a permission that Microsoft doesn't offer for this service in your cloud.",
+        "Nothing for you to change: please contact support.",
+        None,
+    ),
     700016: _APP_NOT_FOUND,
     700011: _APP_NOT_FOUND,
     7000215: _Entry(

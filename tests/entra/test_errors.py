@@ -33,6 +33,7 @@ TABLE = [
     (53003, "access_denied", "customer_action", "enterprise_app"),
     (70011, "invalid_scope", "our_configuration", None),
     (1002012, "invalid_scope", "our_configuration", None),
+    (650053, "invalid_client", "our_configuration", None),
     (700082, "invalid_grant", "customer_action", None),
     (50173, "invalid_grant", "customer_action", None),
     (90072, "invalid_request", "wrong_input", None),
