@@ -10,15 +10,7 @@ import pytest
 
 from portal import create_app, store, vault
 from portal.blueprints.status import MAX_POLLS
-from tests.test_onboarding import (  # noqa: F401 - fixtures shared with the wizard tests
-    HX,
-    _fresh_discovery_cache,
-    app_config,
-    connection,
-    tenant,
-    text,
-    wizard,
-)
+from tests.wizard.helpers import HX, connection, text
 
 ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
              "User.EnableDisableAccount.All")

@@ -6,7 +6,6 @@ tenants live in the simulator, so discovery is the real HTTP exchange.
 
 from __future__ import annotations
 
-import html
 import re
 
 import pytest
@@ -14,89 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from portal import create_app, db, store
-from portal.entra.tenant import DISCOVERY_CACHE
 from tests.conftest import csrf_token
-
-HX = {"HX-Request": "true"}
-GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-
-
-@pytest.fixture
-def app_config(app_config, sim_server, tmp_path):
-    """The simulator's clouds, and 2048-bit certificates to keep the suite fast."""
-    app_config["CLOUDS_FILE"] = sim_server.clouds_file(str(tmp_path / "sim-clouds.json"))
-    app_config["CERT_KEY_SIZE"] = 2048
-    app_config["PUBLIC_URL"] = "https://portal.example"
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def _fresh_discovery_cache():
-    """The simulator is reset per test: cached discoveries must not leak between tests."""
-    DISCOVERY_CACHE.clear()
-    yield
-    DISCOVERY_CACHE.clear()
-
-
-class Wizard:
-    """A signed-in browser working on one connection's wizard."""
-
-    def __init__(self, client, connection_id: str):
-        self.client = client
-        self.id = connection_id
-        self.token = csrf_token(client, f"/connections/{connection_id}/setup")
-
-    @property
-    def url(self) -> str:
-        return f"/connections/{self.id}/setup"
-
-    def post(self, path: str, data: dict | None = None, htmx: bool = True):
-        data = {**(data or {}), "csrf_token": self.token}
-        return self.client.post(path, data=data, headers=HX if htmx else {})
-
-    def cloud(self, key: str, htmx: bool = True):
-        return self.post(f"{self.url}/cloud", {"cloud": key}, htmx)
-
-    def ids(self, tenant: str = "", client_id: str = "", htmx: bool = True):
-        return self.post(f"{self.url}/ids", {"tenant_input": tenant, "client_id": client_id},
-                         htmx)
-
-    def page(self) -> str:
-        return text(self.client.get(self.url))
-
-
-def start_wizard(client) -> Wizard:
-    token = csrf_token(client, "/connections/new")
-    response = client.post("/connections/new", data={"kind": "customer_owned",
-                                                     "csrf_token": token})
-    assert response.status_code == 302
-    connection_id = response.headers["Location"].split("/")[2]
-    return Wizard(client, connection_id)
-
-
-def connection(app, connection_id: str) -> store.Connection:
-    with app.app_context():
-        return store.get_connection(connection_id)
-
-
-def text(response) -> str:
-    """The body with HTML character references decoded (markup stays)."""
-    return html.unescape(response.get_data(as_text=True))
-
-
-@pytest.fixture
-def wizard(client_a) -> Wizard:
-    return start_wizard(client_a)
-
-
-@pytest.fixture
-def tenant(sim):
-    """A tenant in the simulator's global cloud with an app registration."""
-    t = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                          display_name="Contoso Ltd")
-    app = sim.create_app(t["id"], display_name="HR sync")
-    return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
-
+from tests.wizard.helpers import GUID, HX, connection, start_wizard, text
 
 # --- Choosing the kind -----------------------------------------------------------------------
 
