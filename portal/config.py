@@ -51,6 +51,9 @@ DEFAULTS: dict[str, object] = {
     "SP_CLIENT_SECRET": None,  # used only when no certificate is configured
     "SP_CLOUDS": ["global"],  # cloud keys in which the multi-tenant app is registered
     "SP_EXTRA_SCOPES": [],  # delegated scopes required on top of the product's list
+    # Certificates the portal issues for customer-owned applications.
+    "CERT_KEY_SIZE": 3072,  # RSA bits; at least 2048 (Entra rejects smaller keys)
+    "CERT_VALIDITY_MONTHS": 12,  # 1 to 24
 }
 
 # Flask settings that follow from ours (not meant to be overridden by the environment).
@@ -150,6 +153,10 @@ def _normalize(app) -> None:
     if not config.get("DATABASE"):
         config["DATABASE"] = os.path.join(app.instance_path, "portal.sqlite3")
     config["PERMANENT_SESSION_LIFETIME"] = int(config["SESSION_HOURS"]) * 3600
+    if int(config["CERT_KEY_SIZE"]) < 2048:
+        raise ConfigError("CERT_KEY_SIZE must be at least 2048 (Entra rejects smaller RSA keys)")
+    if not 1 <= int(config["CERT_VALIDITY_MONTHS"]) <= 24:
+        raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -146,3 +146,19 @@ def test_gunicorn_serves_wsgi_app(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         process.stderr.close()
+
+
+@pytest.mark.parametrize("key, value", [("CERT_KEY_SIZE", "1024"), ("CERT_VALIDITY_MONTHS", "25"),
+                                        ("CERT_VALIDITY_MONTHS", "0")])
+def test_certificate_settings_are_bounded(app_config, monkeypatch, key, value):
+    app_config[key] = int(value)
+    with pytest.raises(ConfigError, match=key):
+        create_app(app_config)
+
+
+def test_certificate_settings_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("PORTAL_CERT_KEY_SIZE", "4096")
+    monkeypatch.setenv("PORTAL_CERT_VALIDITY_MONTHS", "24")
+    app = create_app()
+    assert app.config["CERT_KEY_SIZE"] == 4096 and app.config["CERT_VALIDITY_MONTHS"] == 24

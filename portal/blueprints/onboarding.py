@@ -31,7 +31,7 @@ from portal import htmx, store
 from portal.access import admin_required, load_connection_or_404, login_required
 from portal.blueprints.status import MAX_POLLS, checklist_context, run_check
 from portal.entra import permissions
-from portal.entra.certificates import DEFAULT_KEY_SIZE, export_certificate, issue_certificate
+from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
 from portal.security import embeddable
 from portal.services import cloud_table
@@ -367,9 +367,10 @@ def create_certificate(connection_id: str):
 
 
 def _issue(connection: store.Connection, retire=None) -> store.CertificateRecord:
-    key_size = int(current_app.config.get("CERT_KEY_SIZE") or DEFAULT_KEY_SIZE)
-    issued = issue_certificate("HR identity automation", connection.id, validity_days=365,
-                               key_size=key_size)
+    months = int(current_app.config["CERT_VALIDITY_MONTHS"])
+    issued = issue_certificate("HR identity automation", connection.id,
+                               validity_days=min(round(months * 365.25 / 12), MAX_VALIDITY_DAYS),
+                               key_size=int(current_app.config["CERT_KEY_SIZE"]))
     record = store.add_certificate(
         connection.id, cert_pem=issued.cert_pem.decode("ascii"),
         thumbprint_sha1=issued.thumbprint_sha1, thumbprint_sha256=issued.thumbprint_sha256,
