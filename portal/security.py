@@ -13,7 +13,9 @@ OAuth ``form_post`` callback, which is protected by state, PKCE and nonce instea
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 
 from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
@@ -61,8 +63,17 @@ def is_embeddable_response(response) -> bool:
     return response.status_code < 400 and _view_flag(_EMBEDDABLE) and not g.get("no_embed")
 
 
+@functools.lru_cache(maxsize=16)
+def _csp(frame_ancestors: tuple[str, ...], form_action_extra: tuple[str, ...]) -> str:
+    return _build_csp(list(frame_ancestors), list(form_action_extra))
+
+
 def content_security_policy(frame_ancestors: list[str], form_action_extra: list[str]) -> str:
-    """The CSP string for a response; the inputs come from configuration only."""
+    """The CSP string for a response (built once per configuration: inputs come from it only)."""
+    return _csp(tuple(frame_ancestors), tuple(form_action_extra))
+
+
+def _build_csp(frame_ancestors: list[str], form_action_extra: list[str]) -> str:
     ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     form_action = " ".join(["'self'", *form_action_extra])
     return (
@@ -129,8 +140,28 @@ def _reject(reason: str):
     raise CSRFError(f"Cross-site request refused ({reason}).")
 
 
+#: A signed-in (permanent) session's cookie is re-issued — which slides its idle expiry — at most
+#: this often rather than on every request: re-signing and re-sending it on each request was the
+#: largest avoidable cost of a small fragment (bench/validate.py). Idle expiry stays within this
+#: much of ``SESSION_HOURS``.
+SESSION_REFRESH_SECONDS = 300
+_REFRESHED_AT = "_refreshed_at"
+
+
 class PortalSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session; ``Secure`` except plain http on loopback in development."""
+
+    def should_set_cookie(self, app, session) -> bool:
+        if session.modified:
+            return True
+        if not (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
+            return False
+        return time.time() - session.get(_REFRESHED_AT, 0) >= SESSION_REFRESH_SECONDS
+
+    def save_session(self, app, session, response) -> None:
+        if session and self.should_set_cookie(app, session):
+            session[_REFRESHED_AT] = int(time.time())
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app) -> bool:
         if app.config.get("SESSION_COOKIE_PARTITIONED"):

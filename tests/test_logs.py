@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portal import logs, store
 from tests.conftest import login_as
@@ -144,3 +146,21 @@ def test_json_lines(app_config):
     assert request_record["request_id"] == response.headers["X-Request-ID"]
     assert request_record["status"] == 200 and request_record["path"] == "/login"
     assert CANARY not in stream.getvalue()
+
+
+_FRAGMENTS = st.sampled_from([
+    "Bearer ", "basic ", "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "eyJ",
+    "eyJhbGciOi.eyJzdWIi.sig", "code=", "token", "Token=", "SECRET", '"refresh_token": "',
+    "'client_secret': '", "Authorization: ", "\nCookie: ", "password=", "session", "=", ":",
+    '"', "'", " ", "&", "\n", "abc123", "GET /connections/x 200 1.2ms user=7",
+])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(_FRAGMENTS, st.text(max_size=8)), max_size=12).map("".join))
+def test_scrub_fast_path_never_skips_a_substitution(text):
+    """Scrubbing with the cheap pre-check equals running every pattern."""
+    full = text
+    for pattern, replacement in logs._PATTERNS:
+        full = pattern.sub(replacement, full)
+    assert logs.scrub(text) == full

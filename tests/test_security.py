@@ -199,3 +199,22 @@ def test_csrf_failure_is_logged(client, caplog):
     with caplog.at_level("WARNING", logger="portal"):
         client.post("/login", data={"email": "a@example.com", "password": "x"})
     assert any("CSRF check failed" in r.getMessage() for r in caplog.records)
+
+
+def test_signed_in_session_cookie_is_reissued_at_most_every_few_minutes(client_a, monkeypatch):
+    """Sliding idle expiry without re-signing the cookie on every request."""
+    from portal import security
+
+    client_a.get("/connections/")  # the first page after sign-in mints the new CSRF token
+    assert "Set-Cookie" not in client_a.get("/connections/").headers
+    later = security.time.time() + security.SESSION_REFRESH_SECONDS + 1
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    refreshed = client_a.get("/connections/")
+    assert "session=" in refreshed.headers["Set-Cookie"]
+    assert "Expires=" in refreshed.headers["Set-Cookie"]  # a new 8-hour window from now
+    assert "Set-Cookie" not in client_a.get("/connections/").headers
+
+
+def test_anonymous_session_cookie_only_when_it_changes(client):
+    client.get("/login")  # stores a CSRF token: a change, so a cookie
+    assert "Set-Cookie" not in client.get("/login").headers
