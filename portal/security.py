@@ -110,6 +110,12 @@ def set_security_headers(response):
     return response
 
 
+def framed_navigation() -> bool:
+    """True when the browser is navigating a frame (Fetch metadata ``Sec-Fetch-Dest``): a
+    response that redirects to Microsoft's sign-in or consent page would be refused there."""
+    return request.headers.get("Sec-Fetch-Dest") in ("iframe", "frame")
+
+
 def own_origin() -> str:
     return f"{request.scheme}://{request.host}"
 

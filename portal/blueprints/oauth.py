@@ -46,7 +46,7 @@ from portal.entra.client import (
 from portal.entra.clouds import Cloud, http_session
 from portal.entra.errors import classify
 from portal.entra.permissions import DELEGATED_SCOPES
-from portal.security import cross_site_post, embeddable, no_referrer
+from portal.security import cross_site_post, embeddable, framed_navigation, no_referrer
 from portal.services import cloud_table
 
 bp = Blueprint("oauth", __name__)
@@ -366,7 +366,7 @@ def link(connection_id: str):
     framed)."""
     connection = load_connection_or_404(connection_id, write=True)
     _require_service_provider(connection)
-    if request.headers.get("Sec-Fetch-Dest") == "iframe":
+    if framed_navigation():
         settings = sp_settings()
         if not settings.ok:
             return _unavailable(settings)

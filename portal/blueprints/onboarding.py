@@ -33,7 +33,7 @@ from portal.blueprints.status import MAX_POLLS, checklist_context, run_check
 from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
-from portal.security import embeddable
+from portal.security import embeddable, framed_navigation
 from portal.services import cloud_table
 
 bp = Blueprint("onboarding", __name__, url_prefix="/connections")
@@ -432,6 +432,7 @@ def _binding(value: str) -> str:
 
 @bp.post("/<connection_id>/admin-consent")
 @login_required
+@embeddable
 def admin_consent(connection_id: str):
     """Start admin consent: a one-time state bound to this browser, then off to Microsoft."""
     connection = load_connection_or_404(connection_id, write=True)
@@ -440,6 +441,12 @@ def admin_consent(connection_id: str):
         flash("Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).",
               "error")
         return redirect(url_for(".wizard", connection_id=connection.id, _anchor="step-permissions"))
+    if framed_navigation():
+        # Inside the host product's frame Microsoft's consent page would be refused, and the
+        # frame's (partitioned) session would not come back with the answer: offer the two
+        # routes that work there instead of a broken frame. Nothing is started.
+        return render_template("pages/admin_consent_framed.html", connection=connection,
+                               permissions_url=cloud.app_permissions_url(connection.client_id))
     state, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     store.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
                            user_id=current_user.id, browser_binding=_binding(browser),

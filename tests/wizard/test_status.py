@@ -208,6 +208,24 @@ def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
     assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
 
 
+def test_admin_consent_inside_a_frame_offers_what_works_there(app, wizard, sim, tenant):
+    """Microsoft's page can't be framed: a framed post gets a page with the two working routes
+    (API permissions in a new tab; the setup in its own tab) and starts nothing."""
+    ready(app, wizard, sim, tenant)
+    response = wizard.client.post(f"/connections/{wizard.id}/admin-consent",
+                                  data={"csrf_token": wizard.token},
+                                  headers={"Sec-Fetch-Dest": "iframe"})
+    assert response.status_code == 200
+    body = text(response)
+    assert "consent page cannot be shown inside" in body
+    assert "/_sim/admin" in body and tenant["client_id"] in body  # the cloud's API permissions
+    assert 'target="_blank"' in body and f"/connections/{wizard.id}/setup#step-permissions" in body
+    assert wizard.client.get_cookie("portal_consent",
+                                    path="/connections/admin-consent/return") is None
+    with app.app_context():
+        assert store.table_counts(["auth_flows"])["auth_flows"] == 0
+
+
 def test_admin_consent_return_links_once(app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
