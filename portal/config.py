@@ -51,6 +51,7 @@ DEFAULTS: dict[str, object] = {
     "SP_CLIENT_SECRET": None,  # used only when no certificate is configured
     "SP_CLOUDS": ["global"],  # cloud keys in which the multi-tenant app is registered
     "SP_EXTRA_SCOPES": [],  # delegated scopes required on top of the product's list
+    "REFRESH_IDLE_HOURS": 24,  # refresh-tokens keeps alive connections idle at least this long
     # Certificates the portal issues for customer-owned applications.
     "CERT_KEY_SIZE": 3072,  # RSA bits; at least 2048 (Entra rejects smaller keys)
     "CERT_VALIDITY_MONTHS": 12,  # 1 to 24
