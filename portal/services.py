@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from portal.entra.clouds import CloudTable, load_cloud_table
+from portal.entra.clouds import Cloud, CloudTable, load_cloud_table
 
 _EXTENSION = "portal.clouds"
 
@@ -17,6 +17,17 @@ _EXTENSION = "portal.clouds"
 def cloud_table() -> CloudTable:
     """The built-in national clouds plus those of ``CLOUDS_FILE`` (the simulator in demo/tests)."""
     return current_app.extensions[_EXTENSION]
+
+
+def find_cloud(key: str | None) -> Cloud | None:
+    """The configured cloud with this key, or None (nothing chosen yet, or a cloud no longer
+    configured): callers show a message, never an error page."""
+    if not key:
+        return None
+    try:
+        return cloud_table().get(key)
+    except KeyError:
+        return None
 
 
 def init_app(app) -> None:

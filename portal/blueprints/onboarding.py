@@ -34,7 +34,7 @@ from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
 from portal.security import embeddable, framed_navigation
-from portal.services import cloud_table
+from portal.services import cloud_table, find_cloud
 
 bp = Blueprint("onboarding", __name__, url_prefix="/connections")
 log = logging.getLogger("portal.onboarding")
@@ -107,7 +107,7 @@ def wizard(connection_id: str):
 def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
     """Everything the wizard's sections read (no network: discovery results come from the draft)."""
     table = cloud_table()
-    cloud = _cloud_or_none(connection.cloud)
+    cloud = find_cloud(connection.cloud)
     draft = connection.draft
     client_id = connection.client_id
     public_url = current_app.config["PUBLIC_URL"].rstrip("/")
@@ -134,15 +134,6 @@ def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
     context.update(checklist_context(connection, report, where="wizard"))
     context.update(extra)
     return context
-
-
-def _cloud_or_none(key: str | None):
-    if not key:
-        return None
-    try:
-        return cloud_table().get(key)
-    except KeyError:
-        return None
 
 
 def _lookup_current(connection: store.Connection) -> bool:
@@ -178,7 +169,7 @@ def save_cloud(connection_id: str):
     """Save the cloud; a tenant already typed is looked up again in the new cloud."""
     connection = load_connection_or_404(connection_id, write=True)
     key = request.form.get("cloud", "")
-    cloud = _cloud_or_none(key[:64])
+    cloud = find_cloud(key[:64])
     if cloud is None:
         store.save_draft(connection.id, {"cloud_error": "Choose one of the clouds listed."})
         return _respond(connection.id, "cloud")
@@ -297,7 +288,7 @@ def _lookup_tenant(connection: store.Connection) -> dict | None:
         lookup.update(outcome="malformed", message=str(exc))
     else:
         lookup["kind"] = ref.kind
-        cloud = _cloud_or_none(connection.cloud)
+        cloud = find_cloud(connection.cloud)
         if cloud is None:
             lookup.update(outcome="no_cloud", message="Choose the cloud first (step 1).")
         else:
@@ -305,7 +296,7 @@ def _lookup_tenant(connection: store.Connection) -> dict | None:
             lookup.update(outcome=found.outcome, tenant_id=found.tenant_id,
                           message=_lookup_message(found, cloud))
             if found.other_cloud:
-                other = _cloud_or_none(found.other_cloud)
+                other = find_cloud(found.other_cloud)
                 lookup.update(other_cloud=found.other_cloud,
                               other_cloud_name=other.label if other else found.other_cloud)
     tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
@@ -318,7 +309,7 @@ def _lookup_message(found, cloud) -> str:
     if found.outcome == "found":
         return f"Found your tenant in {cloud.label}."
     if found.outcome == "other_cloud":
-        other = _cloud_or_none(found.other_cloud)
+        other = find_cloud(found.other_cloud)
         return (f"This tenant is in another cloud: {other.label if other else found.other_cloud}"
                 f", not {cloud.label}.")
     if found.outcome == "not_found":
@@ -436,7 +427,7 @@ def _binding(value: str) -> str:
 def admin_consent(connection_id: str):
     """Start admin consent: a one-time state bound to this browser, then off to Microsoft."""
     connection = load_connection_or_404(connection_id, write=True)
-    cloud = _cloud_or_none(connection.cloud)
+    cloud = find_cloud(connection.cloud)
     if cloud is None or not connection.tenant_id or not connection.client_id:
         flash("Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).",
               "error")

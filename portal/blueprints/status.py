@@ -15,7 +15,7 @@ from portal.access import load_connection_or_404, login_required
 from portal.entra.client import CertificateCredential
 from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable
-from portal.services import cloud_table
+from portal.services import cloud_table, find_cloud
 
 bp = Blueprint("status", __name__, url_prefix="/connections")
 log = logging.getLogger("portal.status")
@@ -110,7 +110,7 @@ def run_check(item: store.Connection, trigger: str) -> dict:
     if item.kind != "customer_owned":
         return {"ok": False, "message": "This connection is checked through its own Link "
                                          "Account (service provider application)."}
-    cloud = _cloud(item.cloud)
+    cloud = find_cloud(item.cloud)
     if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
         return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
                                          "(steps 1 and 2)."}
@@ -158,15 +158,6 @@ def run_check(item: store.Connection, trigger: str) -> dict:
     return {"ok": report.ok}
 
 
-def _cloud(key: str | None):
-    if not key:
-        return None
-    try:
-        return cloud_table().get(key)
-    except KeyError:
-        return None
-
-
 def _recent(iso: str | None, seconds: float) -> bool:
     if not iso:
         return False
@@ -180,7 +171,7 @@ def _recent(iso: str | None, seconds: float) -> bool:
 def checklist_context(item: store.Connection, report: dict | None, where: str,
                       attempt: int = 0, message: str | None = None) -> dict:
     """What ``fragments/_checklist.html`` needs: items, problem, and whether to poll."""
-    cloud = _cloud(item.cloud)
+    cloud = find_cloud(item.cloud)
     problem = None
     if report and report.get("problem") and not report.get("ok"):
         raw = report["problem"]
