@@ -49,6 +49,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.blueprints import register
 
     register(app)
+
+    from portal import ratelimit
+
+    ratelimit.init_app(app)  # after the blueprints: it wraps their expensive endpoints
     _register_template_globals(app)
     _register_error_handlers(app)
     return app

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from entrasim.testing import follow_authorize
-from portal import db, store
+from portal import db, ratelimit, store
 from portal.entra import idtoken
 from portal.entra.certificates import issue_certificate
 
@@ -251,6 +251,7 @@ def db_columns(app, table):
 
 
 def test_thousand_flows_have_distinct_states_verifiers_and_nonces(app, client_a, sp_connection):
+    ratelimit.limiter_of(app).enabled = False  # this test starts 1,000 flows on purpose
     states, challenges, nonces, cookies = set(), set(), set(), set()
     token = csrf(client_a)
     for _ in range(1000):
