@@ -52,6 +52,7 @@ DEFAULTS: dict[str, object] = {
     "SP_CLOUDS": ["global"],  # cloud keys in which the multi-tenant app is registered
     "SP_EXTRA_SCOPES": [],  # delegated scopes required on top of the product's list
     "REFRESH_IDLE_HOURS": 24,  # refresh-tokens keeps alive connections idle at least this long
+    "RATELIMIT_STORAGE_URI": "memory://",  # flask-limiter storage (portal/ratelimit.py)
     # Certificates the portal issues for customer-owned applications.
     "CERT_KEY_SIZE": 3072,  # RSA bits; at least 2048 (Entra rejects smaller keys)
     "CERT_VALIDITY_MONTHS": 12,  # 1 to 24
