@@ -295,3 +295,30 @@ def m003_refresh_leases(db: sqlite_utils.Database) -> None:
         " owner TEXT NOT NULL,"
         " lease_until REAL NOT NULL)"
     )
+
+
+@migrations()
+def m004_pending_certificates(db: sqlite_utils.Database) -> None:
+    """A certificate may be ``pending``: issued for a rotation, signing nothing until it is proven
+    against the tenant (then it becomes active and the old one retired). SQLite cannot alter a
+    CHECK constraint, so the table is rebuilt (no other table references it)."""
+    db.execute("""
+        CREATE TABLE certificates_new (
+            id TEXT PRIMARY KEY,
+            connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+            thumbprint_sha1 TEXT NOT NULL,
+            thumbprint_sha256 TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT NOT NULL,
+            cert_pem TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('pending', 'active', 'retired')),
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("INSERT INTO certificates_new SELECT id, connection_id, thumbprint_sha1, "
+               "thumbprint_sha256, subject, not_before, not_after, cert_pem, status, created_at "
+               "FROM certificates")
+    db.execute("DROP TABLE certificates")
+    db.execute("ALTER TABLE certificates_new RENAME TO certificates")
+    db.execute("CREATE INDEX certificates_connection ON certificates(connection_id)")

@@ -21,6 +21,8 @@ LIMITS = {
     "onboarding.registered": "10 per 10 minutes",  # issues the first certificate
     "onboarding.create_certificate": "10 per 10 minutes",
     "onboarding.admin_consent": "20 per 10 minutes",
+    "onboarding.rotate_certificate": "10 per 10 minutes",  # issues the next certificate
+    "onboarding.confirm_certificate": "60 per 10 minutes",  # a full verification
     "status.check": "60 per 10 minutes",  # a full verification against Microsoft
     "oauth.link": "20 per 10 minutes",
     "oauth.create_link_handoff": "20 per 10 minutes",

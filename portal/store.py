@@ -24,7 +24,7 @@ KINDS = ("customer_owned", "service_provider")
 STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect")
 HEALTHS = ("unknown", "healthy", "degraded", "failing")
 FLOW_KINDS = ("delegated", "admin_consent")
-CERT_STATUSES = ("active", "retired")
+CERT_STATUSES = ("pending", "active", "retired")
 FLOW_TTL_SECONDS = 600
 
 
@@ -590,6 +590,26 @@ def active_certificate(connection_id: str) -> CertificateRecord | None:
         if cert.status == "active":
             return cert
     return None
+
+
+def pending_certificate(connection_id: str) -> CertificateRecord | None:
+    """The certificate issued for a rotation and not yet proven (at most one is kept)."""
+    for cert in list_certificates(connection_id):
+        if cert.status == "pending":
+            return cert
+    return None
+
+
+def promote_certificate(connection_id: str, cert_id: str) -> None:
+    """Make a proven pending certificate the active one and retire the previous, atomically."""
+    with write_transaction():
+        row = _row("SELECT status FROM certificates WHERE id = ? AND connection_id = ?",
+                   [str(cert_id), str(connection_id)])
+        if row is None or row["status"] != "pending":
+            raise ValueError("only a pending certificate of this connection can be promoted")
+        _execute("UPDATE certificates SET status = 'retired' "
+                 "WHERE connection_id = ? AND status = 'active'", [str(connection_id)])
+        _execute("UPDATE certificates SET status = 'active' WHERE id = ?", [str(cert_id)])
 
 
 def set_certificate_status(cert_id: str, status: str) -> None:

@@ -27,12 +27,14 @@ from flask import (
 from flask_login import current_user
 from jinja2_fragments.flask import render_blocks
 
-from portal import htmx, store
+from portal import htmx, store, vault
 from portal.access import admin_required, load_connection_or_404, login_required
-from portal.blueprints.status import MAX_POLLS, checklist_context, run_check
+from portal.blueprints.status import MAX_POLLS, checklist_context, record_report, run_check
 from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
+from portal.entra.client import CertificateCredential
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
+from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable, framed_navigation
 from portal.services import cloud_table, find_cloud
 
@@ -357,7 +359,8 @@ def create_certificate(connection_id: str):
     return _respond(connection.id, "certificate")
 
 
-def _issue(connection: store.Connection, retire=None) -> store.CertificateRecord:
+def _issue(connection: store.Connection, retire=None,
+           status: str = "active") -> store.CertificateRecord:
     months = int(current_app.config["CERT_VALIDITY_MONTHS"])
     issued = issue_certificate("HR identity automation", connection.id,
                                validity_days=min(round(months * 365.25 / 12), MAX_VALIDITY_DAYS),
@@ -366,14 +369,15 @@ def _issue(connection: store.Connection, retire=None) -> store.CertificateRecord
         connection.id, cert_pem=issued.cert_pem.decode("ascii"),
         thumbprint_sha1=issued.thumbprint_sha1, thumbprint_sha256=issued.thumbprint_sha256,
         subject=issued.subject, not_before=issued.not_before.isoformat(),
-        not_after=issued.not_after.isoformat(), private_key_pem=issued.private_key_pem)
+        not_after=issued.not_after.isoformat(), private_key_pem=issued.private_key_pem,
+        status=status)
     if retire is not None:
         store.set_certificate_status(retire.id, "retired")
     if connection.state in ("draft", "needs_reconnect"):
         store.update_connection(connection.id, state="waiting")
     store.record_audit("certificate.issue", actor=current_user.id, org_id=connection.org_id,
                        connection_id=connection.id,
-                       detail={"thumbprint_sha1": record.thumbprint_sha1,
+                       detail={"thumbprint_sha1": record.thumbprint_sha1, "status": status,
                                "replaced": retire.thumbprint_sha1 if retire else None})
     return record
 
@@ -392,7 +396,10 @@ def uploaded(connection_id: str):
 def download_certificate(connection_id: str, fmt: str):
     """The active certificate's public part as ``.cer`` (DER), ``.pem`` or ``.crt``."""
     connection = load_connection_or_404(connection_id)
-    certificate = store.active_certificate(connection.id)
+    if request.args.get("which") == "pending":  # the next certificate, during a rotation
+        certificate = store.pending_certificate(connection.id)
+    else:
+        certificate = store.active_certificate(connection.id)
     if fmt not in CERT_FORMATS or certificate is None:
         abort(404)
     body, mime = export_certificate(certificate.cert_pem, fmt)  # type: ignore[arg-type]
@@ -401,6 +408,71 @@ def download_certificate(connection_id: str, fmt: str):
     name = f"hr-automation-{certificate.thumbprint_sha1[:8].lower()}.{fmt}"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+# --- Certificate rotation (from the connection page) -----------------------------------------
+
+
+def _to_certificate(connection_id: str):
+    return redirect(url_for("status.connection", connection_id=connection_id,
+                            _anchor="certificate"))
+
+
+@bp.post("/<connection_id>/certificate/rotate")
+@login_required
+def rotate_certificate(connection_id: str):
+    """Issue the next certificate as *pending*. The active one keeps signing until the new one is
+    proven against the tenant, so a rotation never breaks a working connection."""
+    connection = load_connection_or_404(connection_id, write=True)
+    if connection.kind != "customer_owned" or store.active_certificate(connection.id) is None:
+        flash("A rotation starts from a connection that already has a certificate.", "error")
+    elif store.pending_certificate(connection.id) is None:
+        _issue(connection, status="pending")
+        flash("New certificate created. Download it and upload it to your application, keeping "
+              "the current one there for now; then select 'Check the new certificate'.", "success")
+    return _to_certificate(connection.id)
+
+
+@bp.post("/<connection_id>/certificate/confirm")
+@login_required
+def confirm_certificate(connection_id: str):
+    """Verify everything with the pending certificate; only if every item passes does it become
+    the active one (and the previous one retired). A failure changes nothing."""
+    connection = load_connection_or_404(connection_id, write=True)
+    pending, active = (store.pending_certificate(connection.id),
+                       store.active_certificate(connection.id))
+    cloud = find_cloud(connection.cloud)
+    if pending is None or active is None or cloud is None or not connection.client_id:
+        flash("There is no certificate rotation to check.", "error")
+        return _to_certificate(connection.id)
+    try:
+        key = store.get_secret("certificates", pending.id, "private_key")
+    except vault.SecretUnreadable:
+        key = None
+    if key is None:  # only the new certificate is affected: retire it, keep the connection
+        store.set_certificate_status(pending.id, "retired")
+        flash("We can't read the new certificate's private key. Start the rotation again.",
+              "error")
+        return _to_certificate(connection.id)
+    report = verify_customer_owned(
+        cloud_table(), cloud.key, connection.tenant_id or connection.tenant_input,
+        connection.client_id, CertificateCredential(key, pending.cert_pem),
+        connection.exchange_enabled, fresh=True)
+    if not report.ok:
+        reason = (report.problem.message if report.problem else
+                  "missing: " + ", ".join(item.label for item in report.missing) + ".")
+        flash(f"The new certificate is not in use yet ({reason}) The current certificate keeps "
+              "working.", "error")
+        return _to_certificate(connection.id)
+    store.promote_certificate(connection.id, pending.id)
+    record_report(connection, report, "certificate rotation")
+    store.record_audit("certificate.rotate", actor=current_user.id, org_id=connection.org_id,
+                       connection_id=connection.id,
+                       detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1})
+    flash(f"The new certificate works and is now in use. You can delete the old one "
+          f"(thumbprint {active.thumbprint_sha1}) from your application's Certificates & "
+          "secrets.", "success")
+    return _to_certificate(connection.id)
 
 
 # --- Step 5: permissions, Exchange, admin consent --------------------------------------------

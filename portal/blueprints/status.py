@@ -4,6 +4,7 @@ history, and "check again" (the same verification as Link Account)."""
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
@@ -13,7 +14,7 @@ from jinja2_fragments.flask import render_block
 from portal import htmx, store, vault
 from portal.access import load_connection_or_404, login_required
 from portal.entra.client import CertificateCredential
-from portal.entra.verify import verify_customer_owned
+from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.security import embeddable
 from portal.services import cloud_table, find_cloud
 
@@ -61,13 +62,31 @@ def connection(connection_id: str):
                                         **page_context(item))
 
 
+#: Warn this many days before the certificate in use expires (a rotation takes the customer a
+#: visit to the app registration; the warning leaves room for it).
+EXPIRY_WARNING_DAYS = 30
+
+
+def days_left(not_after: str | None) -> int | None:
+    """Whole days until ``not_after`` (negative once expired)."""
+    if not not_after:
+        return None
+    end = datetime.fromisoformat(not_after)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return math.floor((end - datetime.now(UTC)).total_seconds() / 86400)
+
+
 def page_context(item: store.Connection, attempt: int = 0, message: str | None = None) -> dict:
+    certificate = store.active_certificate(item.id)
     return {
         "connection": item,
         "events": store.list_health_events(item.id, limit=10),
         "organization": store.get_organization(item.org_id),
         "lifecycle": LIFECYCLE,
-        "certificate": store.active_certificate(item.id),
+        "certificate": certificate,
+        "certificate_days_left": days_left(certificate.not_after) if certificate else None,
+        "expiry_warning_days": EXPIRY_WARNING_DAYS,
+        "pending_certificate": store.pending_certificate(item.id),
         "readonly": current_user.is_support,
         **checklist_context(item, item.last_check, where="page", attempt=attempt,
                             message=message),
@@ -130,6 +149,13 @@ def run_check(item: store.Connection, trigger: str) -> dict:
     report = verify_customer_owned(
         cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
         CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True)
+    record_report(item, report, trigger)
+    return {"ok": report.ok}
+
+
+def record_report(item: store.Connection, report: VerificationReport, trigger: str) -> None:
+    """Store a verification report on the connection: state, health, tenant facts, the health
+    event and the audit row (one transaction; the report holds no secret)."""
     data = report.as_dict()
     if report.ok:
         health = "healthy"
@@ -155,7 +181,6 @@ def run_check(item: store.Connection, trigger: str) -> dict:
                               detail={"ok": report.ok, "missing": missing, "trigger": trigger})
     log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
              ",".join(missing) or "-")
-    return {"ok": report.ok}
 
 
 def _recent(iso: str | None, seconds: float) -> bool:

@@ -55,3 +55,29 @@ def connection(app, connection_id: str) -> store.Connection:
 def text(response) -> str:
     """The body with HTML character references decoded (markup stays)."""
     return html.unescape(response.get_data(as_text=True))
+
+
+ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
+             "User.EnableDisableAccount.All")
+USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+EXCHANGE_ADMIN = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+
+
+def ready(app, wizard, sim, tenant, grants=ALL_GRAPH, roles=(USER_ADMIN,), upload=True):
+    """Walk the wizard to step 6 and set the app up in the simulator as a customer would."""
+    wizard.cloud("sim-global")
+    wizard.ids(tenant["domain"], tenant["client_id"])
+    wizard.post(f"{wizard.url}/registered")
+    with app.app_context():
+        cert = store.active_certificate(wizard.id)
+    if upload:
+        sim.upload_certificate(tenant["id"], tenant["client_id"], cert.cert_pem)
+    for permission in grants:
+        sim.grant_app_role(tenant["id"], tenant["client_id"], permission)
+    for role in roles:
+        sim.assign_directory_role(tenant["id"], tenant["client_id"], role)
+    return cert
+
+
+def link(wizard, htmx=True, **data):
+    return wizard.post(f"/connections/{wizard.id}/check", {"where": "wizard", **data}, htmx)
