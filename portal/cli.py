@@ -148,8 +148,21 @@ def refresh_tokens_command(idle_hours: float | None, verbose: bool):
     sys.exit(summary.exit_code)
 
 
+@click.command("check-health")
+@with_appcontext
+def check_health_command():
+    """Re-check every linked customer-owned connection (cron): health history for support."""
+    from portal import checks
+
+    summary = checks.sweep()
+    for connection_id, days in summary.expiring:
+        state = "expired" if days < 0 else f"expires in {days} days"
+        click.echo(f"  {connection_id}: certificate {state}")
+    click.echo(summary.line())
+
+
 def init_app(app) -> None:
     for command in (init_db_command, create_org_command, create_user_command,
-                    refresh_tokens_command):
+                    refresh_tokens_command, check_health_command):
         app.cli.add_command(command)
     app.cli.add_command(vault_cli)

@@ -29,7 +29,8 @@ from jinja2_fragments.flask import render_blocks
 
 from portal import htmx, store, vault
 from portal.access import admin_required, load_connection_or_404, login_required
-from portal.blueprints.status import MAX_POLLS, checklist_context, record_report, run_check
+from portal.blueprints.status import MAX_POLLS, checklist_context
+from portal.checks import record_report, run_check
 from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.client import CertificateCredential
@@ -465,7 +466,7 @@ def confirm_certificate(connection_id: str):
               "working.", "error")
         return _to_certificate(connection.id)
     store.promote_certificate(connection.id, pending.id)
-    record_report(connection, report, "certificate rotation")
+    record_report(connection, report, "certificate rotation", actor=current_user.id)
     store.record_audit("certificate.rotate", actor=current_user.id, org_id=connection.org_id,
                        connection_id=connection.id,
                        detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1})
@@ -565,7 +566,7 @@ def admin_consent_return():
     connection = store.update_connection(connection.id, consented_at=store.utcnow())
     store.record_audit("connection.admin_consent", actor=current_user.id,
                        org_id=connection.org_id, connection_id=connection.id)
-    outcome = run_check(connection, trigger="consent")
+    outcome = run_check(connection, trigger="consent", actor=current_user.id)
     if outcome.get("ok"):
         flash("Admin consent granted and every item checked: the account is linked.", "success")
     else:

@@ -4,19 +4,17 @@ history, and "check again" (the same verification as Link Account)."""
 from __future__ import annotations
 
 import logging
-import math
 from datetime import UTC, datetime
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from portal import htmx, store, vault
+from portal import checks, htmx, store
 from portal.access import load_connection_or_404, login_required
-from portal.entra.client import CertificateCredential
-from portal.entra.verify import VerificationReport, verify_customer_owned
+from portal.checks import run_check
 from portal.security import embeddable
-from portal.services import cloud_table, find_cloud
+from portal.services import find_cloud
 
 bp = Blueprint("status", __name__, url_prefix="/connections")
 log = logging.getLogger("portal.status")
@@ -62,20 +60,6 @@ def connection(connection_id: str):
                                         **page_context(item))
 
 
-#: Warn this many days before the certificate in use expires (a rotation takes the customer a
-#: visit to the app registration; the warning leaves room for it).
-EXPIRY_WARNING_DAYS = 30
-
-
-def days_left(not_after: str | None) -> int | None:
-    """Whole days until ``not_after`` (negative once expired)."""
-    if not not_after:
-        return None
-    end = datetime.fromisoformat(not_after)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    return math.floor((end - datetime.now(UTC)).total_seconds() / 86400)
-
-
 def page_context(item: store.Connection, attempt: int = 0, message: str | None = None) -> dict:
     certificate = store.active_certificate(item.id)
     return {
@@ -84,8 +68,8 @@ def page_context(item: store.Connection, attempt: int = 0, message: str | None =
         "organization": store.get_organization(item.org_id),
         "lifecycle": LIFECYCLE,
         "certificate": certificate,
-        "certificate_days_left": days_left(certificate.not_after) if certificate else None,
-        "expiry_warning_days": EXPIRY_WARNING_DAYS,
+        "certificate_days_left": checks.days_left(certificate.not_after) if certificate else None,
+        "expiry_warning_days": checks.EXPIRY_WARNING_DAYS,
         "pending_certificate": store.pending_certificate(item.id),
         "readonly": current_user.is_support,
         **checklist_context(item, item.last_check, where="page", attempt=attempt,
@@ -103,7 +87,7 @@ def check(connection_id: str):
     except ValueError:
         attempt = 0
     where = "wizard" if request.form.get("where") == "wizard" else "page"
-    outcome = run_check(item, trigger="poll" if attempt else "check")
+    outcome = run_check(item, trigger="poll" if attempt else "check", actor=current_user.id)
     item = store.get_connection(item.id)
     message = outcome.get("message")
     if htmx.wants_fragment():
@@ -121,66 +105,6 @@ def check(connection_id: str):
     if where == "wizard":
         return redirect(url_for("onboarding.wizard", connection_id=item.id, _anchor="step-link"))
     return redirect(url_for(".connection", connection_id=item.id))
-
-
-def run_check(item: store.Connection, trigger: str) -> dict:
-    """Verify a customer-owned connection and store the report; returns ``ok`` and a message
-    when the check could not start (nothing stored then, except a needs-reconnect state)."""
-    if item.kind != "customer_owned":
-        return {"ok": False, "message": "This connection is checked through its own Link "
-                                         "Account (service provider application)."}
-    cloud = find_cloud(item.cloud)
-    if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
-        return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
-                                         "(steps 1 and 2)."}
-    certificate = store.active_certificate(item.id)
-    if certificate is None:
-        return {"ok": False, "message": "Create the certificate first (step 4), upload it to "
-                                         "your application, then link."}
-    try:
-        key = store.get_certificate_private_key(certificate.id)
-    except vault.SecretUnreadable:
-        key = None  # the store has moved the connection to needs_reconnect
-    if key is None:
-        store.mark_needs_reconnect(item.id, "certificate private key unreadable")
-        return {"ok": False, "reconnect": True, "message": (
-            "We can't read the private key of this connection's certificate. Create a new "
-            "certificate (step 4), upload it to your application, then link again.")}
-    report = verify_customer_owned(
-        cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
-        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True)
-    record_report(item, report, trigger)
-    return {"ok": report.ok}
-
-
-def record_report(item: store.Connection, report: VerificationReport, trigger: str) -> None:
-    """Store a verification report on the connection: state, health, tenant facts, the health
-    event and the audit row (one transaction; the report holds no secret)."""
-    data = report.as_dict()
-    if report.ok:
-        health = "healthy"
-    elif report.problem is not None and report.problem.category == "transient":
-        health = "degraded"
-    else:
-        health = "failing"
-    fields = {"last_check": data, "last_checked_at": store.utcnow(), "health": health,
-              "state": "connected" if report.ok else "needs_attention",
-              "wizard_step": max(item.wizard_step or 1, 6)}
-    if report.tenant.id:
-        fields["tenant_id"] = report.tenant.id
-    if report.tenant.name:
-        fields["tenant_name"] = report.tenant.name
-    if report.tenant.default_domain:
-        fields["tenant_domain"] = report.tenant.default_domain
-    missing = [i.key for i in report.checklist if i.status == "missing"]
-    summary = {"trigger": trigger, "missing": missing,
-               "problem": report.problem.title if report.problem else None,
-               "ms": round(report.total_ms)}
-    store.record_check_result(item.id, fields, outcome="ok" if report.ok else "needs_attention",
-                              health=health, summary=summary, actor=current_user.id,
-                              detail={"ok": report.ok, "missing": missing, "trigger": trigger})
-    log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
-             ",".join(missing) or "-")
 
 
 def _recent(iso: str | None, seconds: float) -> bool:

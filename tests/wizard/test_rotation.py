@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from portal import store
-from portal.blueprints import status
+from portal import checks, store
 from tests.wizard.helpers import connection, link, ready, text
 
 
@@ -97,7 +96,7 @@ def test_expiry_warning_shows_early(app, wizard, sim, tenant):
         store.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
                                [past, cert.id])
     assert "has expired" in page(wizard)
-    assert status.days_left(past) < 0
+    assert checks.days_left(past) < 0
 
 
 def test_support_sees_the_rotation_but_cannot_act(app, wizard, sim, tenant, support_client):

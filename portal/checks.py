@@ -1,0 +1,143 @@
+"""Checks of customer-owned connections outside any one request: Link Account and Check again
+call them from views, the health sweep (``flask check-health``) from cron.
+
+They need an app context (the store, the cloud table), not a request: the actor of an audit row
+is a parameter (None for the sweep).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from portal import store, vault
+from portal.entra.client import CertificateCredential
+from portal.entra.verify import VerificationReport, verify_customer_owned
+from portal.services import cloud_table, find_cloud
+
+log = logging.getLogger("portal.checks")
+
+#: Warn this many days before the certificate in use expires (a rotation takes the customer a
+#: visit to the app registration; the warning leaves room for it).
+EXPIRY_WARNING_DAYS = 30
+
+
+def days_left(not_after: str | None) -> int | None:
+    """Whole days until ``not_after`` (negative once expired)."""
+    if not not_after:
+        return None
+    end = datetime.fromisoformat(not_after)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return math.floor((end - datetime.now(UTC)).total_seconds() / 86400)
+
+
+
+def run_check(item: store.Connection, trigger: str, actor: int | None = None) -> dict:
+    """Verify a customer-owned connection and store the report; returns ``ok`` and a message
+    when the check could not start (nothing stored then, except a needs-reconnect state)."""
+    if item.kind != "customer_owned":
+        return {"ok": False, "message": "This connection is checked through its own Link "
+                                         "Account (service provider application)."}
+    cloud = find_cloud(item.cloud)
+    if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
+        return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
+                                         "(steps 1 and 2)."}
+    certificate = store.active_certificate(item.id)
+    if certificate is None:
+        return {"ok": False, "message": "Create the certificate first (step 4), upload it to "
+                                         "your application, then link."}
+    try:
+        key = store.get_certificate_private_key(certificate.id)
+    except vault.SecretUnreadable:
+        key = None  # the store has moved the connection to needs_reconnect
+    if key is None:
+        store.mark_needs_reconnect(item.id, "certificate private key unreadable")
+        return {"ok": False, "reconnect": True, "message": (
+            "We can't read the private key of this connection's certificate. Create a new "
+            "certificate (step 4), upload it to your application, then link again.")}
+    report = verify_customer_owned(
+        cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
+        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True)
+    record_report(item, report, trigger, actor)
+    return {"ok": report.ok}
+
+
+def record_report(item: store.Connection, report: VerificationReport, trigger: str,
+                  actor: int | None = None) -> None:
+    """Store a verification report on the connection: state, health, tenant facts, the health
+    event and the audit row (one transaction; the report holds no secret)."""
+    data = report.as_dict()
+    if report.ok:
+        health = "healthy"
+    elif report.problem is not None and report.problem.category == "transient":
+        health = "degraded"
+    else:
+        health = "failing"
+    fields = {"last_check": data, "last_checked_at": store.utcnow(), "health": health,
+              "state": "connected" if report.ok else "needs_attention",
+              "wizard_step": max(item.wizard_step or 1, 6)}
+    if report.tenant.id:
+        fields["tenant_id"] = report.tenant.id
+    if report.tenant.name:
+        fields["tenant_name"] = report.tenant.name
+    if report.tenant.default_domain:
+        fields["tenant_domain"] = report.tenant.default_domain
+    missing = [i.key for i in report.checklist if i.status == "missing"]
+    summary = {"trigger": trigger, "missing": missing,
+               "problem": report.problem.title if report.problem else None,
+               "ms": round(report.total_ms)}
+    store.record_check_result(item.id, fields, outcome="ok" if report.ok else "needs_attention",
+                              health=health, summary=summary, actor=actor,
+                              detail={"ok": report.ok, "missing": missing, "trigger": trigger})
+    log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
+             ",".join(missing) or "-")
+
+
+#: States whose connections the sweep re-checks: linked once, so Microsoft can be asked. Drafts
+#: and those waiting for the customer's setup are the customer's to finish; a needs-reconnect
+#: connection has no usable credential until the customer acts.
+SWEPT_STATES = ("connected", "needs_attention")
+
+
+@dataclass
+class SweepSummary:
+    """What one health sweep found (printed by ``flask check-health``)."""
+
+    checked: int = 0
+    healthy: int = 0
+    needs_attention: int = 0
+    not_checked: int = 0
+    expiring: list[tuple[str, int]] = field(default_factory=list)  # (connection id, days left)
+
+    def line(self) -> str:
+        return (f"Health sweep: checked {self.checked}, healthy {self.healthy}, needs attention "
+                f"{self.needs_attention}, could not check {self.not_checked}, certificates "
+                f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}")
+
+
+def sweep() -> SweepSummary:
+    """Re-check every linked customer-owned connection, so that support sees a revoked
+    permission or an expiring certificate before the customer's automation fails. Each check
+    records its report and a health event, as "check again" does."""
+    summary = SweepSummary()
+    for item in store.list_all_connections():
+        if item.kind != "customer_owned" or item.state not in SWEPT_STATES:
+            continue
+        outcome = run_check(item, trigger="health sweep")
+        if "message" in outcome:
+            summary.not_checked += 1
+            log.warning("health sweep could not check connection %s: %s", item.id,
+                        outcome["message"])
+            continue
+        summary.checked += 1
+        if outcome["ok"]:
+            summary.healthy += 1
+        else:
+            summary.needs_attention += 1
+        certificate = store.active_certificate(item.id)
+        left = days_left(certificate.not_after) if certificate else None
+        if left is not None and left <= EXPIRY_WARNING_DAYS:
+            summary.expiring.append((item.id, left))
+    return summary
