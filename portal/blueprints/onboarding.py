@@ -354,6 +354,10 @@ def create_certificate(connection_id: str):
     """Create the certificate (none active), or replace it (``replace=1``)."""
     connection = load_connection_or_404(connection_id, write=True)
     active = store.active_certificate(connection.id)
+    if active is not None and request.form.get("replace") == "1" and connection.state in (
+            "connected", "needs_attention"):
+        # Linked once: replacing at once would break a working connection. Rotate instead.
+        return rotate_certificate(connection.id)
     if active is None or request.form.get("replace") == "1":
         _issue(connection, retire=active)
     store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
@@ -415,8 +419,8 @@ def download_certificate(connection_id: str, fmt: str):
 
 
 def _to_certificate(connection_id: str):
-    return redirect(url_for("status.connection", connection_id=connection_id,
-                            _anchor="certificate"))
+    url = url_for("status.connection", connection_id=connection_id, _anchor="certificate")
+    return htmx.hx_redirect(url) if htmx.is_htmx() else redirect(url)
 
 
 @bp.post("/<connection_id>/certificate/rotate")

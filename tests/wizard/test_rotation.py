@@ -117,3 +117,15 @@ def test_other_organization_cannot_rotate(app, wizard, sim, tenant, client_b):
                          data={"csrf_token": token}).status_code == 404
     with app.app_context():
         assert store.pending_certificate(wizard.id) is None
+
+
+def test_replacing_a_linked_certificate_in_the_wizard_rotates_instead(app, wizard, sim, tenant):
+    old = connected(app, wizard, sim, tenant)
+    section = wizard.client.get(f"{wizard.url}?section=certificate")
+    assert "Rotate the certificate" in text(section) and 'name="replace"' not in text(section)
+    answer = wizard.post(f"{wizard.url}/certificate", {"replace": "1"})  # e.g. a stale page
+    assert answer.headers["HX-Redirect"].endswith(f"/connections/{wizard.id}#certificate")
+    with app.app_context():
+        assert store.active_certificate(wizard.id).id == old.id  # still signing
+        assert store.pending_certificate(wizard.id) is not None
+    assert "Linked." in text(link(wizard))
