@@ -8,6 +8,7 @@ and background jobs run inside ``app.app_context()``. Read-then-write paths run 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import secrets
@@ -695,10 +696,18 @@ def list_audit_events(*, org_id: int | None = None, connection_id: str | None = 
 # --- OAuth flows and handoffs (single use, in one BEGIN IMMEDIATE transaction) ----------------
 
 
+def browser_binding(browser_cookie: str) -> str:
+    """What is stored of the secret a browser holds in its flow cookie: its SHA-256, so the
+    database alone never holds a value that could be replayed as that cookie."""
+    return hashlib.sha256(browser_cookie.encode()).hexdigest()
+
+
 def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int | None,
-                     browser_binding: str, flow: dict, ttl: float = FLOW_TTL_SECONDS,
+                     browser_cookie: str, flow: dict, ttl: float = FLOW_TTL_SECONDS,
                      now: float | None = None) -> AuthFlow:
-    """Store a pending flow; the MSAL flow dict goes into the vault (purpose ``msal_flow``)."""
+    """Store a pending flow bound to the browser holding ``browser_cookie`` (only its hash is
+    kept); the MSAL flow dict goes into the vault (purpose ``msal_flow``)."""
+    binding = browser_binding(browser_cookie)
     if kind not in FLOW_KINDS:
         raise ValueError(f"kind must be one of {FLOW_KINDS}")
     now = time.time() if now is None else now
@@ -706,14 +715,14 @@ def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int 
         _execute(
             "INSERT INTO auth_flows (state, kind, connection_id, user_id, browser_binding, "
             "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [state, kind, str(connection_id), user_id, browser_binding, now, now + ttl],
+            [state, kind, str(connection_id), user_id, binding, now, now + ttl],
         )
         put_secret("auth_flows", state, "msal_flow", json.dumps(flow).encode())
-    return AuthFlow(state, kind, str(connection_id), user_id, browser_binding, now, now + ttl,
+    return AuthFlow(state, kind, str(connection_id), user_id, binding, now, now + ttl,
                     None)
 
 
-def consume_auth_flow(state: str, browser_binding: str, now: float | None = None
+def consume_auth_flow(state: str, browser_cookie: str, now: float | None = None
                       ) -> AuthFlow | None:
     """Burn the flow of ``state`` and return it with its MSAL flow dict, or None when missing,
     expired, already used, bound to another browser or unreadable."""
@@ -722,7 +731,7 @@ def consume_auth_flow(state: str, browser_binding: str, now: float | None = None
         row = _row("SELECT * FROM auth_flows WHERE state = ?", [state])
         if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
             return None
-        if not hmac.compare_digest(str(row["browser_binding"]), str(browser_binding)):
+        if not hmac.compare_digest(str(row["browser_binding"]), browser_binding(browser_cookie)):
             return None
         _execute("UPDATE auth_flows SET consumed_at = ? WHERE state = ? AND consumed_at IS NULL",
                  [now, state])

@@ -108,7 +108,7 @@ def test_delete_connection_removes_its_secrets(org):
                           thumbprint_sha256="b", subject="s", not_before="n", not_after="n",
                           private_key_pem=b"key")
     store.create_auth_flow(state="s1", kind="delegated", connection_id=connection.id,
-                           user_id=None, browser_binding="b", flow={"code_verifier": "v"})
+                           user_id=None, browser_cookie="b", flow={"code_verifier": "v"})
     store.delete_connection(connection.id)
     assert store.get_connection(connection.id) is None
     assert store.table_counts(["vault_blobs", "certificates", "auth_flows"]) == {
@@ -119,7 +119,7 @@ def test_auth_flow_is_single_use_and_bound(org):
     connection = store.create_connection(org.id, "service_provider")
     flow = {"state": "st", "code_verifier": "verifier", "nonce": "n"}
     store.create_auth_flow(state="st", kind="delegated", connection_id=connection.id,
-                           user_id=1, browser_binding="bind", flow=flow, now=1000.0)
+                           user_id=1, browser_cookie="bind", flow=flow, now=1000.0)
     assert store.consume_auth_flow("st", "other browser", now=1001.0) is None
     assert store.consume_auth_flow("unknown", "bind", now=1001.0) is None
     consumed = store.consume_auth_flow("st", "bind", now=1001.0)
@@ -133,7 +133,7 @@ def test_auth_flow_is_single_use_and_bound(org):
 def test_auth_flow_expires(org):
     connection = store.create_connection(org.id, "service_provider")
     store.create_auth_flow(state="old", kind="admin_consent", connection_id=connection.id,
-                           user_id=None, browser_binding="b", flow={}, ttl=600, now=0.0)
+                           user_id=None, browser_cookie="b", flow={}, ttl=600, now=0.0)
     assert store.consume_auth_flow("old", "b", now=600.0) is None
     assert store.purge_auth_flows(now=601.0) == 1
 

@@ -343,7 +343,7 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
     cookie = secrets.token_urlsafe(32)
     store.create_auth_flow(
         state=state, kind="delegated", connection_id=connection.id, user_id=user_id,
-        browser_binding=_digest(cookie), ttl=FLOW_TTL,
+        browser_cookie=cookie, ttl=FLOW_TTL,
         flow={"msal": started.flow, "portal": {
             "nonce_sent": nonce_sent, "scopes": scopes, "handoff_id": handoff_id,
             "cloud": cloud.key, "expected_tenant": connection.tenant_id}})
@@ -500,7 +500,7 @@ def callback():
         return _rejected("missing state")
     if not cookie or len(cookie) > 128:
         return _rejected("missing flow cookie")
-    flow = store.consume_auth_flow(state, _digest(cookie))
+    flow = store.consume_auth_flow(state, cookie)
     if flow is None:
         return _rejected("unknown, used, expired or foreign-browser state")
     connection = store.get_connection(flow.connection_id)

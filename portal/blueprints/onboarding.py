@@ -8,7 +8,6 @@ in the connection's draft as it arrives, so a reload or a server restart loses n
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -494,10 +493,6 @@ def save_exchange(connection_id: str):
     return _respond(connection.id, "permissions")
 
 
-def _binding(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 @bp.post("/<connection_id>/admin-consent")
 @login_required
 @embeddable
@@ -517,7 +512,7 @@ def admin_consent(connection_id: str):
                                permissions_url=cloud.app_permissions_url(connection.client_id))
     state, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     store.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
-                           user_id=current_user.id, browser_binding=_binding(browser),
+                           user_id=current_user.id, browser_cookie=browser,
                            flow={"tenant_id": connection.tenant_id,
                                  "client_id": connection.client_id, "cloud": cloud.key},
                            ttl=CONSENT_TTL)
@@ -540,7 +535,7 @@ def admin_consent_return():
     """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
     state = request.args.get("state", "")[:128]
     browser = request.cookies.get(CONSENT_COOKIE, "")
-    flow = store.consume_auth_flow(state, _binding(browser)) if state and browser else None
+    flow = store.consume_auth_flow(state, browser) if state and browser else None
     if flow is None or flow.kind != "admin_consent" or flow.user_id != current_user.id:
         log.warning("admin consent return with an unknown, used, expired or foreign state")
         flash("This consent answer has expired, was already used or was started in another "

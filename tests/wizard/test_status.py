@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -187,7 +186,7 @@ def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
     cookie = wizard.client.get_cookie("portal_consent", path="/connections/admin-consent/return")
     assert cookie is not None and cookie.http_only
     with app.app_context():
-        row = store.consume_auth_flow(state, hashlib.sha256(cookie.value.encode()).hexdigest())
+        row = store.consume_auth_flow(state, cookie.value)
     assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
 
 
@@ -242,7 +241,7 @@ def test_admin_consent_expired_state_is_refused(app, wizard, sim, tenant, admin_
     with app.app_context():
         store.create_auth_flow(state="s" * 43, kind="admin_consent", connection_id=wizard.id,
                                user_id=admin_a.id,
-                               browser_binding=hashlib.sha256(b"browser").hexdigest(),
+                               browser_cookie="browser",
                                flow={}, ttl=600, now=time.time() - 601)
     wizard.client.set_cookie("portal_consent", "browser",
                              path="/connections/admin-consent/return")
