@@ -2,8 +2,14 @@
 
 The mode is set with `SimAdmin.set_interaction` (persisted in state): `consent` signs in
 automatically and grants (for tests), `page` shows a sign-in/consent page a person can use (demo),
-and `decline`, `admin_approval_required`, `other_tenant_user` produce Entra's error redirects.
+`sso` is a browser already signed in at Microsoft with consent given: it answers without any
+page, unless the request's `prompt` asks for one (`select_account`, `login`, `consent`), as
+Microsoft does, and `decline`, `admin_approval_required`, `other_tenant_user` produce Entra's
+error redirects.
 https://learn.microsoft.com/entra/identity-platform/reference-error-codes (65004, 90094, 50020)
+https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow (prompt: "login"
+forces credentials, "consent" the consent dialog, "select_account" interrupts single sign-on
+with the account selection; "none" never shows a page)
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from .state import User
 
 bp = Blueprint("interaction", __name__, url_prefix="/_sim/signin")
 
-MODES = {"consent", "page", "decline", "admin_approval_required", "other_tenant_user"}
+MODES = {"consent", "page", "sso", "decline", "admin_approval_required", "other_tenant_user"}
+#: prompt values with which Microsoft shows its page even to a signed-in browser.
+INTERACTIVE_PROMPTS = {"select_account", "login", "consent"}
 PENDING_LIMIT = 500
 
 
@@ -41,7 +49,9 @@ def begin(info: dict):
         return _fail(info, "consent_required", 90094, "The grant requires admin permission.")
     if mode == "other_tenant_user":
         return _other_tenant(info, store.interaction.get("user") or "someone@fabrikam.example")
-    if mode == "consent":
+    if mode == "sso" and info.get("prompt") in INTERACTIVE_PROMPTS:
+        return _page(info)
+    if mode in ("consent", "sso"):
         user = _pick_user(info, store.interaction.get("user") or info.get("login_hint"))
         if isinstance(user, str):
             return _other_tenant(info, user)

@@ -142,6 +142,8 @@ def refresh_tokens_command(idle_hours: float | None, verbose: bool):
     """Keep delegated connections alive (cron): refresh tokens idle for 24 hours."""
     from portal import keepalive
 
+    # Popup sign-ins nobody confirmed in time: their tokens are destroyed here at the latest.
+    store.purge_unconfirmed_links()
     summary = keepalive.run_from_app(current_app, idle_hours=idle_hours)
     for line in keepalive.report_lines(summary, verbose=verbose):
         click.echo(line)
@@ -161,8 +163,63 @@ def check_health_command():
     click.echo(summary.line())
 
 
+link_review_cli = AppGroup(
+    "link-review", help="Delegated links held because another organization linked the tenant.")
+
+
+@link_review_cli.command("list")
+@with_appcontext
+def link_review_list_command():
+    """The held links: tenant, the requesting and the other organizations, who signed in."""
+    reviews = store.list_link_reviews("held")
+    for review in reviews:
+        who = review.detail.get("signed_in", {})
+        others = [_org_name(o) for o in review.other_org_ids]
+        requester = _org_name(review.org_id)
+        click.echo(f"{review.id}  tenant {review.tenant_id}  requested by {requester}"
+                   f" (connection {review.connection_id})  already linked by {', '.join(others)}"
+                   f"  signed in as {who.get('username') or who.get('object_id')}"
+                   f"  since {review.created_at}")
+    click.echo(f"{len(reviews)} held")
+
+
+def _org_name(org_id: int) -> str:
+    org = store.get_organization(org_id)
+    return f"{org.name!r}" if org else f"#{org_id}"
+
+
+@link_review_cli.command("approve")
+@click.argument("review_id")
+@click.option("--by", "decided_by", required=True, help="Who decided (kept in the audit log).")
+@with_appcontext
+def link_review_approve_command(review_id: str, decided_by: str):
+    """Link the held tenant to the requesting connection after all (both customers agree)."""
+    _decide(review_id, approve=True, decided_by=decided_by)
+
+
+@link_review_cli.command("reject")
+@click.argument("review_id")
+@click.option("--by", "decided_by", required=True, help="Who decided (kept in the audit log).")
+@with_appcontext
+def link_review_reject_command(review_id: str, decided_by: str):
+    """Refuse the held link: its tokens are destroyed."""
+    _decide(review_id, approve=False, decided_by=decided_by)
+
+
+def _decide(review_id: str, *, approve: bool, decided_by: str) -> None:
+    from portal import delegated_link
+    from portal.blueprints.oauth import required_scopes
+
+    outcome = delegated_link.decide_review(review_id, approve=approve, decided_by=decided_by,
+                                           required=required_scopes(current_app.config))
+    if outcome is None:
+        raise click.ClickException(f"No held review {review_id!r}.")
+    click.echo(f"Review {review_id}: {outcome}")
+
+
 def init_app(app) -> None:
     for command in (init_db_command, create_org_command, create_user_command,
                     refresh_tokens_command, check_health_command):
         app.cli.add_command(command)
     app.cli.add_command(vault_cli)
+    app.cli.add_command(link_review_cli)

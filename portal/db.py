@@ -322,3 +322,33 @@ def m004_pending_certificates(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE certificates")
     db.execute("ALTER TABLE certificates_new RENAME TO certificates")
     db.execute("CREATE INDEX certificates_connection ON certificates(connection_id)")
+
+
+@migrations()
+def m005_link_confirmation(db: sqlite_utils.Database) -> None:
+    """A popup sign-in no longer links by itself (docs/decisions/0004).
+
+    ``handoffs.opened_at`` / ``popup_binding`` / ``confirm_hash``: the popup's confirmation page
+    was shown once, to the browser holding the popup cookie (SHA-256 kept), with a one-time token
+    (SHA-256 kept). The redeemed result then waits in ``link_outcomes`` (outcome ``confirm``, its
+    token cache in the vault) until the session that started it confirms it.
+    ``link_reviews``: a tenant another organization has already linked is held for the operator
+    (the token cache in the vault under ``link_reviews/<id>/token_cache``)."""
+    db.execute("ALTER TABLE handoffs ADD COLUMN opened_at REAL")
+    db.execute("ALTER TABLE handoffs ADD COLUMN popup_binding TEXT")
+    db.execute("ALTER TABLE handoffs ADD COLUMN confirm_hash TEXT")
+    db.execute(
+        "CREATE TABLE link_reviews ("
+        " id TEXT PRIMARY KEY,"
+        " connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,"
+        " org_id INTEGER NOT NULL,"
+        " tenant_id TEXT NOT NULL,"
+        " other_org_ids TEXT NOT NULL,"
+        " requested_by INTEGER,"
+        " detail TEXT NOT NULL DEFAULT '{}',"
+        " status TEXT NOT NULL DEFAULT 'held' CHECK (status IN ('held', 'approved', 'rejected')),"
+        " created_at TEXT NOT NULL,"
+        " decided_at TEXT,"
+        " decided_by TEXT)"
+    )
+    db.execute("CREATE INDEX link_reviews_status ON link_reviews(status, created_at)")

@@ -182,6 +182,9 @@ class Handoff:
     created_at: float
     expires_at: float
     consumed_at: float | None
+    opened_at: float | None = None
+    popup_binding: str | None = field(default=None, repr=False)
+    confirm_hash: str | None = field(default=None, repr=False)
 
 
 def _organization(row: dict | None) -> Organization | None:
@@ -460,6 +463,12 @@ def connection_id_for_secret(owner_table: str, owner_id: str) -> str | None:
     if owner_table == "auth_flows":
         row = _row("SELECT connection_id FROM auth_flows WHERE state = ?", [str(owner_id)])
         return row["connection_id"] if row else None
+    if owner_table == "handoffs":
+        row = _row("SELECT connection_id FROM handoffs WHERE id = ?", [str(owner_id)])
+        return row["connection_id"] if row else None
+    if owner_table == "link_reviews":
+        row = _row("SELECT connection_id FROM link_reviews WHERE id = ?", [str(owner_id)])
+        return row["connection_id"] if row else None
     return None
 
 
@@ -722,14 +731,17 @@ def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int 
                     None)
 
 
-def consume_auth_flow(state: str, browser_cookie: str, now: float | None = None
+def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | None = None
                       ) -> AuthFlow | None:
     """Burn the flow of ``state`` and return it with its MSAL flow dict, or None when missing,
-    expired, already used, bound to another browser or unreadable."""
+    expired, already used, of another ``kind``, bound to another browser or unreadable. A flow
+    of another kind is left untouched: a delegated state posted to the admin-consent return
+    (or the reverse) must not burn the flow the browser is really running."""
     now = time.time() if now is None else now
     with write_transaction():
         row = _row("SELECT * FROM auth_flows WHERE state = ?", [state])
-        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
+        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now \
+                or row["kind"] != kind:
             return None
         if not hmac.compare_digest(str(row["browser_binding"]), browser_binding(browser_cookie)):
             return None
@@ -917,3 +929,195 @@ def record_check_result(connection_id: str, fields: dict, *, outcome: str, healt
         record_audit("connection.check", actor=actor, org_id=connection.org_id,
                      connection_id=connection_id, detail=detail)
     return connection
+
+
+# --- Popup sign-ins: confirmation by the starting session, operator holds ----------------------
+# docs/decisions/0004-handoff-bound-to-its-session.md
+
+#: How long a redeemed popup sign-in waits for the starting session's confirmation.
+CONFIRM_TTL_SECONDS = 600.0
+PENDING_TOKEN_PURPOSE = "pending_token_cache"
+
+
+def open_handoff(handoff_id: str, popup_cookie: str, confirm_token: str,
+                 now: float | None = None) -> Handoff | None:
+    """The popup shows the handoff's confirmation page: remember (hashed) the popup's cookie and
+    a fresh one-time token. None when missing, expired, used, or already opened by another
+    browser (the same popup may reload the page: its token is replaced)."""
+    now = time.time() if now is None else now
+    with write_transaction():
+        row = _row("SELECT * FROM handoffs WHERE id = ?", [str(handoff_id)])
+        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
+            return None
+        popup = browser_binding(popup_cookie)
+        if row["popup_binding"] is not None and not hmac.compare_digest(
+                str(row["popup_binding"]), popup):
+            return None
+        confirm = browser_binding(confirm_token)
+        _execute("UPDATE handoffs SET opened_at = COALESCE(opened_at, ?), popup_binding = ?, "
+                 "confirm_hash = ? WHERE id = ?", [now, popup, confirm, str(handoff_id)])
+        row.update(opened_at=row["opened_at"] or now, popup_binding=popup, confirm_hash=confirm)
+        return Handoff(**row)
+
+
+def consume_confirmed_handoff(handoff_id: str, popup_cookie: str, confirm_token: str,
+                              now: float | None = None) -> Handoff | None:
+    """Burn a handoff whose confirmation page was answered by the browser it was shown to, with
+    the token it was shown; None otherwise."""
+    now = time.time() if now is None else now
+    with write_transaction():
+        row = _row("SELECT * FROM handoffs WHERE id = ?", [str(handoff_id)])
+        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now \
+                or row["popup_binding"] is None or row["confirm_hash"] is None:
+            return None
+        if not (hmac.compare_digest(str(row["popup_binding"]), browser_binding(popup_cookie))
+                and hmac.compare_digest(str(row["confirm_hash"]),
+                                        browser_binding(confirm_token))):
+            return None
+        _execute("UPDATE handoffs SET consumed_at = ?, confirm_hash = NULL WHERE id = ?",
+                 [now, str(handoff_id)])
+        row.update(consumed_at=now, confirm_hash=None)
+        return Handoff(**row)
+
+
+def hold_for_confirmation(handoff_id: str, connection_id: str, *, token_cache: bytes,
+                          pending: dict, now: float | None = None) -> None:
+    """A redeemed popup sign-in waits for its session: the token cache sealed under the handoff,
+    what to show and store (no secrets) as the outcome ``confirm`` the iframe polls for."""
+    with write_transaction():
+        put_secret("handoffs", handoff_id, PENDING_TOKEN_PURPOSE, token_cache)
+        record_link_outcome(handoff_id, connection_id, "confirm", pending, now=now)
+
+
+def take_pending_link(handoff_id: str, connection_id: str, session_binding: str,
+                      now: float | None = None) -> tuple[dict, bytes] | None:
+    """Inside the caller's transaction: the pending result of ``handoff_id`` and its token cache,
+    destroyed from the vault; None unless it waits for confirmation, in time, and was started by
+    the session with ``session_binding``."""
+    now = time.time() if now is None else now
+    row = _row(
+        "SELECT o.detail, o.finished_at, h.session_binding FROM link_outcomes o "
+        "JOIN handoffs h ON h.id = o.handoff_id "
+        "WHERE o.handoff_id = ? AND o.connection_id = ? AND o.outcome = 'confirm'",
+        [str(handoff_id), str(connection_id)])
+    if row is None or row["finished_at"] + CONFIRM_TTL_SECONDS <= now:
+        return None
+    if not hmac.compare_digest(str(row["session_binding"] or ""), str(session_binding)):
+        return None
+    token_cache = get_secret("handoffs", handoff_id, PENDING_TOKEN_PURPOSE)
+    delete_secret("handoffs", handoff_id, PENDING_TOKEN_PURPOSE)
+    if token_cache is None:
+        return None
+    return json.loads(row["detail"] or "{}"), token_cache
+
+
+def discard_pending_link(handoff_id: str, connection_id: str, outcome: str,
+                         detail: dict | None = None) -> None:
+    """End a pending result without linking (``cancelled``, ``expired``): its tokens are
+    destroyed."""
+    with write_transaction():
+        delete_secret("handoffs", handoff_id, PENDING_TOKEN_PURPOSE)
+        record_link_outcome(handoff_id, connection_id, outcome, detail or {})
+
+
+def purge_unconfirmed_links(now: float | None = None) -> int:
+    """Destroy the tokens of every pending result that was not confirmed in time."""
+    now = time.time() if now is None else now
+    rows = _rows("SELECT handoff_id, connection_id FROM link_outcomes "
+                 "WHERE outcome = 'confirm' AND finished_at <= ?", [now - CONFIRM_TTL_SECONDS])
+    for row in rows:
+        discard_pending_link(row["handoff_id"], row["connection_id"], "expired")
+    return len(rows)
+
+
+LINKED_STATES = ("connected", "needs_attention", "needs_reconnect")
+
+
+def organizations_linking_tenant(tenant_id: str, except_org_id: int) -> list[Organization]:
+    """Other organizations with a connection proven against ``tenant_id`` (linked at least
+    once: a typed-in tenant of a draft proves nothing)."""
+    placeholders = ", ".join("?" for _ in LINKED_STATES)
+    rows = _rows(
+        "SELECT DISTINCT o.* FROM organizations o JOIN connections c ON c.org_id = o.id "
+        f"WHERE lower(c.tenant_id) = lower(?) AND c.org_id != ? AND c.state IN ({placeholders})"
+        " ORDER BY o.id", [str(tenant_id), int(except_org_id), *LINKED_STATES])
+    return [Organization(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class LinkReview:
+    """A delegated link held for the operator: its tenant is already linked elsewhere."""
+
+    id: str
+    connection_id: str
+    org_id: int
+    tenant_id: str
+    other_org_ids: tuple[int, ...]
+    requested_by: int | None
+    detail: dict
+    status: str
+    created_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+
+def _link_review(row: dict | None) -> LinkReview | None:
+    if row is None:
+        return None
+    row = dict(row)
+    row["other_org_ids"] = tuple(json.loads(row["other_org_ids"]))
+    row["detail"] = json.loads(row["detail"] or "{}")
+    return LinkReview(**row)
+
+
+def create_link_review(connection: Connection, *, tenant_id: str, other_org_ids: Sequence[int],
+                       requested_by: int | None, detail: dict, token_cache: bytes) -> LinkReview:
+    """Hold a link for the operator (inside the caller's transaction or its own)."""
+    review_id = secrets.token_urlsafe(12)
+    now = utcnow()
+    with write_transaction():
+        _execute(
+            "INSERT INTO link_reviews (id, connection_id, org_id, tenant_id, other_org_ids, "
+            "requested_by, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [review_id, connection.id, connection.org_id, tenant_id,
+             json.dumps(list(other_org_ids)), requested_by, json.dumps(detail, sort_keys=True),
+             now])
+        put_secret("link_reviews", review_id, "token_cache", token_cache)
+    review = get_link_review(review_id)
+    assert review is not None
+    return review
+
+
+def get_link_review(review_id: str) -> LinkReview | None:
+    return _link_review(_row("SELECT * FROM link_reviews WHERE id = ?", [str(review_id)]))
+
+
+def list_link_reviews(status: str | None = "held", connection_id: str | None = None
+                      ) -> list[LinkReview]:
+    """Reviews, oldest first (``status=None``: every status)."""
+    clauses, params = [], []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if connection_id is not None:
+        clauses.append("connection_id = ?")
+        params.append(str(connection_id))
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = _rows(f"SELECT * FROM link_reviews {where} ORDER BY created_at, rowid", params)
+    return [r for r in (_link_review(row) for row in rows) if r is not None]
+
+
+def decide_link_review(review_id: str, *, approve: bool, decided_by: str
+                       ) -> tuple[LinkReview, bytes | None] | None:
+    """Inside the caller's transaction: mark a held review decided and take its token cache out
+    of the vault (destroyed; returned only when approved). None unless it is still held."""
+    row = _row("SELECT * FROM link_reviews WHERE id = ? AND status = 'held'", [str(review_id)])
+    if row is None:
+        return None
+    token_cache = get_secret("link_reviews", review_id, "token_cache")
+    delete_secret("link_reviews", review_id, "token_cache")
+    _execute("UPDATE link_reviews SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
+             ["approved" if approve else "rejected", utcnow(), decided_by, str(review_id)])
+    review = get_link_review(review_id)
+    assert review is not None
+    return review, (token_cache if approve else None)

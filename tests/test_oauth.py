@@ -129,7 +129,18 @@ def stored_cache(app, connection_id):
 # --- the full flow ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["form_post", "query"])
+def test_an_answer_in_another_response_mode_is_refused(app, client_a, sim, sim_session,
+                                                       sp_connection):
+    """The flow asked for form_post: the same answer in a query string (a code left in the
+    history, or one replayed from it) is not Microsoft's answer to it."""
+    response = run_flow(client_a, sim, sim_session, sp_connection, mode="query", follow=False)
+    assert response.status_code == 400
+    assert token_calls(sim) == 0
+    assert reload(app, sp_connection.id).state != "connected"
+    assert stored_cache(app, sp_connection.id) is None
+
+
+@pytest.mark.parametrize("mode", ["form_post"])
 def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_connection,
                                         provider, mode):
     response = run_flow(client_a, sim, sim_session, sp_connection, mode=mode, follow=False)
@@ -179,6 +190,8 @@ def test_authorize_request_shape(app, client_a, sp_connection, provider, sim_ser
     assert location.startswith(authorize)
     assert params["response_type"] == "code"
     assert params["response_mode"] == "form_post"
+    # Single sign-on at Microsoft cannot finish a consent unseen.
+    assert params["prompt"] == "select_account"
     assert params["code_challenge_method"] == "S256"
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", params["code_challenge"])
     assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", params["state"])

@@ -120,12 +120,14 @@ def test_auth_flow_is_single_use_and_bound(org):
     flow = {"state": "st", "code_verifier": "verifier", "nonce": "n"}
     store.create_auth_flow(state="st", kind="delegated", connection_id=connection.id,
                            user_id=1, browser_cookie="bind", flow=flow, now=1000.0)
-    assert store.consume_auth_flow("st", "other browser", now=1001.0) is None
-    assert store.consume_auth_flow("unknown", "bind", now=1001.0) is None
-    consumed = store.consume_auth_flow("st", "bind", now=1001.0)
+    assert store.consume_auth_flow("st", "other browser", "delegated", now=1001.0) is None
+    assert store.consume_auth_flow("unknown", "bind", "delegated", now=1001.0) is None
+    # A flow of the other kind is neither returned nor burnt.
+    assert store.consume_auth_flow("st", "bind", "admin_consent", now=1001.0) is None
+    consumed = store.consume_auth_flow("st", "bind", "delegated", now=1001.0)
     assert consumed.flow == flow and consumed.consumed_at == 1001.0
     assert consumed.connection_id == connection.id
-    assert store.consume_auth_flow("st", "bind", now=1002.0) is None  # replay
+    assert store.consume_auth_flow("st", "bind", "delegated", now=1002.0) is None  # replay
     assert store.get_secret("auth_flows", "st", "msal_flow") is None  # verifier gone
     assert "verifier" not in repr(consumed)
 
@@ -134,7 +136,7 @@ def test_auth_flow_expires(org):
     connection = store.create_connection(org.id, "service_provider")
     store.create_auth_flow(state="old", kind="admin_consent", connection_id=connection.id,
                            user_id=None, browser_cookie="b", flow={}, ttl=600, now=0.0)
-    assert store.consume_auth_flow("old", "b", now=600.0) is None
+    assert store.consume_auth_flow("old", "b", "admin_consent", now=600.0) is None
     assert store.purge_auth_flows(now=601.0) == 1
 
 

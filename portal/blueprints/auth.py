@@ -43,6 +43,10 @@ def _dummy_hash() -> str:
     return _dummy_hashes[method]
 
 
+#: Paths never accepted as a post-sign-in target.
+NEVER_NEXT = ("/oauth/",)
+
+
 def safe_next(target: str | None) -> str | None:
     """``target`` if it is a path of this application, else None (no open redirects)."""
     if not target or len(target) > 2048:
@@ -58,6 +62,11 @@ def safe_next(target: str | None) -> str | None:
         parts = urlsplit(candidate)
         if parts.scheme or parts.netloc:
             return None
+    if urlsplit(unquote(target)).path.startswith(NEVER_NEXT):
+        # The OAuth entry points must be reached only from the portal's own pages: a
+        # /login?next=/oauth/handoff/... lure would turn a foreign link into a same-origin
+        # navigation after sign-in.
+        return None
     adapter = current_app.url_map.bind("localhost", url_scheme="http")
     try:
         adapter.match(urlsplit(target).path, method="GET")

@@ -3,9 +3,11 @@
 Authorization code + PKCE + nonce through MSAL (``response_mode=form_post``), the flow kept
 server-side under a random ``state`` and bound to the browser by a short-lived flow cookie; the
 callback redeems the code, validates the id token itself (:mod:`portal.entra.idtoken`: MSAL 1.39
-does not) and stores everything in one transaction. Inside the host's iframe the sign-in runs in
-a popup started from a one-time handoff; the iframe polls ``link-status``. RFC 9700 sections 2.1,
-4.2.4, 4.7; docs/decisions/0002-delegated-consent-in-a-popup.md.
+does not) and hands the result to :mod:`portal.delegated_link`. Inside the host's iframe the
+sign-in runs in a popup started from a one-time handoff that only the portal's own page can open,
+after a confirmation in the popup; the result waits until the iframe's session confirms it (the
+iframe polls ``link-status``). RFC 9700 sections 2.1, 4.2.4, 4.7;
+docs/decisions/0002-delegated-consent-in-a-popup.md, 0004-handoff-bound-to-its-session.md.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 from flask import (
@@ -33,9 +36,10 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal import htmx, store
+from portal import delegated_link, htmx, store
 from portal.access import admin_required, load_connection_or_404, login_required
 from portal.config import parse_list
+from portal.delegated_link import RESERVED_SCOPES, SignedIn, missing_scopes
 from portal.entra import idtoken
 from portal.entra.client import (
     CertificateCredential,
@@ -46,7 +50,7 @@ from portal.entra.client import (
 from portal.entra.clouds import Cloud, http_session
 from portal.entra.errors import classify
 from portal.entra.permissions import DELEGATED_SCOPES
-from portal.security import cross_site_post, embeddable, framed_navigation, no_referrer
+from portal.security import cross_site_post, csrf, embeddable, framed_navigation, no_referrer
 from portal.services import cloud_table
 
 bp = Blueprint("oauth", __name__)
@@ -57,7 +61,6 @@ FLOW_TTL = 600  # seconds: state, flow cookie and handoff all live at most 10 mi
 #: Delegated scopes the product needs (MSAL adds openid, profile and offline_access itself).
 PRODUCT_SCOPES: tuple[str, ...] = tuple(
     r.name for r in DELEGATED_SCOPES if r.name != "offline_access")
-_RESERVED = frozenset({"openid", "profile", "offline_access", "email"})
 _SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
 _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -91,7 +94,7 @@ def required_scopes(config) -> tuple[str, ...]:
     """The product's delegated scopes plus ``SP_EXTRA_SCOPES`` (order kept, no duplicates)."""
     seen: dict[str, str] = {}
     for name in (*PRODUCT_SCOPES, *parse_list(config.get("SP_EXTRA_SCOPES"))):
-        if name.lower() not in _RESERVED and name.lower() not in seen:
+        if name.lower() not in RESERVED_SCOPES and name.lower() not in seen:
             seen[name.lower()] = name
     return tuple(seen.values())
 
@@ -173,12 +176,6 @@ def _cloud_for(connection: store.Connection, settings: SpSettings) -> tuple[Clou
         return None, f"SP_CLOUDS names {key!r}, which is not in the cloud table."
 
 
-def missing_scopes(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
-    """Required scopes the connection's last consent did not grant (case-insensitive)."""
-    granted = {s.lower() for s in connection.granted_scopes}
-    return [s for s in required if s.lower() not in granted]
-
-
 def scopes_to_request(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
     """Incremental consent: only what is missing while the consent still works; else all."""
     missing = missing_scopes(connection, required)
@@ -246,8 +243,11 @@ def _require_service_provider(connection: store.Connection) -> None:
         abort(404)
 
 
-def panel_context(connection: store.Connection, blocked: bool = False) -> dict:
-    """What the service-provider panel shows (also used by the wizard's connection page)."""
+def panel_context(connection: store.Connection, blocked: bool = False,
+                  stale: bool = False) -> dict:
+    """What the service-provider panel shows (also used by the wizard's connection page).
+    ``stale``: a confirmation was answered that no longer waited (expired, or answered
+    elsewhere)."""
     settings = sp_settings()
     cloud, cloud_problem = _cloud_for(connection, settings) if settings.ok else (None, "")
     attempt = None
@@ -256,6 +256,9 @@ def panel_context(connection: store.Connection, blocked: bool = False) -> dict:
         attempt = store.latest_link_attempt(connection.id, binding)
     now = time.time()
     pending = attempt is not None and attempt.pending(now)
+    # (A GET changes nothing: an expired result is destroyed by the next flow or the cron.)
+    confirming = attempt is not None and attempt.outcome == "confirm" \
+        and (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS > now
     # A finished attempt is shown for a while (the iframe's answer), then the panel is plain.
     recent = attempt is not None and attempt.outcome is not None and \
         (attempt.finished_at or 0) > now - FLOW_TTL
@@ -274,7 +277,21 @@ def panel_context(connection: store.Connection, blocked: bool = False) -> dict:
         and now < attempt.expires_at + FLOW_TTL,
         "recent": recent,
         "blocked": blocked,
+        "stale": stale,
+        # A result that was not confirmed in time is mentioned for a while, then forgotten.
+        "unconfirmed": attempt is not None and attempt.outcome in ("confirm", "expired")
+        and not confirming
+        and now < (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS + FLOW_TTL,
         "can_link": current_user.is_authenticated and current_user.is_admin,
+        # A popup sign-in of this session waits for its confirmation (docs/decisions/0004).
+        "confirming": confirming,
+        "signed_in": SignedIn.from_dict(attempt.detail["signed_in"])
+        if confirming and attempt and "signed_in" in attempt.detail else None,
+        "confirm_until": datetime.fromtimestamp(
+            (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS, UTC).isoformat(
+            timespec="seconds") if confirming and attempt else None,
+        "organization": store.get_organization(connection.org_id),
+        "held": store.list_link_reviews("held", connection.id),
     }
 
 
@@ -319,25 +336,30 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
     """Create the server-side flow and answer with a redirect to the authorize endpoint."""
     settings = sp_settings()
     if not settings.ok:
-        return _unavailable(settings)
+        return make_response(_unavailable(settings))
     cloud, why = _cloud_for(connection, settings)
     if cloud is None:
-        return _unavailable(settings, why)
+        return make_response(_unavailable(settings, why))
     store.purge_auth_flows()
+    store.purge_unconfirmed_links()
     scopes = scopes_to_request(connection, settings.required_scopes)
     state = secrets.token_urlsafe(32)
     client = _client(settings, cloud, http_session(cloud_table(), cloud))
     domain_hint = connection.tenant_domain or None
+    # select_account: Microsoft shows which account signs in even when single sign-on could
+    # finish silently, so no consent completes unseen
+    # (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#request-an-authorization-code).
     started = client.initiate_auth_code_flow(settings.redirect_uri, scopes, state=state,
-                                             domain_hint=domain_hint)
+                                             prompt="select_account", domain_hint=domain_hint)
     if not started.ok or started.state != state:
         problem = started.problem
         log.error("could not start the delegated sign-in: %s",
                   problem.as_dict() if problem else "state not kept")
-        return render_template("pages/oauth_result.html", ok=False, popup=handoff_id is not None,
-                               connection=connection, title="Microsoft sign-in is not reachable",
-                               message="We could not start the sign-in with Microsoft.",
-                               fix="Please try again in a few minutes.", code=None), 502
+        return make_response(render_template(
+            "pages/oauth_result.html", ok=False, popup=handoff_id is not None,
+            connection=connection, title="Microsoft sign-in is not reachable",
+            message="We could not start the sign-in with Microsoft.",
+            fix="Please try again in a few minutes.", code=None), 502)
     sent = parse_qs(urlsplit(started.auth_uri).query)
     nonce_sent = (sent.get("nonce") or [""])[0]
     cookie = secrets.token_urlsafe(32)
@@ -346,7 +368,8 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
         browser_cookie=cookie, ttl=FLOW_TTL,
         flow={"msal": started.flow, "portal": {
             "nonce_sent": nonce_sent, "scopes": scopes, "handoff_id": handoff_id,
-            "cloud": cloud.key, "expected_tenant": connection.tenant_id}})
+            "cloud": cloud.key, "expected_tenant": connection.tenant_id,
+            "response_mode": "form_post"}})
     if connection.state == "draft":
         store.update_connection(connection.id, state="waiting")
     store.record_audit("connection.link_started", actor=user_id, org_id=connection.org_id,
@@ -395,19 +418,111 @@ def create_link_handoff(connection_id: str):
                    status_url=url_for("oauth.link_status", connection_id=connection.id))
 
 
-@bp.get("/oauth/handoff/<handoff_id>")
-@no_referrer
-def handoff(handoff_id: str):
-    """The popup's first page (its own top-level site, without the iframe's cookies): burn the
-    handoff, bind a new flow to this browser and go to Microsoft."""
-    found = store.consume_handoff(handoff_id) if 20 <= len(handoff_id) <= 100 else None
+def popup_cookie_name() -> str:
+    public = str(current_app.config.get("PUBLIC_URL") or "")
+    return "__Host-portal_handoff" if public.startswith("https://") else "portal_handoff"
+
+
+def _opened_by_the_portal() -> bool:
+    """The popup (or the new-tab fallback) is navigated by the portal's own page, so the browser
+    says ``same-origin``. A link in a mail or a chat is ``none``, another site's page is
+    ``cross-site`` or ``same-site``; a browser that sends no Fetch Metadata cannot prove it."""
+    return request.headers.get("Sec-Fetch-Site") == "same-origin"
+
+
+def _handoff_refused(reason: str, status: int = 400):
+    log.warning("handoff refused: %s", reason)
+    return render_template("pages/oauth_rejected.html", popup=True,
+                           not_from_portal=reason == "not opened by the portal"), status
+
+
+def _handoff_parties(found: store.Handoff | None):
+    """The user, connection and organization of a handoff, if the user may still link it."""
     user = store.get_user(found.user_id) if found and found.user_id else None
     connection = store.get_connection(found.connection_id) if found else None
     if found is None or user is None or connection is None or not user.is_admin \
             or user.org_id != connection.org_id:
-        log.warning("handoff refused (missing, used, expired or no longer valid)")
-        return render_template("pages/oauth_rejected.html", popup=True), 400
-    return _start_flow(connection, user.id, handoff_id=found.id)
+        return None
+    return user, connection, store.get_organization(connection.org_id)
+
+
+@bp.get("/oauth/handoff/<handoff_id>")
+@no_referrer
+def handoff(handoff_id: str):
+    """The popup's first page (its own top-level site, without the iframe's cookies). It only
+    answers the portal's own page, and links nothing by itself: it names who started the sign-in
+    and for what, and continues to Microsoft only when that is confirmed here."""
+    if not _opened_by_the_portal():
+        return _handoff_refused("not opened by the portal", 403)
+    if not 20 <= len(handoff_id) <= 100:
+        return _handoff_refused("malformed id")
+    popup_cookie = request.cookies.get(popup_cookie_name()) or secrets.token_urlsafe(32)
+    token = secrets.token_urlsafe(32)
+    parties = _handoff_parties(store.open_handoff(handoff_id, popup_cookie[:128], token))
+    if parties is None:
+        return _handoff_refused("missing, used, expired, opened elsewhere or no longer valid")
+    user, connection, organization = parties
+    response = make_response(render_template(
+        "pages/oauth_handoff.html", handoff_id=handoff_id, token=token, user=user,
+        connection=connection, organization=organization))
+    # Strict and path-bound: only this popup's own confirmation post carries it back.
+    response.set_cookie(popup_cookie_name(), popup_cookie, max_age=FLOW_TTL, path="/oauth/",
+                        secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+@bp.post("/oauth/handoff/<handoff_id>")
+@csrf.exempt  # no portal session in the popup: the one-time token and popup cookie stand in
+@no_referrer
+def handoff_continue(handoff_id: str):
+    """The popup's confirmation: burn the handoff and go to Microsoft's sign-in."""
+    if not _opened_by_the_portal():
+        return _handoff_refused("not posted by the portal's page", 403)
+    popup_cookie = request.cookies.get(popup_cookie_name()) or ""
+    token = request.form.get("token") or ""
+    found = None
+    if popup_cookie and token and len(popup_cookie) <= 128 and len(token) <= 128:
+        found = store.consume_confirmed_handoff(handoff_id, popup_cookie, token)
+    parties = _handoff_parties(found)
+    if found is None or parties is None:
+        return _handoff_refused("confirmation without a matching page, cookie or token")
+    user, connection, _organization = parties
+    store.record_audit("connection.link_handoff_confirmed", actor=user.id,
+                       org_id=connection.org_id, connection_id=connection.id)
+    response = _start_flow(connection, user.id, handoff_id=found.id)
+    response.delete_cookie(popup_cookie_name(), path="/oauth/", secure=True, httponly=True,
+                           samesite="Strict")
+    return response
+
+
+@bp.post("/connections/<connection_id>/link/confirm")
+@admin_required
+@embeddable
+def confirm_link(connection_id: str):
+    """The session that started a popup sign-in confirms (or refuses) the tenant and the
+    Microsoft user it is shown; only then is anything linked."""
+    connection = load_connection_or_404(connection_id, write=True)
+    _require_service_provider(connection)
+    binding = _existing_session_binding()
+    attempt = store.latest_link_attempt(connection.id, binding) if binding else None
+    handoff_id = request.form.get("handoff", "")
+    done = False
+    if attempt is not None and attempt.handoff_id == handoff_id:
+        if request.form.get("decision") == "confirm":
+            done = delegated_link.confirm(
+                connection, handoff_id, binding, required=sp_settings().required_scopes,
+                actor=current_user.id) is not None
+        else:
+            done = delegated_link.cancel(connection, handoff_id, binding, actor=current_user.id)
+    if not done:
+        log.warning("link confirmation refused for connection %s (nothing of this session's "
+                    "waits)", connection.id)
+    connection = store.get_connection(connection.id) or connection
+    if htmx.is_htmx():
+        body = render_template("fragments/_oauth_panel.html",
+                               p=panel_context(connection, stale=not done))
+        return htmx.add_vary(make_response(body))
+    return redirect(url_for("oauth.link_page", connection_id=connection.id), code=303)
 
 
 # --- The callback ------------------------------------------------------------------------------
@@ -452,10 +567,14 @@ def _error_code(params) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _rejected(reason: str):
+def _rejected(reason: str, *, flow_matched: bool = False):
+    """Refuse a callback. The flow cookie is cleared only when the answer belonged to this
+    browser's flow: a forged answer (any site can post one) must not end the flow the browser is
+    really running."""
     log.warning("OAuth callback rejected: %s", reason)
     response = make_response(render_template("pages/oauth_rejected.html", popup=False), 400)
-    _clear_flow_cookie(response)
+    if flow_matched:
+        _clear_flow_cookie(response)
     return response
 
 
@@ -500,14 +619,18 @@ def callback():
         return _rejected("missing state")
     if not cookie or len(cookie) > 128:
         return _rejected("missing flow cookie")
-    flow = store.consume_auth_flow(state, cookie)
+    flow = store.consume_auth_flow(state, cookie, "delegated")
     if flow is None:
-        return _rejected("unknown, used, expired or foreign-browser state")
+        return _rejected("unknown, used, expired, other-kind or foreign-browser state")
     connection = store.get_connection(flow.connection_id)
     wrapped = flow.flow or {}
     extras, msal_flow = wrapped.get("portal") or {}, wrapped.get("msal") or {}
     if connection is None or not msal_flow:
-        return _rejected("flow without connection")
+        return _rejected("flow without connection", flow_matched=True)
+    if extras.get("response_mode", "form_post") == "form_post" and request.method != "POST":
+        # The flow asked for form_post: an answer in the query string is not Microsoft's
+        # answer to it (and would leave a code in the browser's history).
+        return _rejected("response mode does not match the flow", flow_matched=True)
     if params.get("error"):
         code = _error_code(params)
         explained = EXPLAINED.get(code) or EXPLAINED.get(params.get("error"))
@@ -565,50 +688,38 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
 
 
 def _store_link(flow, connection, extras, settings, cloud, client, result, check):
-    tid = check.tenant_id
-    granted = {s for s in (result.scopes or ()) if s.lower() not in _RESERVED}
-    if connection.tenant_id == tid:
-        # Incremental consent asked only for what was missing; the earlier grant still stands
-        # (Entra's scp lists every consented scope of the resource; union is the same set).
-        granted |= set(connection.granted_scopes)
-    granted_sorted = sorted(granted, key=str.lower)
-    missing = missing_scopes(replace(connection, granted_scopes=tuple(granted_sorted)),
-                             settings.required_scopes)
-    now = store.utcnow()
-    fields = {
-        "tenant_id": tid, "cloud": cloud.key, "client_id": settings.client_id,
-        "consented_by_oid": check.object_id, "consented_by_name": check.name,
-        "granted_scopes": granted_sorted, "consented_at": now,
-        "state": "needs_attention" if missing else "connected",
-        "health": "degraded" if missing else "healthy",
-        "refresh_last_ok_at": now, "refresh_failure_days": 0, "refresh_last_failure_day": None,
-    }
-    saved = store.save_delegated_link(
-        connection.id, token_cache=client.cache_text().encode(), fields=fields,
-        actor=flow.user_id,
-        audit_detail={"tenant_id": tid, "consented_by_oid": check.object_id,
-                      "requested": extras.get("scopes", []), "granted": granted_sorted,
-                      "missing": missing},
-        health_summary={"granted_scopes": granted_sorted, "missing_scopes": missing,
-                        "tenant_id": tid},
-        handoff_id=extras.get("handoff_id"))
-    log.info("connection %s linked to tenant %s (missing scopes: %s)", saved.id, tid,
-             missing or "none")
-    if missing:
-        title = "Connected, but consent is still needed"
-        message = "Consent needed for: " + ", ".join(missing) + "."
-        fix = "Click Link Account again and accept the remaining permissions."
-    else:
-        title, message, fix = "Connected", "The account is linked.", ""
-    if extras.get("handoff_id"):
+    signed_in = SignedIn(
+        tenant_id=check.tenant_id, object_id=check.object_id, name=check.name,
+        username=_claim_text(check.claims, "preferred_username"), cloud=cloud.key,
+        client_id=settings.client_id, scopes=tuple(result.scopes or ()),
+        requested=tuple(extras.get("scopes") or ()))
+    token_cache = client.cache_text().encode()
+    handoff_id = extras.get("handoff_id")
+    if handoff_id:
+        # A popup: its browser proves nothing about who started the flow (anyone can be lured
+        # into opening a popup page), so the starting session must confirm what it is shown.
+        delegated_link.await_confirmation(handoff_id, connection, signed_in, token_cache,
+                                          actor=flow.user_id)
         response = make_response(render_template(
-            "pages/oauth_result.html", ok=True, popup=True, connection=saved, title=title,
-            message=message, fix=fix, code=None))
-    else:
-        # Top level: leave the callback URL at once (RFC 9700 4.3.1: no code in the history,
-        # no form resubmission). No flash message: on the cross-site form_post the Lax session
-        # cookie is not sent, and writing a session here would replace the user's.
-        response = redirect(url_for("oauth.link_page", connection_id=saved.id, linked=1),
-                            code=303)
+            "pages/oauth_result.html", ok=True, popup=True, connection=connection,
+            title="Signed in: confirm in the portal",
+            message="Microsoft signed you in. Nothing is linked yet: go back to the portal "
+                    "window and confirm the organization and the account shown there.",
+            fix="", code=None))
+        _clear_flow_cookie(response)
+        return response
+    outcome = delegated_link.complete(connection, signed_in, token_cache,
+                                      required=settings.required_scopes, actor=flow.user_id)
+    # Top level: leave the callback URL at once (RFC 9700 4.3.1: no code in the history,
+    # no form resubmission). No flash message: on the cross-site form_post the Lax session
+    # cookie is not sent, and writing a session here would replace the user's.
+    shown = {} if outcome == "held" else {"linked": 1}
+    response = redirect(url_for("oauth.link_page", connection_id=connection.id, **shown),
+                        code=303)
     _clear_flow_cookie(response)
     return response
+
+
+def _claim_text(claims: dict, name: str) -> str | None:
+    value = claims.get(name)
+    return value[:256] if isinstance(value, str) else None

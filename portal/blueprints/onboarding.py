@@ -535,12 +535,15 @@ def admin_consent_return():
     """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
     state = request.args.get("state", "")[:128]
     browser = request.cookies.get(CONSENT_COOKIE, "")
-    flow = store.consume_auth_flow(state, browser) if state and browser else None
-    if flow is None or flow.kind != "admin_consent" or flow.user_id != current_user.id:
+    flow = store.consume_auth_flow(state, browser, "admin_consent") if state and browser \
+        else None
+    if flow is None or flow.user_id != current_user.id:
         log.warning("admin consent return with an unknown, used, expired or foreign state")
         flash("This consent answer has expired, was already used or was started in another "
               "browser. Start admin consent again from the wizard.", "error")
-        return _forget_cookie(redirect(url_for("home.index")))
+        # The cookie stays: an answer that is not this browser's flow must not end the flow
+        # this browser is really running (it expires by itself after 10 minutes).
+        return redirect(url_for("home.index"))
     connection = load_connection_or_404(flow.connection_id, write=True)
     back = url_for(".wizard", connection_id=connection.id, _anchor="step-link")
     error = request.args.get("error")

@@ -31,6 +31,7 @@ def dashboard():
                        detail={"state": state, "health": health} if state or health else None)
     return htmx.render_page_or_fragment(
         "pages/support.html", "table", rows=rows, organizations=organizations,
+        held=store.list_link_reviews("held"), connections={c.id: c for c in rows},
         state=state if state in store.STATES else None,
         health=health if health in store.HEALTHS else None)
 

@@ -2,8 +2,11 @@
 
 A host page on ``http://127.0.0.1:A`` frames the portal on ``http://localhost:B`` (cross-site:
 the portal only gets ``SameSite=None; Secure; Partitioned`` cookies there). The user signs in
-inside the iframe, clicks Link Account, the popup runs Microsoft's (the simulator's) consent
-top-level, says it can be closed, and the iframe shows the connection as connected by polling.
+inside the iframe, clicks Link Account; the popup names who started it and continues to
+Microsoft (the simulator's) sign-in top-level after a click, where ``prompt=select_account`` shows
+the account picker even though the browser is signed in at Microsoft (simulator mode ``sso``);
+it then says to confirm in the portal, and the iframe, polling, asks its user to confirm the
+tenant and the account before anything is linked (docs/decisions/0004).
 """
 
 from __future__ import annotations
@@ -92,7 +95,40 @@ def framed_portal(live_portal, sim, sp_cert, tmp_path, hosts, make_connection, o
     return portal, connection, customer
 
 
-def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, console_errors):
+def sign_in_in_popup(popup, started_by: str, shots=None):
+    """The popup: the portal's confirmation, then Microsoft's account picker."""
+    expect(popup.get_by_role("heading", name="Continue to Microsoft sign-in?")).to_be_visible(
+        timeout=20000)
+    expect(popup.get_by_text(started_by)).to_be_visible()
+    expect(popup.get_by_text("Contoso", exact=True)).to_be_visible()
+    if shots:
+        popup.screenshot(path=str(shots / "popup-confirmation.png"))
+    popup.get_by_role("button", name="Continue to Microsoft").click()
+    # Signed in at Microsoft already, but prompt=select_account shows the picker.
+    expect(popup.get_by_label("Account")).to_be_visible(timeout=20000)
+    popup.get_by_label("Account").select_option(ADMIN_UPN)
+    popup.get_by_role("button", name="Accept").click()
+    expect(popup.get_by_text("You can close this window")).to_be_visible(timeout=20000)
+    expect(popup.get_by_text("confirm the organization and the account")).to_be_visible()
+
+
+def confirm_in_panel(panel, shots=None):
+    """The iframe asks its own user to confirm what Microsoft answered."""
+    expect(panel).to_have_attribute("data-link-state", "confirm", timeout=20000)
+    expect(panel.get_by_text(ADMIN_UPN)).to_be_visible()
+    expect(panel.get_by_text("contoso.onmicrosoft.com —")).to_be_visible()  # the tenant
+    if shots:
+        panel.screenshot(path=str(shots / "frame-confirmation.png"))
+    panel.get_by_role("button", name="Confirm and link").click()
+
+
+@pytest.fixture
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("screens")
+
+
+def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, console_errors,
+                                      shots):
     portal, connection, customer = framed_portal
     allowed, _other = hosts
     allowed.frame_src = portal.url(f"/login?next=/connections/{connection.id}/link",
@@ -107,16 +143,17 @@ def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, 
     assert session["sameSite"] == "None" and session["secure"] and session["httpOnly"]
     assert session.get("partitionKey")  # CHIPS: stored in the host site's partition
 
-    sim.set_interaction("consent", user=ADMIN_UPN)
+    sim.set_interaction("sso", user=ADMIN_UPN)
     with page.expect_popup() as popup_info:
         frame.get_by_role("button", name="Link Account").click()
     popup = popup_info.value
     popup_errors: list[str] = []
     popup.on("console", lambda m: popup_errors.append(m.text) if m.type == "error" else None)
-    expect(popup.get_by_text("You can close this window")).to_be_visible(timeout=20000)
+    sign_in_in_popup(popup, admin_a.email, shots=shots)
     assert popup.url.startswith(portal.url("/oauth/callback", host="localhost"))
 
     panel = frame.locator("#sp-panel")
+    confirm_in_panel(panel, shots=shots)
     expect(panel).to_have_attribute("data-link-state", "connected", timeout=20000)
     expect(panel.get_by_text("Connected.")).to_be_visible()
     expect(panel.get_by_text("Ada Admin")).to_be_visible()
@@ -155,11 +192,12 @@ def test_blocked_popup_falls_back_to_a_new_tab(page, framed_portal, hosts, sim, 
     frame.get_by_role("button", name="Link Account").click()
     panel = frame.locator("#sp-panel")
     expect(panel.get_by_text("Your browser blocked the sign-in window")).to_be_visible()
-    sim.set_interaction("consent", user=ADMIN_UPN)
+    sim.set_interaction("sso", user=ADMIN_UPN)
     with page.context.expect_page() as tab_info:
         panel.get_by_role("link", name="Open the Microsoft sign-in in a new tab").click()
     tab = tab_info.value
-    expect(tab.get_by_text("You can close this window")).to_be_visible(timeout=20000)
+    sign_in_in_popup(tab, admin_a.email)
+    confirm_in_panel(panel)
     expect(panel).to_have_attribute("data-link-state", "connected", timeout=20000)
     assert console_errors == []
 

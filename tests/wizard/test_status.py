@@ -186,7 +186,7 @@ def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
     cookie = wizard.client.get_cookie("portal_consent", path="/connections/admin-consent/return")
     assert cookie is not None and cookie.http_only
     with app.app_context():
-        row = store.consume_auth_flow(state, cookie.value)
+        row = store.consume_auth_flow(state, cookie.value, "admin_consent")
     assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
 
 
