@@ -784,23 +784,6 @@ def create_handoff(*, connection_id: str, user_id: int | None, session_binding: 
     return Handoff(handoff_id, str(connection_id), user_id, session_binding, now, now + ttl, None)
 
 
-def consume_handoff(handoff_id: str, now: float | None = None,
-                    session_binding: str | None = None) -> Handoff | None:
-    """Burn a handoff and return it; None when missing, expired, used or (if a binding is
-    given) bound to another session."""
-    now = time.time() if now is None else now
-    with write_transaction():
-        row = _row("SELECT * FROM handoffs WHERE id = ?", [str(handoff_id)])
-        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now:
-            return None
-        if session_binding is not None and not hmac.compare_digest(
-                str(row["session_binding"] or ""), str(session_binding)):
-            return None
-        _execute("UPDATE handoffs SET consumed_at = ? WHERE id = ?", [now, str(handoff_id)])
-        row["consumed_at"] = now
-        return Handoff(**row)
-
-
 def table_counts(tables: Iterable[str] | None = None) -> dict[str, int]:
     """Row counts per table (tests and the health check)."""
     db = get_db()

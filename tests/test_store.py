@@ -145,11 +145,19 @@ def test_handoff_is_single_use(org):
     handoff = store.create_handoff(connection_id=connection.id, user_id=5,
                                    session_binding="sess", now=0.0)
     assert len(handoff.id) >= 43
-    assert store.consume_handoff(handoff.id, now=1.0, session_binding="other") is None
-    assert store.consume_handoff(handoff.id, now=1.0).user_id == 5
-    assert store.consume_handoff(handoff.id, now=2.0) is None
+    # Not confirmable before its page was shown to a browser.
+    assert store.consume_confirmed_handoff(handoff.id, "popup", "token", now=1.0) is None
+    opened = store.open_handoff(handoff.id, "popup", "token", now=1.0)
+    assert opened.user_id == 5 and opened.opened_at == 1.0
+    assert store.open_handoff(handoff.id, "another browser", "t2", now=1.0) is None
+    assert store.consume_confirmed_handoff(handoff.id, "another browser", "token",
+                                           now=2.0) is None
+    assert store.consume_confirmed_handoff(handoff.id, "popup", "wrong", now=2.0) is None
+    assert store.consume_confirmed_handoff(handoff.id, "popup", "token", now=2.0).user_id == 5
+    assert store.consume_confirmed_handoff(handoff.id, "popup", "token", now=3.0) is None
+    assert store.open_handoff(handoff.id, "popup", "t3", now=3.0) is None
     late = store.create_handoff(connection_id=connection.id, user_id=5, ttl=10, now=0.0)
-    assert store.consume_handoff(late.id, now=10.0) is None
+    assert store.open_handoff(late.id, "popup", "token", now=10.0) is None
 
 
 def test_audit_is_append_only(org):
