@@ -78,6 +78,8 @@ class Cloud:
     mirrors: str | None = None
     short_label: str = ""
     builtin: bool = field(default=False, compare=False)
+    #: Written by the Entra simulator into its clouds file, so production can refuse it.
+    simulator: bool = field(default=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -277,6 +279,7 @@ _OPTIONAL_FIELDS = (
     "tenant_region_sub_scope",
     "explanation",
     "short_label",
+    "simulator",
 )
 
 
@@ -385,6 +388,9 @@ def _cloud_from_json(index: int, raw: Any, base_dir: str) -> Cloud:
             raise CloudConfigError(f"cloud {entry}: ca_bundle {ca_bundle!r} is not a file")
     scope = _opt_str(entry, raw, "tenant_region_scope")
     sub_scope = _opt_str(entry, raw, "tenant_region_sub_scope")
+    simulator = raw.get("simulator", False)
+    if not isinstance(simulator, bool):
+        raise CloudConfigError(f"cloud {entry}: simulator must be true or false")
     explanation = _opt_str(entry, raw, "explanation")
     if explanation is None:
         mirrored = next((c for c in BUILTIN_CLOUDS if c.key == mirrors), None)
@@ -405,6 +411,7 @@ def _cloud_from_json(index: int, raw: Any, base_dir: str) -> Cloud:
         ca_bundle=ca_bundle,
         mirrors=mirrors,
         builtin=False,
+        simulator=simulator,
     )
 
 
