@@ -171,12 +171,67 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (never world-readable, not even briefly)."""
+def make_private_dir(path) -> None:
+    """Create a directory only its owner can enter (0700), whatever the umask. An existing one
+    is left alone: it may be a mount point or a directory the operator set up on purpose."""
+    path = Path(path)
+    if path.is_dir():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask, which may even drop owner bits
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never world-readable, not even briefly); never overwrite."""
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # exactly 0600 even under an odd umask
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+# --- Bootstrapping a new instance (``flask --app portal vault init``) -------------------------
+
+
+def bootstrap_keys(app) -> list[str]:
+    """Create the key files a new production instance lacks; one line per file, for the operator.
+
+    ``app`` is a bare Flask object (``portal.bare_app``): production refuses to build the real
+    app before these files exist. Keys configured elsewhere (``PORTAL_SECRET_KEY``,
+    ``PORTAL_VAULT_KEYS`` or instance/config.py) count as present. Raises ConfigError when both
+    keys are present already: an existing key file is never overwritten (losing the vault key
+    makes every stored secret unreadable).
+    """
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(_from_environment(os.environ))
+    instance = Path(app.instance_path)
+    vault_path, secret_path = instance / VAULT_KEY_FILE, instance / SECRET_KEY_FILE
+    have_vault = bool(app.config.get("VAULT_KEYS")) or vault_path.exists()
+    have_secret = bool(app.config.get("SECRET_KEY")) or secret_path.exists()
+    if have_vault and have_secret:
+        raise ConfigError(
+            f"Already initialised: {vault_path} (or PORTAL_VAULT_KEYS) and {secret_path} (or "
+            "PORTAL_SECRET_KEY) exist. Nothing was overwritten; add a vault key with "
+            "'flask --app portal vault add-key'.")
+    make_private_dir(instance)
+    done = []
+    if have_vault:
+        done.append(f"Vault key: kept what exists ({vault_path} or PORTAL_VAULT_KEYS).")
+    else:
+        keyring = vault.Keyring.generate()
+        _write_private(vault_path, keyring.dumps())
+        done.append(f"Created {vault_path} (primary key {keyring.primary_kid}, mode 0600). "
+                    "Back it up: without it no stored secret can be read.")
+    if have_secret:
+        done.append(f"Session signing key: kept what exists ({secret_path} or PORTAL_SECRET_KEY).")
+    else:
+        _write_private(secret_path, secrets.token_hex(32) + "\n")
+        done.append(f"Created {secret_path} (mode 0600).")
+    return done
 
 
 def _ensure_secret_key(app) -> list[str]:
