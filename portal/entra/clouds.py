@@ -452,13 +452,15 @@ class GuardedSession(requests.Session):
         *,
         timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
         ca_bundles: Mapping[Origin, str] | None = None,
-        trust_env: bool = True,
+        trust_env: bool = False,
     ) -> None:
         super().__init__()
         self.allowed: frozenset[Origin] = frozenset(allowed)
         self.default_timeout = timeout
         self.ca_bundles: dict[Origin, str] = dict(ca_bundles or {})
-        # With trust_env, REQUESTS_CA_BUNDLE would override a cloud's own CA (see harness notes).
+        # With trust_env, HTTPS_PROXY / ALL_PROXY would send every call (tokens, assertions)
+        # through whatever proxy the process environment names, and REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE would replace the CAs that vouch for Microsoft's hosts.
         self.trust_env = trust_env
         self.max_redirects = 0
 
@@ -513,7 +515,8 @@ def http_session(
     cloud: Cloud | None = None,
     timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
 ) -> GuardedSession:
-    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects."""
+    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects,
+    and nothing taken from the environment (proxies, CA bundles, .netrc)."""
     ca_bundles: dict[Origin, str] = {}
     clouds = (cloud,) if cloud is not None else cloud_table.all()
     for c in clouds:
@@ -524,7 +527,7 @@ def http_session(
         cloud_table.allowed_hosts(),
         timeout=timeout,
         ca_bundles=ca_bundles,
-        trust_env=not ca_bundles,
+        trust_env=False,  # the environment can neither redirect nor re-trust outbound calls
     )
     if cloud is not None and cloud.ca_bundle:
         session.verify = cloud.ca_bundle
