@@ -533,8 +533,11 @@ def admin_consent(connection_id: str):
     target = cloud.admin_consent_url(connection.tenant_id, connection.client_id,
                                      redirect_uri=redirect_uri, state=state)
     response = redirect(target)
+    # Secure follows the public address, not this hop: behind a TLS-terminating proxy the
+    # request arrives over plain http although the browser speaks https.
+    public_https = current_app.config["PUBLIC_URL"].lower().startswith("https://")
     response.set_cookie(CONSENT_COOKIE, browser, max_age=CONSENT_TTL, httponly=True,
-                        samesite="Lax", secure=request.is_secure,
+                        samesite="Lax", secure=public_https,
                         path=url_for(".admin_consent_return"))
     return response
 
