@@ -143,6 +143,7 @@ def cloud_entry(key: str, base: str, ca_path: str) -> dict:
         "ca_bundle": ca_path,
         "tenant_region_scope": c.tenant_region_scope,
         "tenant_region_sub_scope": c.tenant_region_sub_scope,
+        "simulator": True,  # the portal refuses a simulator cloud in production
     }
 
 

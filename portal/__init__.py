@@ -21,16 +21,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     The instance folder is ``instance/`` next to the package, or ``PORTAL_INSTANCE_PATH``
     (``INSTANCE_PATH`` in a test mapping).
     """
-    if test_config is not None:
-        instance_path = test_config.get("INSTANCE_PATH")
-    else:
-        instance_path = os.environ.get("PORTAL_INSTANCE_PATH")
-    app = Flask(__name__, instance_relative_config=True,
-                instance_path=os.path.abspath(instance_path) if instance_path else None)
-    os.makedirs(app.instance_path, exist_ok=True)
-
     from portal import config
 
+    app = bare_app(test_config)
+    config.make_private_dir(app.instance_path)
     config.load(app, test_config)
 
     from portal import access, cli, db, logs, security, services
@@ -56,6 +50,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_template_globals(app)
     _register_error_handlers(app)
     return app
+
+
+def bare_app(test_config: dict | None = None) -> Flask:
+    """The Flask object with its instance folder resolved and nothing else: no configuration,
+    no keys, no extensions. ``vault init`` uses it to find ``instance/`` before the keys that
+    ``create_app`` insists on exist."""
+    if test_config is not None:
+        instance_path = test_config.get("INSTANCE_PATH")
+    else:
+        instance_path = os.environ.get("PORTAL_INSTANCE_PATH")
+    return Flask(__name__, instance_relative_config=True,
+                 instance_path=os.path.abspath(instance_path) if instance_path else None)
 
 
 def _register_template_globals(app: Flask) -> None:

@@ -13,6 +13,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from portal import config, db, store, vault
 
+#: Also registered as a ``flask.commands`` plugin (pyproject.toml) so that ``vault init`` is
+#: found before the app is loaded: production refuses to start until ``vault init`` has run.
 vault_cli = AppGroup("vault", help="Encryption keys of the vault.")
 
 
@@ -77,13 +79,31 @@ def create_user_command(email: str, org_name: str | None, role: str):
         click.echo(f"Password (shown once): {password}")
 
 
+@vault_cli.command("init", with_appcontext=False)
+def vault_init():
+    """Create the first vault key (and the session signing key) of a new instance.
+
+    Runs without starting the portal, since production refuses to start without these keys;
+    it never overwrites an existing key file.
+    """
+    from portal import bare_app
+
+    try:
+        lines = config.bootstrap_keys(bare_app())
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)
+
+
 @vault_cli.command("add-key")
 def vault_add_key():
     """Generate a new primary key into instance/vault.key (older keys stay for reading)."""
     path = Path(current_app.instance_path) / config.VAULT_KEY_FILE
     if not path.exists():
         raise click.ClickException(
-            f"{path} does not exist (keys come from PORTAL_VAULT_KEYS?): add the key there.")
+            f"{path} does not exist: create the first key with 'flask --app portal vault init' "
+            "(or, when the keys come from PORTAL_VAULT_KEYS, add the key there).")
     keyring = vault.Keyring.generate(vault.Keyring.parse(path.read_text()))
     vault.write_keyring_file(path, keyring)
     store.record_audit("vault.add_key", detail={"key_id": keyring.primary_kid})

@@ -2,11 +2,13 @@
 
 A test mapping passed to ``create_app`` replaces the last two, so a developer's environment never
 leaks into tests. Keys are generated into ``instance/`` on the first development run only; in
-production a missing key stops the start with a clear message.
+production a missing key, a weak key or an unsafe setting stops the start, every problem named
+on a line of its own (``production_problems``), so an operator fixes them all in one round.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -14,7 +16,10 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from flask.helpers import get_debug_flag
+
 from portal import vault
+from portal.entra import clouds
 
 #: htmx is fetched by the Makefile into static/vendor/ and checked against this hash (one place).
 HTMX_VERSION = "2.0.11"
@@ -23,6 +28,8 @@ HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHm
 
 SECRET_KEY_FILE = "secret_key"
 VAULT_KEY_FILE = "vault.key"
+#: Creates the missing key files of a new production instance (portal/cli.py ``vault init``).
+BOOTSTRAP_COMMAND = "flask --app portal vault init"
 
 DEFAULTS: dict[str, object] = {
     "ENV": "development",
@@ -87,8 +94,11 @@ def load(app, test_config: dict | None) -> None:
     else:
         app.config.from_mapping(test_config)
     _normalize(app)
-    _ensure_secret_key(app)
-    _ensure_vault_keys(app)
+    problems = [*_ensure_secret_key(app), *_ensure_vault_keys(app)]
+    if app.config["ENV"] == "production":
+        problems += production_problems(app)
+    if problems:
+        raise ConfigError("\n".join(problems))
     _cookie_policy(app)
 
 
@@ -161,54 +171,111 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (never world-readable, not even briefly)."""
+def make_private_dir(path) -> None:
+    """Create a directory only its owner can enter (0700), whatever the umask. An existing one
+    is left alone: it may be a mount point or a directory the operator set up on purpose."""
+    path = Path(path)
+    if path.is_dir():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask, which may even drop owner bits
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never world-readable, not even briefly); never overwrite."""
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # exactly 0600 even under an odd umask
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
 
 
-def _ensure_secret_key(app) -> None:
+# --- Bootstrapping a new instance (``flask --app portal vault init``) -------------------------
+
+
+def bootstrap_keys(app) -> list[str]:
+    """Create the key files a new production instance lacks; one line per file, for the operator.
+
+    ``app`` is a bare Flask object (``portal.bare_app``): production refuses to build the real
+    app before these files exist. Keys configured elsewhere (``PORTAL_SECRET_KEY``,
+    ``PORTAL_VAULT_KEYS`` or instance/config.py) count as present. Raises ConfigError when both
+    keys are present already: an existing key file is never overwritten (losing the vault key
+    makes every stored secret unreadable).
+    """
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(_from_environment(os.environ))
+    instance = Path(app.instance_path)
+    vault_path, secret_path = instance / VAULT_KEY_FILE, instance / SECRET_KEY_FILE
+    have_vault = bool(app.config.get("VAULT_KEYS")) or vault_path.exists()
+    have_secret = bool(app.config.get("SECRET_KEY")) or secret_path.exists()
+    if have_vault and have_secret:
+        raise ConfigError(
+            f"Already initialised: {vault_path} (or PORTAL_VAULT_KEYS) and {secret_path} (or "
+            "PORTAL_SECRET_KEY) exist. Nothing was overwritten; add a vault key with "
+            "'flask --app portal vault add-key'.")
+    make_private_dir(instance)
+    done = []
+    if have_vault:
+        done.append(f"Vault key: kept what exists ({vault_path} or PORTAL_VAULT_KEYS).")
+    else:
+        keyring = vault.Keyring.generate()
+        _write_private(vault_path, keyring.dumps())
+        done.append(f"Created {vault_path} (primary key {keyring.primary_kid}, mode 0600). "
+                    "Back it up: without it no stored secret can be read.")
+    if have_secret:
+        done.append(f"Session signing key: kept what exists ({secret_path} or PORTAL_SECRET_KEY).")
+    else:
+        _write_private(secret_path, secrets.token_hex(32) + "\n")
+        done.append(f"Created {secret_path} (mode 0600).")
+    return done
+
+
+def _ensure_secret_key(app) -> list[str]:
+    """Load (or, in development, generate) the session signing key; the problems, if any."""
     path = Path(app.instance_path) / SECRET_KEY_FILE
     if app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = str(app.config["SECRET_KEY"])
     elif path.exists():
         app.config["SECRET_KEY"] = path.read_text().strip()
     elif app.config["ENV"] == "production":
-        raise ConfigError(
-            f"No session signing key: set PORTAL_SECRET_KEY or create {path} (mode 0600), "
-            "for example with: python -c 'import secrets; print(secrets.token_hex(32))'. "
-            "Production never invents a key."
-        )
+        return [f"No session signing key: set PORTAL_SECRET_KEY or create {path} with "
+                f"'{BOOTSTRAP_COMMAND}'. Production never invents a key."]
     else:
         key = secrets.token_hex(32)
         _write_private(path, key + "\n")
         app.config["SECRET_KEY"] = key
     if len(app.config["SECRET_KEY"]) < 32:
-        raise ConfigError("SECRET_KEY is too short (at least 32 characters)")
+        return ["SECRET_KEY is too short (at least 32 characters)"]
+    return []
 
 
-def _ensure_vault_keys(app) -> None:
+def _ensure_vault_keys(app) -> list[str]:
+    """Load (or, in development, generate) the vault keyring; the problems, if any."""
     value = app.config.get("VAULT_KEYS")
-    if isinstance(value, vault.Keyring):
-        return
-    if value:
-        app.config["VAULT_KEYS"] = _parse_keyring(value, "PORTAL_VAULT_KEYS")
-        return
     path = Path(app.instance_path) / VAULT_KEY_FILE
-    if path.exists():
-        app.config["VAULT_KEYS"] = _parse_keyring(path.read_text(), str(path))
-    elif app.config["ENV"] == "production":
-        raise ConfigError(
-            f"No vault key: set PORTAL_VAULT_KEYS or create {path} (mode 0600) with "
-            "'flask --app portal vault add-key'. Production never invents a key and never "
-            "stores secrets unencrypted."
-        )
-    else:
-        keyring = vault.Keyring.generate()
-        _write_private(path, keyring.dumps())
-        app.config["VAULT_KEYS"] = keyring
+    production = app.config["ENV"] == "production"
+    try:
+        if isinstance(value, vault.Keyring):
+            keyring, where = value, "VAULT_KEYS"
+        elif value:
+            keyring, where = _parse_keyring(value, "PORTAL_VAULT_KEYS"), "PORTAL_VAULT_KEYS"
+        elif path.exists():
+            keyring, where = _parse_keyring(path.read_text(), str(path)), str(path)
+        elif production:
+            return [f"No vault key: set PORTAL_VAULT_KEYS or create {path} with "
+                    f"'{BOOTSTRAP_COMMAND}'. Production never invents a key and never stores "
+                    "secrets unencrypted."]
+        else:
+            keyring, where = vault.Keyring.generate(), str(path)
+            _write_private(path, keyring.dumps())
+    except ConfigError as exc:
+        return [str(exc)]
+    app.config["VAULT_KEYS"] = keyring
+    return weak_key_problems(keyring, where) if production else []
 
 
 def _parse_keyring(value, where: str) -> vault.Keyring:
@@ -226,6 +293,123 @@ def _cookie_policy(app) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "None"
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["SESSION_COOKIE_PARTITIONED"] = True
+
+
+# --- What production refuses ---------------------------------------------------------------
+# Each check returns one line per problem and names the setting to change, never a secret value.
+
+
+def production_problems(app) -> list[str]:
+    """Every setting that is fine for development but unsafe in production (empty when safe)."""
+    config = app.config
+    return [*_demo_problems(config), *_debug_problems(config), *_public_url_problems(config),
+            *_cloud_problems(config)]
+
+
+def _demo_problems(config) -> list[str]:
+    if config.get("DEMO"):
+        return ["PORTAL_DEMO must be off in production (demo mode offers the Entra simulator "
+                "and shows demo hints)"]
+    return []
+
+
+def _debug_problems(config) -> list[str]:
+    # The Werkzeug debugger runs Python sent from the browser, and debug mode shows tracebacks.
+    if config.get("DEBUG") or get_debug_flag():
+        return ["DEBUG / FLASK_DEBUG must be off in production (debug mode shows tracebacks and "
+                "can run code sent from the browser)"]
+    return []
+
+
+def _public_url_problems(config) -> list[str]:
+    url = str(config.get("PUBLIC_URL") or "")
+    if not url:
+        return ["PORTAL_PUBLIC_URL must be set in production (the portal's https:// address)"]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme != "https" or not host:
+        unset = " — the development default: it is not set" \
+            if url == DEFAULTS["PUBLIC_URL"] else ""
+        return [f"PORTAL_PUBLIC_URL must be https:// in production (got {url!r}{unset})"]
+    if is_loopback_host(host):
+        return [f"PORTAL_PUBLIC_URL must be the portal's public address, not a loopback host "
+                f"(got {url!r})"]
+    return []
+
+
+def _cloud_problems(config) -> list[str]:
+    path = config.get("CLOUDS_FILE")
+    if not path:
+        return []
+    try:
+        table = clouds.load_cloud_table(path)
+    except clouds.CloudConfigError as exc:
+        return [f"PORTAL_CLOUDS_FILE: {exc}"]
+    problems = []
+    for cloud in table.all():
+        signs = simulator_signs(cloud)
+        if signs:
+            problems.append(f"PORTAL_CLOUDS_FILE: cloud {cloud.key!r} is a simulator or local "
+                            f"cloud ({'; '.join(signs)}): production talks only to real "
+                            "Microsoft clouds")
+    return problems
+
+
+def simulator_signs(cloud: clouds.Cloud) -> list[str]:
+    """Why a cloud looks like the Entra simulator (or another local stand-in); empty if not.
+
+    The simulator marks its entries, listens on loopback and brings its own CA; a real national
+    cloud has none of these (its certificates chain to the public CAs), so each one alone is
+    enough to refuse it.
+    """
+    signs = []
+    if cloud.simulator:
+        signs.append("marked as the simulator")
+    for name in ("login_base", "graph_base", "portal_url", "entra_url"):
+        host = urlsplit(getattr(cloud, name)).hostname or ""
+        if is_loopback_host(host):
+            signs.append(f"{name} is on the loopback host {host}")
+    if cloud.ca_bundle:
+        signs.append("it brings its own CA bundle")
+    return signs
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost (and its subdomains), 127.0.0.0/8, ::1, IPv4-mapped loopback, or unspecified."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or address.is_unspecified or bool(mapped and mapped.is_loopback)
+
+
+def weak_key_problems(keyring: vault.Keyring, where: str) -> list[str]:
+    """Vault keys that cannot be random: every byte the same, too few byte values, or a key
+    listed twice under two ids. A random 32-byte key has about 30 distinct byte values; 16 or
+    fewer happens by chance with a probability below 1e-15."""
+    problems = []
+    seen: dict[bytes, str] = {}
+    for kid in keyring.key_ids:
+        key = keyring.key(kid)
+        distinct = len(set(key))
+        if distinct == 1:
+            problems.append(f"{where}: vault key {kid!r} is weak: every byte is the same (such as "
+                            "all zero); generate keys with the vault commands")
+        elif distinct <= 16:
+            problems.append(f"{where}: vault key {kid!r} is weak: too few different byte values "
+                            "for a random key; generate keys with the vault commands")
+        if key in seen:
+            problems.append(f"{where}: vault keys {seen[key]!r} and {kid!r} are the same key; "
+                            "each key must be generated on its own")
+        seen.setdefault(key, kid)
+    return problems
 
 
 def describe(app) -> str:

@@ -23,13 +23,21 @@ import sqlite_utils
 from flask import current_app, g
 from sqlite_utils.migrations import Migrations
 
+from portal.config import make_private_dir
+
 BUSY_TIMEOUT_MS = 5000
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
+    # Deleted rows are overwritten with zeros instead of lingering in free space, so a removed
+    # ciphertext (an old token cache, a retired key) cannot be read back from the file later.
+    "PRAGMA secure_delete=ON",
 )
+#: The database and its -wal / -shm companions hold every stored secret (encrypted) and the
+#: audit trail: owner-only, whatever the umask.
+PRIVATE_FILE_MODE = 0o600
 
 migrations = Migrations("portal")
 
@@ -40,11 +48,25 @@ _migrated_lock = threading.Lock()
 def connect(path: str) -> sqlite_utils.Database:
     """Open ``path`` with the portal's pragmas (no migrations)."""
     if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _prepare_private_file(path)
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     for pragma in PRAGMAS:
         conn.execute(pragma)
     return sqlite_utils.Database(conn)
+
+
+def _prepare_private_file(path: str) -> None:
+    """Create the database file owner-only before SQLite opens it: SQLite would create it 0644
+    minus the umask, and it gives the -wal and -shm files the mode of the database file. A file
+    left readable by an earlier version is tightened."""
+    make_private_dir(os.path.dirname(os.path.abspath(path)))
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            if os.stat(name).st_mode & 0o777 != PRIVATE_FILE_MODE:
+                os.chmod(name, PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:

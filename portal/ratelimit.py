@@ -17,6 +17,7 @@ from flask_login import current_user
 #: Endpoint → limit (flask-limiter syntax). Plenty for a person; a loop hits them quickly.
 LIMITS = {
     "onboarding.create": "30 per hour",
+    "onboarding.save_cloud": "120 per 10 minutes",  # a tenant already typed is looked up again
     "onboarding.save_ids": "120 per 10 minutes",  # each change may run a tenant discovery
     "onboarding.registered": "10 per 10 minutes",  # issues the first certificate
     "onboarding.create_certificate": "10 per 10 minutes",

@@ -1,6 +1,9 @@
 """Configuration order, key generation on first development run, production refusal."""
 
+import base64
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -58,6 +61,7 @@ def test_production_refuses_to_start_without_a_vault_key(clean_env, monkeypatch)
 def test_production_starts_with_keys_in_instance(clean_env, monkeypatch):
     create_app()  # development run writes the keys
     monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_PUBLIC_URL", "https://portal.example")
     app = create_app()
     assert app.config["ENV"] == "production"
 
@@ -162,3 +166,145 @@ def test_certificate_settings_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PORTAL_CERT_VALIDITY_MONTHS", "24")
     app = create_app()
     assert app.config["CERT_KEY_SIZE"] == 4096 and app.config["CERT_VALIDITY_MONTHS"] == 24
+
+
+# --- What production refuses ---------------------------------------------------------------
+
+
+@pytest.fixture
+def production(app_config, monkeypatch):
+    """A safe production mapping (every test below spoils one thing); no debug from the shell."""
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    app_config.update(ENV="production", PUBLIC_URL="https://portal.example")
+    return app_config
+
+
+def _problems(config: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        create_app(config)
+    return str(caught.value).splitlines()
+
+
+def _key_text(*keys: bytes) -> str:
+    return "".join(f"k{n}:{base64.b64encode(key).decode()}\n" for n, key in enumerate(keys))
+
+
+def test_safe_production_settings_start(production):
+    assert create_app(production).config["ENV"] == "production"
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("DEMO", True, "PORTAL_DEMO must be off in production"),
+    ("DEBUG", True, "DEBUG / FLASK_DEBUG must be off in production"),
+    ("PUBLIC_URL", "http://portal.example",
+     "PORTAL_PUBLIC_URL must be https:// in production (got 'http://portal.example')"),
+    ("PUBLIC_URL", "http://127.0.0.1:5000", "the development default: it is not set"),
+    ("PUBLIC_URL", "", "PORTAL_PUBLIC_URL must be set in production"),
+    ("PUBLIC_URL", "portal.example", "PORTAL_PUBLIC_URL must be https://"),
+    ("PUBLIC_URL", "https://localhost:8443", "not a loopback host"),
+])
+def test_production_refuses_an_unsafe_setting(production, key, value, expected):
+    production[key] = value
+    problems = _problems(production)
+    assert len(problems) == 1 and expected in problems[0]
+
+
+def test_production_refuses_flask_debug_from_the_environment(production, monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assert _problems(production) == [
+        "DEBUG / FLASK_DEBUG must be off in production (debug mode shows tracebacks and can run "
+        "code sent from the browser)"]
+
+
+def test_production_refuses_every_simulator_cloud(production, sim_server, tmp_path):
+    production["CLOUDS_FILE"] = sim_server.clouds_file(tmp_path / "sim-clouds.json")
+    problems = _problems(production)
+    assert len(problems) == 4  # one line per simulator cloud
+    for problem, key in zip(problems, ("sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"),
+                            strict=True):
+        assert problem.startswith(f"PORTAL_CLOUDS_FILE: cloud '{key}' is a simulator")
+        assert "marked as the simulator" in problem and "loopback host 127.0.0.1" in problem
+
+
+def _cloud(host: str, **extra) -> dict:
+    base = f"https://{host}"
+    return {"key": "extra", "label": "Extra", "mirrors": "global", "login_base": base,
+            "graph_base": base, "graph_resource": "https://graph.microsoft.com",
+            "exchange_resource": "https://outlook.office365.com", "portal_url": base, **extra}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8443", "127.8.9.10", "localhost", "LOCALHOST.",
+                                  "sim.localhost", "[::1]:9443", "[::ffff:127.0.0.1]", "0.0.0.0"])
+def test_production_refuses_a_cloud_on_a_loopback_host(production, tmp_path, host):
+    """Even unmarked and without a CA of its own: a loopback cloud is never Microsoft."""
+    path = tmp_path / "clouds.json"
+    path.write_text(json.dumps([_cloud(host)]))
+    production["CLOUDS_FILE"] = str(path)
+    problems = _problems(production)
+    assert len(problems) == 1 and "cloud 'extra'" in problems[0]
+    assert "login_base is on the loopback host" in problems[0]
+
+
+def test_production_refuses_a_cloud_with_its_own_ca(production, tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    path = tmp_path / "clouds.json"
+    path.write_text(json.dumps([_cloud("login.sovereign.example", ca_bundle="ca.pem")]))
+    production["CLOUDS_FILE"] = str(path)
+    assert "its own CA bundle" in _problems(production)[0]
+
+
+def test_production_accepts_a_real_extra_cloud(production, tmp_path):
+    path = tmp_path / "clouds.json"
+    path.write_text(json.dumps([_cloud("login.sovereign.example")]))
+    production["CLOUDS_FILE"] = str(path)
+    assert create_app(production).config["ENV"] == "production"
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ((bytes(32),), "vault key 'k0' is weak: every byte is the same"),
+    ((b"\xa5" * 32,), "vault key 'k0' is weak: every byte is the same"),
+    ((b"0123456789abcdef" * 2,), "vault key 'k0' is weak: too few different byte values"),
+    ((bytes(range(32)), bytes(range(32))), "vault keys 'k0' and 'k1' are the same key"),
+])
+def test_production_refuses_a_weak_vault_key(production, keys, expected):
+    production["VAULT_KEYS"] = _key_text(*keys)
+    problems = _problems(production)
+    assert len(problems) == 1 and problems[0].startswith(f"PORTAL_VAULT_KEYS: {expected}")
+    for key in keys:  # the error names the setting and the key id, never the key
+        assert base64.b64encode(key).decode() not in "\n".join(problems)
+
+
+def test_production_refuses_a_short_vault_key_naming_the_setting(production):
+    production["VAULT_KEYS"] = _key_text(secrets.token_bytes(16))
+    (problem,) = _problems(production)
+    assert problem.startswith("Vault keyring in PORTAL_VAULT_KEYS is unusable")
+    assert "32 bytes" in problem
+
+
+def test_production_refuses_a_weak_key_file(production, tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir(exist_ok=True)
+    (instance / "vault.key").write_text(_key_text(bytes(32)))
+    production.pop("VAULT_KEYS")
+    (problem,) = _problems(production)
+    assert problem.startswith(f"{instance / 'vault.key'}: vault key 'k0' is weak")
+
+
+def test_production_reports_every_problem_at_once(production, sim_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    production.update(DEMO=True, PUBLIC_URL="http://portal.example",
+                      CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
+                      VAULT_KEYS=_key_text(bytes(32)), SECRET_KEY=None,
+                      INSTANCE_PATH=str(tmp_path / "empty"))
+    problems = _problems(production)
+    starts = [p.split(" ")[0] for p in problems]
+    assert starts == ["No", "PORTAL_VAULT_KEYS:", "PORTAL_DEMO", "DEBUG", "PORTAL_PUBLIC_URL",
+                      *["PORTAL_CLOUDS_FILE:"] * 4]
+    assert "PORTAL_SECRET_KEY" in problems[0]
+
+
+def test_development_keeps_accepting_what_production_refuses(app_config, sim_server, tmp_path):
+    app_config.update(DEMO=True, PUBLIC_URL="http://127.0.0.1:5000",
+                      CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
+                      VAULT_KEYS=_key_text(bytes(32)))
+    assert create_app(app_config).config["ENV"] == "development"

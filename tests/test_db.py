@@ -1,12 +1,18 @@
 """portal.db: migrations, pragmas, transactions, no connection before the first request."""
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-from portal import db
+from portal import db, store
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TABLES = {"organizations", "users", "login_attempts", "connections", "certificates",
           "vault_blobs", "auth_flows", "handoffs", "health_events", "audit_events"}
@@ -147,3 +153,77 @@ def test_second_writer_waits_instead_of_failing(app, tmp_path):
                 second.conn.execute("BEGIN IMMEDIATE")
         second.conn.execute("BEGIN IMMEDIATE")
         second.conn.execute("ROLLBACK")
+
+
+# --- Files only the owner can read ---------------------------------------------------------
+
+#: Run in a fresh process (the umask is process-wide): create_app, a first request, the modes.
+_MODES_SCRIPT = """
+import json, os, sys
+os.umask(int(sys.argv[2], 8))
+from portal import create_app
+instance = sys.argv[1]
+app = create_app({"TESTING": True, "ENV": "development", "INSTANCE_PATH": instance})
+assert app.test_client().get("/healthz").status_code == 200
+names = (".", "portal.sqlite3", "portal.sqlite3-wal", "portal.sqlite3-shm", "secret_key",
+         "vault.key")
+print(json.dumps({n: oct(os.stat(os.path.join(instance, n)).st_mode & 0o777) for n in names}))
+"""
+
+
+@pytest.mark.parametrize("umask", ["022", "000"])
+def test_instance_files_are_owner_only_whatever_the_umask(tmp_path, umask):
+    instance = tmp_path / "deep" / "instance"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
+    result = subprocess.run([sys.executable, "-c", _MODES_SCRIPT, str(instance), umask],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    modes = json.loads(result.stdout)
+    assert modes.pop(".") == "0o700"
+    assert modes == dict.fromkeys(modes, "0o600")
+
+
+def test_a_database_left_readable_is_tightened(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o644)
+    db.connect(str(path)).conn.close()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _blob_left_after_delete(path: Path, database, ciphertext: bytes, delete) -> bool:
+    """Whether ``ciphertext`` is still in the database file (or its WAL) after ``delete()``."""
+    database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert ciphertext[-64:] in path.read_bytes()  # the probe sees the stored blob
+    delete()
+    database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    on_disk = path.read_bytes() + Path(f"{path}-wal").read_bytes()
+    return ciphertext[:64] in on_disk or ciphertext[-64:] in on_disk
+
+
+def test_the_probe_finds_a_deleted_blob_without_secure_delete(tmp_path):
+    """The control: without secure_delete, SQLite leaves a deleted row's bytes in the page
+    (many builds default to that; Debian's libsqlite3 happens to default to secure_delete)."""
+    path = tmp_path / "plain.sqlite3"
+    database = db.connect(str(path))
+    database.execute("PRAGMA secure_delete=OFF")
+    database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)")
+    ciphertext = os.urandom(1500)
+    database.execute("INSERT INTO t VALUES (1, ?)", [ciphertext])
+    assert _blob_left_after_delete(path, database, ciphertext,
+                                   lambda: database.execute("DELETE FROM t"))
+
+
+def test_a_deleted_secret_leaves_no_ciphertext_in_the_file(app_ctx, make_org):
+    """secure_delete on every connection: the bytes of a deleted blob are zeroed, whatever the
+    SQLite build's default."""
+    org = make_org()
+    connection = store.create_connection(org.id, "service_provider")
+    store.put_secret("connections", connection.id, "token_cache", b"refresh-token " * 100)
+    database = db.get_db()
+    assert database.execute("PRAGMA secure_delete").fetchone() == (1,)
+    (ciphertext,) = database.execute(
+        "SELECT ciphertext FROM vault_blobs WHERE owner_id = ?", [connection.id]).fetchone()
+    assert not _blob_left_after_delete(
+        Path(app_ctx.config["DATABASE"]), database, ciphertext,
+        lambda: store.delete_secret("connections", connection.id, "token_cache"))

@@ -31,3 +31,19 @@ def test_new_connections_are_limited_per_user(app, client_a, client_b, admin_a):
                                                     "csrf_token": csrf_token(client_b,
                                                                              "/connections/new")})
     assert other.status_code == 302  # another user has a budget of their own
+
+
+def test_choosing_the_cloud_is_limited_per_user(app, client_a, org_a, make_connection):
+    """setup/cloud looks a typed tenant up again at Microsoft, like setup/ids."""
+    item = make_connection(org_a)
+    token = csrf_token(client_a, "/connections/new")
+    allowed = int(ratelimit.LIMITS["onboarding.save_cloud"].split()[0])
+    for _ in range(allowed):
+        saved = client_a.post(f"/connections/{item.id}/setup/cloud",
+                              data={"cloud": "global", "csrf_token": token})
+        assert saved.status_code == 302
+    refused = client_a.post(f"/connections/{item.id}/setup/cloud",
+                            data={"cloud": "china", "csrf_token": token})
+    assert refused.status_code == 429
+    with app.app_context():
+        assert store.get_connection(item.id).cloud == "global"  # the refused one wrote nothing

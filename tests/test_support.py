@@ -57,6 +57,16 @@ def test_dashboard_view_is_audited(app, support_client, support_user):
             support_user.id
 
 
+def test_support_list_of_every_connection_is_audited(app, support_client, support_user,
+                                                     client_a, fleet):
+    assert "B broken" in support_client.get("/connections/").get_data(as_text=True)
+    support_client.get("/connections/", headers={"HX-Request": "true"})
+    client_a.get("/connections/")  # a customer's list of its own connections is not a support read
+    with app.app_context():
+        events = store.list_audit_events(action="support.view_connections")
+    assert [e.actor_user_id for e in events] == [support_user.id, support_user.id]
+
+
 def test_customers_cannot_open_the_dashboard(client, client_a, fleet):
     assert client_a.get("/support/").status_code == 403
     assert client_a.get(f"/support/connections/{fleet[1].id}").status_code == 403

@@ -2,6 +2,9 @@
 
 import base64
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -182,3 +185,59 @@ def test_vault_remove_key_only_when_unused(tmp_path, app_config):
         assert store.get_secret("connections", connection.id, "token_cache") == b"kept"
     primary = app.config["VAULT_KEYS"].primary_kid
     assert "primary" in app.test_cli_runner().invoke(args=["vault", "remove-key", primary]).output
+
+
+# --- Bootstrapping a production instance -------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _flask(instance: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """The real ``flask --app portal ...`` of an operator, in production, in a fresh process."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
+    clean.update(PORTAL_ENV="production", PORTAL_PUBLIC_URL="https://portal.example",
+                 PORTAL_INSTANCE_PATH=str(instance), **env)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "portal", *args], cwd=ROOT,
+                          env=clean, capture_output=True, text=True, timeout=60)
+
+
+def _mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+def test_vault_init_bootstraps_production_without_a_started_app(tmp_path):
+    instance = tmp_path / "srv" / "instance"
+    before = _flask(instance, "init-db")
+    assert before.returncode != 0 and "No vault key" in before.stderr  # production refuses
+
+    created = _flask(instance, "vault", "init")
+    assert created.returncode == 0, created.stderr
+    vault_key, secret_key = instance / "vault.key", instance / "secret_key"
+    assert _mode(instance) == "0o700"
+    assert _mode(vault_key) == _mode(secret_key) == "0o600"
+    keyring = vault.Keyring.parse(vault_key.read_text())
+    assert keyring.primary_kid in created.stdout
+    output = created.stdout + created.stderr
+    assert base64.b64encode(keyring.key(keyring.primary_kid)).decode() not in output
+    assert secret_key.read_text().strip() not in output
+
+    started = _flask(instance, "init-db")
+    assert started.returncode == 0, started.stderr
+    assert "applied m001_initial" in started.stdout
+
+
+def test_vault_init_never_overwrites_a_key_file(tmp_path):
+    instance = tmp_path / "instance"
+    assert _flask(instance, "vault", "init").returncode == 0
+    keys = {name: (instance / name).read_bytes() for name in ("vault.key", "secret_key")}
+    again = _flask(instance, "vault", "init")
+    assert again.returncode != 0 and "Already initialised" in again.stderr
+    assert keys == {name: (instance / name).read_bytes() for name in keys}
+
+
+def test_vault_init_creates_only_what_is_missing(tmp_path):
+    instance = tmp_path / "instance"
+    result = _flask(instance, "vault", "init", PORTAL_SECRET_KEY="s" * 64)
+    assert result.returncode == 0, result.stderr
+    assert (instance / "vault.key").exists() and not (instance / "secret_key").exists()
+    assert "kept what exists" in result.stdout

@@ -162,6 +162,16 @@ def _advance(connection: store.Connection, step: int) -> int:
     return max(connection.wizard_step or 1, step)
 
 
+def _load_customer_owned(connection_id: str) -> store.Connection:
+    """The connection a wizard step may change. These steps set a customer-owned application's
+    cloud, tenant, client, certificate and state; on a service-provider connection they would
+    corrupt it, so such a connection is not found here, exactly like another organization's."""
+    connection = load_connection_or_404(connection_id, write=True)
+    if connection.kind != "customer_owned":
+        abort(404)
+    return connection
+
+
 # --- Step 1: cloud ---------------------------------------------------------------------------
 
 
@@ -169,7 +179,7 @@ def _advance(connection: store.Connection, step: int) -> int:
 @login_required
 def save_cloud(connection_id: str):
     """Save the cloud; a tenant already typed is looked up again in the new cloud."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     key = request.form.get("cloud", "")
     cloud = find_cloud(key[:64])
     if cloud is None:
@@ -262,7 +272,7 @@ def _client_guid(text: str | None) -> str | None:
 @login_required
 def save_ids(connection_id: str):
     """Save the tenant and client ID as typed, then look the tenant up in the chosen cloud."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     tenant_text = request.form.get("tenant_input", connection.draft.get("tenant_input", ""))
     client_text = request.form.get("client_id", connection.draft.get("client_id", ""))
     tenant_text, client_text = tenant_text.strip()[:MAX_INPUT], client_text.strip()[:MAX_INPUT]
@@ -340,7 +350,7 @@ def _set_if_changed(connection: store.Connection, **fields) -> store.Connection:
 @login_required
 def registered(connection_id: str):
     """"I have registered the application": go on to the certificate, creating it now."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
     if store.active_certificate(connection.id) is None:
         _issue(connection)
@@ -351,7 +361,7 @@ def registered(connection_id: str):
 @login_required
 def create_certificate(connection_id: str):
     """Create the certificate (none active), or replace it (``replace=1``)."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     active = store.active_certificate(connection.id)
     if active is not None and request.form.get("replace") == "1" and connection.state in (
             "connected", "needs_attention"):
@@ -390,7 +400,7 @@ def _issue(connection: store.Connection, retire=None,
 @login_required
 def uploaded(connection_id: str):
     """"I have uploaded the certificate": go on to the permissions."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     store.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
     return _respond(connection.id, "certificate")
 
@@ -427,8 +437,8 @@ def _to_certificate(connection_id: str):
 def rotate_certificate(connection_id: str):
     """Issue the next certificate as *pending*. The active one keeps signing until the new one is
     proven against the tenant, so a rotation never breaks a working connection."""
-    connection = load_connection_or_404(connection_id, write=True)
-    if connection.kind != "customer_owned" or store.active_certificate(connection.id) is None:
+    connection = _load_customer_owned(connection_id)
+    if store.active_certificate(connection.id) is None:
         flash("A rotation starts from a connection that already has a certificate.", "error")
     elif store.pending_certificate(connection.id) is None:
         _issue(connection, status="pending")
@@ -442,7 +452,7 @@ def rotate_certificate(connection_id: str):
 def confirm_certificate(connection_id: str):
     """Verify everything with the pending certificate; only if every item passes does it become
     the active one (and the previous one retired). A failure changes nothing."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     pending, active = (store.pending_certificate(connection.id),
                        store.active_certificate(connection.id))
     cloud = find_cloud(connection.cloud)
@@ -486,7 +496,7 @@ def confirm_certificate(connection_id: str):
 @login_required
 def save_exchange(connection_id: str):
     """The Exchange Online toggle (adds Exchange.ManageAsApp and Exchange Administrator)."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     enabled = request.form.get("exchange") == "1"
     store.save_draft(connection.id, {"exchange": enabled}, wizard_step=_advance(connection, 5))
     _set_if_changed(connection, exchange_enabled=enabled)
@@ -498,7 +508,7 @@ def save_exchange(connection_id: str):
 @embeddable
 def admin_consent(connection_id: str):
     """Start admin consent: a one-time state bound to this browser, then off to Microsoft."""
-    connection = load_connection_or_404(connection_id, write=True)
+    connection = _load_customer_owned(connection_id)
     cloud = find_cloud(connection.cloud)
     if cloud is None or not connection.tenant_id or not connection.client_id:
         flash("Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).",
@@ -523,8 +533,11 @@ def admin_consent(connection_id: str):
     target = cloud.admin_consent_url(connection.tenant_id, connection.client_id,
                                      redirect_uri=redirect_uri, state=state)
     response = redirect(target)
+    # Secure follows the public address, not this hop: behind a TLS-terminating proxy the
+    # request arrives over plain http although the browser speaks https.
+    public_https = current_app.config["PUBLIC_URL"].lower().startswith("https://")
     response.set_cookie(CONSENT_COOKIE, browser, max_age=CONSENT_TTL, httponly=True,
-                        samesite="Lax", secure=request.is_secure,
+                        samesite="Lax", secure=public_https,
                         path=url_for(".admin_consent_return"))
     return response
 

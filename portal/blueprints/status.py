@@ -44,6 +44,8 @@ def connections():
     """The list of connections (the page, or its ``connections`` block for htmx)."""
     if current_user.is_support:
         items = store.list_all_connections()
+        # Every organization's connections: a support read, audited like the dashboard.
+        store.record_audit("support.view_connections", actor=current_user.id)
     else:
         items = store.list_connections(current_user.org_id)
     return htmx.render_page_or_fragment("pages/connections.html", "connections",

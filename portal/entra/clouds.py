@@ -78,6 +78,8 @@ class Cloud:
     mirrors: str | None = None
     short_label: str = ""
     builtin: bool = field(default=False, compare=False)
+    #: Written by the Entra simulator into its clouds file, so production can refuse it.
+    simulator: bool = field(default=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -277,6 +279,7 @@ _OPTIONAL_FIELDS = (
     "tenant_region_sub_scope",
     "explanation",
     "short_label",
+    "simulator",
 )
 
 
@@ -385,6 +388,9 @@ def _cloud_from_json(index: int, raw: Any, base_dir: str) -> Cloud:
             raise CloudConfigError(f"cloud {entry}: ca_bundle {ca_bundle!r} is not a file")
     scope = _opt_str(entry, raw, "tenant_region_scope")
     sub_scope = _opt_str(entry, raw, "tenant_region_sub_scope")
+    simulator = raw.get("simulator", False)
+    if not isinstance(simulator, bool):
+        raise CloudConfigError(f"cloud {entry}: simulator must be true or false")
     explanation = _opt_str(entry, raw, "explanation")
     if explanation is None:
         mirrored = next((c for c in BUILTIN_CLOUDS if c.key == mirrors), None)
@@ -405,6 +411,7 @@ def _cloud_from_json(index: int, raw: Any, base_dir: str) -> Cloud:
         ca_bundle=ca_bundle,
         mirrors=mirrors,
         builtin=False,
+        simulator=simulator,
     )
 
 
@@ -445,13 +452,15 @@ class GuardedSession(requests.Session):
         *,
         timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
         ca_bundles: Mapping[Origin, str] | None = None,
-        trust_env: bool = True,
+        trust_env: bool = False,
     ) -> None:
         super().__init__()
         self.allowed: frozenset[Origin] = frozenset(allowed)
         self.default_timeout = timeout
         self.ca_bundles: dict[Origin, str] = dict(ca_bundles or {})
-        # With trust_env, REQUESTS_CA_BUNDLE would override a cloud's own CA (see harness notes).
+        # With trust_env, HTTPS_PROXY / ALL_PROXY would send every call (tokens, assertions)
+        # through whatever proxy the process environment names, and REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE would replace the CAs that vouch for Microsoft's hosts.
         self.trust_env = trust_env
         self.max_redirects = 0
 
@@ -506,7 +515,8 @@ def http_session(
     cloud: Cloud | None = None,
     timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
 ) -> GuardedSession:
-    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects."""
+    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects,
+    and nothing taken from the environment (proxies, CA bundles, .netrc)."""
     ca_bundles: dict[Origin, str] = {}
     clouds = (cloud,) if cloud is not None else cloud_table.all()
     for c in clouds:
@@ -517,7 +527,7 @@ def http_session(
         cloud_table.allowed_hosts(),
         timeout=timeout,
         ca_bundles=ca_bundles,
-        trust_env=not ca_bundles,
+        trust_env=False,  # the environment can neither redirect nor re-trust outbound calls
     )
     if cloud is not None and cloud.ca_bundle:
         session.verify = cloud.ca_bundle

@@ -1,4 +1,5 @@
-"""Cloud data, the extra-clouds file, and the guarded HTTP session (no network needed here)."""
+"""Cloud data, the extra-clouds file, and the guarded HTTP session (no network needed here,
+except the simulator for what the process environment may not change)."""
 
 from __future__ import annotations
 
@@ -234,7 +235,7 @@ def test_session_defaults():
     session = http_session(table)
     assert session.default_timeout == (3.05, 10)
     assert session.max_redirects == 0
-    assert session.trust_env is True  # no private CA: proxies from the environment still apply
+    assert session.trust_env is False  # see test_environment_cannot_* below
     session.check_url("https://graph.microsoft.com/v1.0/organization")
     session.check_url("https://LOGIN.microsoftonline.us:443/x")
 
@@ -247,3 +248,47 @@ def test_session_with_ca_bundle_ignores_environment(tmp_path):
     assert session.trust_env is False
     assert session.verify == str(ca)
     assert isinstance(table, CloudTable)
+
+
+# --- The process environment cannot redirect or re-trust outbound calls ----------------------
+
+
+@pytest.fixture
+def public_ca_table(sim_server, tmp_path):
+    """The simulator's clouds without their ca_bundle, the way a production cloud looks (trusted
+    through the public CAs); the tests hand the simulator's CA to a request themselves."""
+    entries = [{k: v for k, v in c.items() if k != "ca_bundle"} for c in sim_server.clouds()]
+    path = tmp_path / "clouds.json"
+    path.write_text(json.dumps(entries))
+    return load_cloud_table(str(path))
+
+
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_environment_cannot_send_calls_through_a_proxy(sim, sim_server, public_ca_table,
+                                                       monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_dead_port()}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    tenant = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"])
+    url = public_ca_table.get("sim-global").discovery_url(tenant["id"])
+    response = http_session(public_ca_table).get(url, verify=sim_server.ca_path)
+    assert response.status_code == 200 and tenant["id"] in response.json()["issuer"]
+
+
+def test_environment_cannot_add_a_trusted_ca(sim, sim_server, public_ca_table, monkeypatch):
+    """REQUESTS_CA_BUNDLE naming another CA (here the simulator's) must not make its
+    certificates trusted for a cloud that relies on the public CAs."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sim_server.ca_path)
+    monkeypatch.setenv("CURL_CA_BUNDLE", sim_server.ca_path)
+    tenant = sim.create_tenant(cloud="global")
+    url = public_ca_table.get("sim-global").discovery_url(tenant["id"])
+    with pytest.raises(requests.exceptions.SSLError):
+        http_session(public_ca_table).get(url)

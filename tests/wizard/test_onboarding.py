@@ -441,3 +441,32 @@ def test_continue_after_upload_moves_to_the_permissions(app, wizard):
     assert connection(app, wizard.id).wizard_step == 5
     response = wizard.post(f"{wizard.url}/uploaded", htmx=False)
     assert response.headers["Location"].endswith("#step-certificate")
+
+
+@pytest.mark.parametrize("path, data", [
+    ("setup/cloud", {"cloud": "sim-china"}),
+    ("setup/ids", {"tenant_input": "contoso.onmicrosoft.com", "client_id": GUID}),
+    ("setup/registered", {}),
+    ("setup/certificate", {"replace": "1"}),
+    ("setup/uploaded", {}),
+    ("setup/exchange", {"exchange": "1"}),
+    ("admin-consent", {}),
+    ("certificate/rotate", {}),
+    ("certificate/confirm", {}),
+])
+def test_wizard_steps_refuse_a_service_provider_connection(app, client_a, org_a, make_connection,
+                                                            path, data):
+    """404 like another organization's connection, and nothing written: these steps would set
+    a customer-owned application's tenant, client, certificate or state on it."""
+    item = make_connection(org_a, kind="service_provider", cloud="sim-global",
+                           tenant_id="3f2c9c52-6f0a-4a55-9d1a-2a7f7e1c0b11", client_id=GUID)
+    token = csrf_token(client_a, "/connections/new")
+    for headers in (HX, {}):
+        response = client_a.post(f"/connections/{item.id}/{path}",
+                                 data={**data, "csrf_token": token}, headers=headers)
+        assert response.status_code == 404
+        assert "portal_consent" not in response.headers.get("Set-Cookie", "")
+    with app.app_context():
+        assert store.get_connection(item.id) == item
+        assert store.list_certificates(item.id) == []
+        assert store.list_audit_events(connection_id=item.id) == []

@@ -190,6 +190,19 @@ def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
     assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
 
 
+def test_consent_cookie_is_secure_when_the_public_url_is_https(app, wizard, sim, tenant):
+    """Behind a TLS-terminating proxy the request arrives over http: the cookie must still be
+    Secure, since the browser talks to https://portal.example."""
+    ready(app, wizard, sim, tenant)
+    response = wizard.post(f"/connections/{wizard.id}/admin-consent", htmx=False)
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "portal_consent=" in c]
+    assert "; Secure" in cookie and "HttpOnly" in cookie
+    app.config["PUBLIC_URL"] = "http://127.0.0.1:5000"  # development over plain http
+    response = wizard.post(f"/connections/{wizard.id}/admin-consent", htmx=False)
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "portal_consent=" in c]
+    assert "Secure" not in cookie
+
+
 def test_admin_consent_inside_a_frame_offers_what_works_there(app, wizard, sim, tenant):
     """Microsoft's page can't be framed: a framed post gets a page with the two working routes
     (API permissions in a new tab; the setup in its own tab) and starts nothing."""
