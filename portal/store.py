@@ -22,7 +22,9 @@ from portal.db import get_db, write_transaction
 
 ROLES = ("admin", "support")
 KINDS = ("customer_owned", "service_provider")
-STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect")
+STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect", "deleted")
+#: The terminal state: set only by :func:`delete_connection_and_secrets`, never left.
+DELETED = "deleted"
 HEALTHS = ("unknown", "healthy", "degraded", "failing")
 FLOW_KINDS = ("delegated", "admin_consent")
 CERT_STATUSES = ("pending", "active", "retired")
@@ -116,6 +118,11 @@ class Connection:
     refresh_last_failure_day: str | None
     created_at: str
     updated_at: str
+    deleted_at: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == DELETED
 
     @property
     def label(self) -> str:
@@ -346,6 +353,8 @@ UPDATABLE_CONNECTION_FIELDS = frozenset(_CONNECTION_COLUMNS)
 def _connection_value(name: str, value):
     if name == "state" and value not in STATES:
         raise ValueError(f"state must be one of {STATES}")
+    if name == "state" and value == DELETED:
+        raise ValueError("only delete_connection_and_secrets deletes a connection")
     if name == "health" and value not in HEALTHS:
         raise ValueError(f"health must be one of {HEALTHS}")
     if name == "draft":
@@ -380,17 +389,27 @@ def get_connection(connection_id: str) -> Connection | None:
 
 
 def list_connections(org_id: int) -> list[Connection]:
+    """The organization's connections (a deleted one is no longer the customer's to see)."""
     return [_connection(r) for r in _rows(
-        "SELECT * FROM connections WHERE org_id = ? ORDER BY created_at, id", [org_id])]
+        "SELECT * FROM connections WHERE org_id = ? AND state != 'deleted' "
+        "ORDER BY created_at, id", [org_id])]
 
 
-def list_all_connections() -> list[Connection]:
+def list_all_connections(include_deleted: bool = False) -> list[Connection]:
+    """Every organization's connections; deleted ones only when asked (support's history):
+    the jobs that act on connections (keep-alive, health sweep) never see them."""
+    where = "" if include_deleted else "WHERE state != 'deleted' "
     return [_connection(r) for r in _rows(
-        "SELECT * FROM connections ORDER BY org_id, created_at, id")]
+        f"SELECT * FROM connections {where}ORDER BY org_id, created_at, id")]
+
+
+class ConnectionDeleted(LookupError):
+    """A write to a deleted connection (one that started before the deletion finished)."""
 
 
 def update_connection(connection_id: str, **fields) -> Connection:
-    """Set whitelisted columns (``updated_at`` follows); raises KeyError for unknown rows/fields."""
+    """Set whitelisted columns (``updated_at`` follows); raises KeyError for unknown rows/fields
+    and :class:`ConnectionDeleted` for a deleted connection (nothing may change it again)."""
     unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -399,8 +418,11 @@ def update_connection(connection_id: str, **fields) -> Connection:
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     values["_id"] = str(connection_id)
     with write_transaction():
-        cursor = _execute(f"UPDATE connections SET {assignments} WHERE id = :_id", values)
+        cursor = _execute(f"UPDATE connections SET {assignments} "
+                          "WHERE id = :_id AND state != 'deleted'", values)
         if cursor.rowcount != 1:
+            if get_connection(connection_id) is not None:
+                raise ConnectionDeleted(connection_id)
             raise KeyError(connection_id)
         return get_connection(connection_id)
 
@@ -423,8 +445,8 @@ def mark_needs_reconnect(connection_id: str, reason: str) -> Connection | None:
     """Move a connection to ``needs_reconnect`` (e.g. its stored secret is unreadable)."""
     with write_transaction():
         connection = get_connection(connection_id)
-        if connection is None:
-            return None
+        if connection is None or connection.deleted:
+            return connection
         if connection.state != "needs_reconnect":
             connection = update_connection(connection_id, state="needs_reconnect",
                                            health="failing")
@@ -917,3 +939,4 @@ def record_check_result(connection_id: str, fields: dict, *, outcome: str, healt
         record_audit("connection.check", actor=actor, org_id=connection.org_id,
                      connection_id=connection_id, detail=detail)
     return connection
+
