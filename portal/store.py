@@ -630,15 +630,23 @@ def promote_certificate(connection_id: str, cert_id: str) -> None:
                    [str(cert_id), str(connection_id)])
         if row is None or row["status"] != "pending":
             raise ValueError("only a pending certificate of this connection can be promoted")
-        _execute("UPDATE certificates SET status = 'retired' "
-                 "WHERE connection_id = ? AND status = 'active'", [str(connection_id)])
+        previous = [r["id"] for r in _rows(
+            "SELECT id FROM certificates WHERE connection_id = ? AND status = 'active'",
+            [str(connection_id)])]
+        for old_id in previous:
+            set_certificate_status(old_id, "retired")
         _execute("UPDATE certificates SET status = 'active' WHERE id = ?", [str(cert_id)])
 
 
 def set_certificate_status(cert_id: str, status: str) -> None:
+    """Set the status; retiring destroys the private key (a retired certificate never signs
+    again, and a key we no longer need is one less to lose). The public part stays."""
     if status not in CERT_STATUSES:
         raise ValueError(f"status must be one of {CERT_STATUSES}")
-    _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
+    with write_transaction():
+        _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
+        if status == "retired":
+            delete_secret("certificates", cert_id, "private_key")
 
 
 def get_certificate_private_key(cert_id: str) -> bytes | None:
