@@ -66,12 +66,14 @@ def connections():
 @embeddable
 def connection(connection_id: str):
     """One connection: lifecycle, latest checklist and recent events (``status`` block); a
-    deleted one says so, with what is left to remove at Microsoft (410: it is gone)."""
+    deleted one says so, with what is left to remove at Microsoft. That page is where a
+    deletion ends, so it answers 200: an error status would make every deletion look like a
+    failure in logs, monitoring and the browser console."""
     item = load_connection_or_404(connection_id, deleted_ok=True)
     if item.deleted:
         if htmx.is_htmx():  # a fragment of a page that no longer exists: load the whole one
             return htmx.hx_redirect(url_for(".connection", connection_id=item.id))
-        return render_template("pages/connection_deleted.html", **deleted_context(item)), 410
+        return render_template("pages/connection_deleted.html", **deleted_context(item))
     return htmx.render_page_or_fragment("pages/connection.html", "status",
                                         **page_context(item))
 
