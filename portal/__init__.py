@@ -149,6 +149,13 @@ def _register_error_handlers(app: Flask) -> None:
         return render_template("pages/needs_reconnect.html", connection_id=connection_id,
                                message=message), 409
 
+    @app.errorhandler(store.ConnectionDeleted)
+    def connection_deleted(error):
+        # A request that loaded the connection just before another one deleted it: its write
+        # was refused (and rolled back); to this browser the connection is simply gone.
+        log.info("write to deleted connection %s refused", error)
+        return render_error(404, "Not found", "This connection was deleted.")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if error.code is not None and error.code < 400:

@@ -90,16 +90,18 @@ def current_org_id() -> int | None:
     return None
 
 
-def load_connection_or_404(connection_id: str, write: bool = False) -> store.Connection:
+def load_connection_or_404(connection_id: str, write: bool = False,
+                           deleted_ok: bool = False) -> store.Connection:
     """The connection if the signed-in user may see it (and change it, with ``write``).
 
     Another organization's connection is a 404, never its data. Support may read any
-    connection (each read is audited) and may never write (403).
+    connection (each read is audited) and may never write (403). A deleted connection is a 404
+    too, except for the pages that say it was deleted (``deleted_ok``): nothing acts on it.
     """
     if not current_user.is_authenticated:
         abort(login_manager.unauthorized())
     connection = store.get_connection(connection_id) if _plausible_id(connection_id) else None
-    if connection is None:
+    if connection is None or (connection.deleted and not deleted_ok):
         abort(404)
     if current_user.is_admin:
         if connection.org_id != current_user.org_id:

@@ -37,6 +37,8 @@ def days_left(not_after: str | None) -> int | None:
 def run_check(item: store.Connection, trigger: str, actor: int | None = None) -> dict:
     """Verify a customer-owned connection and store the report; returns ``ok`` and a message
     when the check could not start (nothing stored then, except a needs-reconnect state)."""
+    if item.deleted:
+        return {"ok": False, "message": "This connection was deleted."}
     if item.kind != "customer_owned":
         return {"ok": False, "message": "This connection is checked through its own Link "
                                          "Account (service provider application)."}

@@ -69,12 +69,40 @@ def _prepare_private_file(path: str) -> None:
             continue
 
 
+class MigrationError(RuntimeError):
+    """A migration left the database inconsistent (its transaction was rolled back)."""
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations under a write lock (safe when several workers start together)."""
-    with write_transaction(db):
-        pending = [m.name for m in migrations.pending(db)]
-        migrations.apply(db)
+    """Apply pending migrations under a write lock (safe when several workers start together).
+
+    They run with foreign keys off, as SQLite's procedure for rebuilding a table requires
+    (https://www.sqlite.org/lang_altertable.html#otheralter): with them on, dropping a table
+    that others reference first deletes its rows and cascades into every child table. The
+    pragma is a no-op inside a transaction, so it is switched before ``BEGIN`` and checked;
+    ``PRAGMA foreign_key_check`` then proves, before ``COMMIT``, that no reference dangles.
+    """
+    if db.conn.in_transaction:
+        raise MigrationError("migrations cannot run inside an open transaction")
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        if db.execute("PRAGMA foreign_keys").fetchone()[0]:
+            raise MigrationError("could not switch foreign keys off for the migrations")
+        with write_transaction(db):
+            pending = [m.name for m in migrations.pending(db)]
+            migrations.apply(db)
+            if pending:
+                _check_foreign_keys(db)
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")
     return pending
+
+
+def _check_foreign_keys(db: sqlite_utils.Database) -> None:
+    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise MigrationError(f"migrations left {len(broken)} dangling references in {tables}")
 
 
 def open_db(path: str) -> sqlite_utils.Database:
@@ -374,3 +402,63 @@ def m005_link_confirmation(db: sqlite_utils.Database) -> None:
         " decided_by TEXT)"
     )
     db.execute("CREATE INDEX link_reviews_status ON link_reviews(status, created_at)")
+
+
+@migrations()
+def m007_connection_deletion(db: sqlite_utils.Database) -> None:
+    """A connection may be ``deleted`` (terminal: secrets destroyed, the row kept for history,
+    audit and support) and records when (``deleted_at``; who is in the audit row).
+
+    SQLite cannot alter a CHECK constraint, so ``connections`` is rebuilt with the 12-step
+    procedure of https://www.sqlite.org/lang_altertable.html#otheralter: the new table is built
+    from the stored definition (so columns that earlier migrations added survive), the rows
+    are copied, the old table dropped and the new one renamed, then its indexes and triggers
+    are created again. Other tables reference ``connections``, which is why this must run with
+    foreign keys off (``apply_migrations``); it refuses to run otherwise, because the drop
+    would then cascade into certificates, events and flows.
+
+    Retired certificates no longer sign anything, so their private keys are destroyed too.
+    """
+    if db.execute("PRAGMA foreign_keys").fetchone()[0]:
+        raise MigrationError("m007 rebuilds connections: run it with foreign keys off")
+    table_sql, extras = _schema_of(db, "connections")
+    columns = ", ".join(f"[{c.name}]" for c in db["connections"].columns)
+    db.execute(_connections_with_deletion(table_sql))
+    db.execute(f"INSERT INTO connections_new ({columns}) SELECT {columns} FROM connections")
+    db.execute("DROP TABLE connections")
+    db.execute("ALTER TABLE connections_new RENAME TO connections")
+    for statement in extras:
+        db.execute(statement)
+    db.execute("DELETE FROM vault_blobs WHERE owner_table = 'certificates' "
+               "AND purpose = 'private_key' "
+               "AND owner_id IN (SELECT id FROM certificates WHERE status = 'retired')")
+
+
+_LIVE_STATES_CHECK = (
+    "CHECK (state IN ('draft', 'waiting', 'connected', 'needs_attention', 'needs_reconnect'))")
+
+
+def _schema_of(db: sqlite_utils.Database, table: str) -> tuple[str, list[str]]:
+    """The table's CREATE statement and those of its indexes and triggers (dropped with it)."""
+    rows = db.execute(
+        "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+        "ORDER BY type = 'table' DESC, rowid", [table]).fetchall()
+    if not rows or rows[0][0] != "table":
+        raise MigrationError(f"table {table} not found")
+    return rows[0][1], [sql for kind, sql in rows[1:] if kind in ("index", "trigger")]
+
+
+def _connections_with_deletion(table_sql: str) -> str:
+    """``connections_new``: the stored definition with ``deleted`` allowed and ``deleted_at``."""
+    if table_sql.count(_LIVE_STATES_CHECK) != 1 or not table_sql.rstrip().endswith(")"):
+        raise MigrationError("connections has an unexpected definition; m007 changes nothing")
+    sql = table_sql.replace(
+        _LIVE_STATES_CHECK, _LIVE_STATES_CHECK.replace("'needs_reconnect'",
+                                                       "'needs_reconnect', 'deleted'"))
+    head, _, rest = sql.partition("(")
+    if head.split() != ["CREATE", "TABLE", "connections"]:
+        raise MigrationError("connections has an unexpected definition; m007 changes nothing")
+    body = rest.rstrip()[:-1].rstrip()
+    return (f"CREATE TABLE connections_new ({body},\n"
+            "    deleted_at TEXT,\n"
+            "    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))\n)")

@@ -210,7 +210,7 @@ def _iso(moment: datetime) -> str:
 def is_linked(connection: store.Connection) -> bool:
     """A service-provider connection that holds a sign-in and may be kept alive."""
     return (connection.kind == "service_provider" and connection.consented_at is not None
-            and connection.state not in ("draft", "needs_reconnect"))
+            and connection.state not in ("draft", "needs_reconnect", store.DELETED))
 
 
 def is_exhausted(connection: store.Connection,
@@ -388,7 +388,7 @@ def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], n
     at = _iso(now)
     with write_transaction():
         connection = store.get_connection(connection_id)
-        if connection is None:
+        if connection is None or connection.deleted:  # deleted while this run was refreshing
             return "skipped", 0
         days = connection.refresh_failure_days
         last_day = connection.refresh_last_failure_day

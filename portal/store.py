@@ -22,7 +22,9 @@ from portal.db import get_db, write_transaction
 
 ROLES = ("admin", "support")
 KINDS = ("customer_owned", "service_provider")
-STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect")
+STATES = ("draft", "waiting", "connected", "needs_attention", "needs_reconnect", "deleted")
+#: The terminal state: set only by :func:`delete_connection_and_secrets`, never left.
+DELETED = "deleted"
 HEALTHS = ("unknown", "healthy", "degraded", "failing")
 FLOW_KINDS = ("delegated", "admin_consent")
 CERT_STATUSES = ("pending", "active", "retired")
@@ -116,6 +118,11 @@ class Connection:
     refresh_last_failure_day: str | None
     created_at: str
     updated_at: str
+    deleted_at: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == DELETED
 
     @property
     def label(self) -> str:
@@ -349,6 +356,8 @@ UPDATABLE_CONNECTION_FIELDS = frozenset(_CONNECTION_COLUMNS)
 def _connection_value(name: str, value):
     if name == "state" and value not in STATES:
         raise ValueError(f"state must be one of {STATES}")
+    if name == "state" and value == DELETED:
+        raise ValueError("only delete_connection_and_secrets deletes a connection")
     if name == "health" and value not in HEALTHS:
         raise ValueError(f"health must be one of {HEALTHS}")
     if name == "draft":
@@ -383,17 +392,27 @@ def get_connection(connection_id: str) -> Connection | None:
 
 
 def list_connections(org_id: int) -> list[Connection]:
+    """The organization's connections (a deleted one is no longer the customer's to see)."""
     return [_connection(r) for r in _rows(
-        "SELECT * FROM connections WHERE org_id = ? ORDER BY created_at, id", [org_id])]
+        "SELECT * FROM connections WHERE org_id = ? AND state != 'deleted' "
+        "ORDER BY created_at, id", [org_id])]
 
 
-def list_all_connections() -> list[Connection]:
+def list_all_connections(include_deleted: bool = False) -> list[Connection]:
+    """Every organization's connections; deleted ones only when asked (support's history):
+    the jobs that act on connections (keep-alive, health sweep) never see them."""
+    where = "" if include_deleted else "WHERE state != 'deleted' "
     return [_connection(r) for r in _rows(
-        "SELECT * FROM connections ORDER BY org_id, created_at, id")]
+        f"SELECT * FROM connections {where}ORDER BY org_id, created_at, id")]
+
+
+class ConnectionDeleted(LookupError):
+    """A write to a deleted connection (one that started before the deletion finished)."""
 
 
 def update_connection(connection_id: str, **fields) -> Connection:
-    """Set whitelisted columns (``updated_at`` follows); raises KeyError for unknown rows/fields."""
+    """Set whitelisted columns (``updated_at`` follows); raises KeyError for unknown rows/fields
+    and :class:`ConnectionDeleted` for a deleted connection (nothing may change it again)."""
     unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -402,8 +421,11 @@ def update_connection(connection_id: str, **fields) -> Connection:
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     values["_id"] = str(connection_id)
     with write_transaction():
-        cursor = _execute(f"UPDATE connections SET {assignments} WHERE id = :_id", values)
+        cursor = _execute(f"UPDATE connections SET {assignments} "
+                          "WHERE id = :_id AND state != 'deleted'", values)
         if cursor.rowcount != 1:
+            if get_connection(connection_id) is not None:
+                raise ConnectionDeleted(connection_id)
             raise KeyError(connection_id)
         return get_connection(connection_id)
 
@@ -426,8 +448,8 @@ def mark_needs_reconnect(connection_id: str, reason: str) -> Connection | None:
     """Move a connection to ``needs_reconnect`` (e.g. its stored secret is unreadable)."""
     with write_transaction():
         connection = get_connection(connection_id)
-        if connection is None:
-            return None
+        if connection is None or connection.deleted:
+            return connection
         if connection.state != "needs_reconnect":
             connection = update_connection(connection_id, state="needs_reconnect",
                                            health="failing")
@@ -617,15 +639,23 @@ def promote_certificate(connection_id: str, cert_id: str) -> None:
                    [str(cert_id), str(connection_id)])
         if row is None or row["status"] != "pending":
             raise ValueError("only a pending certificate of this connection can be promoted")
-        _execute("UPDATE certificates SET status = 'retired' "
-                 "WHERE connection_id = ? AND status = 'active'", [str(connection_id)])
+        previous = [r["id"] for r in _rows(
+            "SELECT id FROM certificates WHERE connection_id = ? AND status = 'active'",
+            [str(connection_id)])]
+        for old_id in previous:
+            set_certificate_status(old_id, "retired")
         _execute("UPDATE certificates SET status = 'active' WHERE id = ?", [str(cert_id)])
 
 
 def set_certificate_status(cert_id: str, status: str) -> None:
+    """Set the status; retiring destroys the private key (a retired certificate never signs
+    again, and a key we no longer need is one less to lose). The public part stays."""
     if status not in CERT_STATUSES:
         raise ValueError(f"status must be one of {CERT_STATUSES}")
-    _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
+    with write_transaction():
+        _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
+        if status == "retired":
+            delete_secret("certificates", cert_id, "private_key")
 
 
 def get_certificate_private_key(cert_id: str) -> bytes | None:
@@ -1104,3 +1134,115 @@ def decide_link_review(review_id: str, *, approve: bool, decided_by: str
     review = get_link_review(review_id)
     assert review is not None
     return review, (token_cache if approve else None)
+
+# --- Connection deletion ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletionReceipt:
+    """What deleting a connection destroyed and what is left for the customer to remove at
+    Microsoft (identifiers and thumbprints only, never a secret)."""
+
+    connection_id: str
+    org_id: int
+    kind: str
+    cloud: str | None
+    tenant_id: str | None
+    client_id: str | None
+    deleted_at: str
+    thumbprints: tuple[str, ...]
+    destroyed: dict
+
+
+def delete_connection_and_secrets(connection_id: str, actor: int | None) -> DeletionReceipt:
+    """Delete a connection, in one transaction: every secret it owns is destroyed (token cache,
+    every certificate's private key, the MSAL flows of pending sign-ins), pending flows and
+    handoffs are burnt, certificates retired, the raw typed inputs cleared, the state set to
+    ``deleted``; a health event and an audit row record it. The row stays (history, audit,
+    support). Raises KeyError for an unknown connection and ConnectionDeleted for a deleted one.
+    """
+    connection_id = str(connection_id)
+    with write_transaction():
+        connection = get_connection(connection_id)
+        if connection is None:
+            raise KeyError(connection_id)
+        if connection.deleted:
+            raise ConnectionDeleted(connection_id)
+        certificates = list_certificates(connection_id)
+        now, at = time.time(), utcnow()
+        destroyed = {
+            "token_cache": _destroy_secrets("connections", [connection_id]),
+            "private_keys": _destroy_secrets("certificates", [c.id for c in certificates]),
+            **_burn_pending_sign_ins(connection_id, now),
+            **_drop_unlinked_results(connection_id, at),
+        }
+        retired = _execute("UPDATE certificates SET status = 'retired' "
+                           "WHERE connection_id = ? AND status != 'retired'",
+                           [connection_id]).rowcount
+        _execute("DELETE FROM refresh_leases WHERE connection_id = ?", [connection_id])
+        # The draft and tenant_input are free text as typed (anything pasted lands there);
+        # the validated identifiers stay: support and the clean-up steps need them.
+        _execute("UPDATE connections SET state = 'deleted', health = 'unknown', deleted_at = ?, "
+                 "updated_at = ?, draft = '{}', tenant_input = NULL WHERE id = ?",
+                 [at, at, connection_id])
+        receipt = DeletionReceipt(
+            connection_id, connection.org_id, connection.kind, connection.cloud,
+            connection.tenant_id, connection.client_id, at,
+            tuple(c.thumbprint_sha1 for c in certificates), destroyed)
+        add_health_event(connection_id, "deleted", "unknown",
+                         {"destroyed": destroyed, "certificates_retired": retired}, at=at)
+        record_audit("connection.delete", actor=actor, org_id=connection.org_id,
+                     connection_id=connection_id, detail=_deletion_detail(receipt, retired))
+    return receipt
+
+
+def _drop_unlinked_results(connection_id: str, at: str) -> dict[str, int]:
+    """Sign-ins redeemed but never linked: a popup result waiting for its confirmation, a link
+    held for the operator. Their token caches are destroyed; the holds are closed."""
+    handoffs = [r["id"] for r in _rows("SELECT id FROM handoffs WHERE connection_id = ?",
+                                       [connection_id])]
+    reviews = [r["id"] for r in _rows(
+        "SELECT id FROM link_reviews WHERE connection_id = ? AND status = 'held'",
+        [connection_id])]
+    _execute("UPDATE link_reviews SET status = 'rejected', decided_at = ?, "
+             "decided_by = 'connection deleted' WHERE connection_id = ? AND status = 'held'",
+             [at, connection_id])
+    return {"unconfirmed_sign_ins": _destroy_secrets("handoffs", handoffs),
+            "held_links": _destroy_secrets("link_reviews", reviews)}
+
+
+def _destroy_secrets(owner_table: str, owner_ids: Sequence[str]) -> int:
+    """Delete every vault blob of these owners (all purposes); returns how many."""
+    count = 0
+    for owner_id in owner_ids:
+        count += _execute("DELETE FROM vault_blobs WHERE owner_table = ? AND owner_id = ?",
+                          [owner_table, str(owner_id)]).rowcount
+    return count
+
+
+def _burn_pending_sign_ins(connection_id: str, now: float) -> dict[str, int]:
+    """Consume every unused auth flow and handoff of the connection and destroy the flows'
+    secrets, so a sign-in started before the deletion can never complete after it."""
+    states = [r["state"] for r in _rows(
+        "SELECT state FROM auth_flows WHERE connection_id = ?", [connection_id])]
+    flows = _execute("UPDATE auth_flows SET consumed_at = ? "
+                     "WHERE connection_id = ? AND consumed_at IS NULL",
+                     [now, connection_id]).rowcount
+    handoffs = _execute("UPDATE handoffs SET consumed_at = ? "
+                        "WHERE connection_id = ? AND consumed_at IS NULL",
+                        [now, connection_id]).rowcount
+    return {"flow_secrets": _destroy_secrets("auth_flows", states), "auth_flows_burnt": flows,
+            "handoffs_burnt": handoffs}
+
+
+def _deletion_detail(receipt: DeletionReceipt, retired: int) -> dict:
+    return {"kind": receipt.kind, "cloud": receipt.cloud, "tenant_id": receipt.tenant_id,
+            "client_id": receipt.client_id, "thumbprints": list(receipt.thumbprints),
+            "destroyed": receipt.destroyed, "certificates_retired": retired}
+
+
+def deletion_audit(connection_id: str) -> AuditEvent | None:
+    """The audit row of the connection's deletion (who deleted it, and what was destroyed)."""
+    events = list_audit_events(connection_id=str(connection_id), action="connection.delete",
+                               limit=1)
+    return events[0] if events else None

@@ -282,3 +282,21 @@ def test_an_admin_consent_state_is_not_a_delegated_flow(app, client_a, sp_connec
     with app.app_context():
         row = db.get_db().execute("SELECT consumed_at FROM auth_flows").fetchone()
     assert row[0] is None
+
+
+def test_deleting_the_connection_destroys_unlinked_results(app, client_a, sim, sim_session,
+                                                           sp_connection, tenant_of_b):
+    """A result waiting for confirmation and a held link are tokens too: deletion destroys
+    them and closes the hold."""
+    data = create_handoff(client_a, sp_connection)
+    popup_completes(app, sim, sim_session, data["handoff_url"])
+    run_flow(client_a, sim, sim_session, sp_connection, follow=False)  # held (shared tenant)
+    assert pending_secret(app, data["handoff_url"])
+    deleted = client_a.post(f"/connections/{sp_connection.id}/delete",
+                            data={"csrf_token": csrf(client_a)})
+    assert deleted.status_code == 303
+    assert pending_secret(app, data["handoff_url"]) is None
+    with app.app_context():
+        [review] = store.list_link_reviews(None, sp_connection.id)
+        assert review.status == "rejected"
+        assert store.get_secret("link_reviews", review.id, "token_cache") is None

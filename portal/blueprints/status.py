@@ -6,12 +6,21 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from portal import checks, htmx, store
-from portal.access import load_connection_or_404, login_required
+from portal import checks, deletion, htmx, store
+from portal.access import admin_required, load_connection_or_404, login_required
 from portal.checks import run_check
 from portal.security import embeddable
 from portal.services import find_cloud
@@ -34,6 +43,8 @@ LIFECYCLE = (
      "The last check found something missing or broken; each item below says how to fix it."),
     ("needs_reconnect", "Needs reconnect",
      "We can no longer use the stored credentials: create a new certificate and link again."),
+    ("deleted", "Deleted",
+     "An administrator deleted the connection: its stored credentials are destroyed at once."),
 )
 
 
@@ -56,10 +67,45 @@ def connections():
 @login_required
 @embeddable
 def connection(connection_id: str):
-    """One connection: lifecycle, latest checklist and recent events (``status`` block)."""
-    item = load_connection_or_404(connection_id)
+    """One connection: lifecycle, latest checklist and recent events (``status`` block); a
+    deleted one says so, with what is left to remove at Microsoft. That page is where a
+    deletion ends, so it answers 200: an error status would make every deletion look like a
+    failure in logs, monitoring and the browser console."""
+    item = load_connection_or_404(connection_id, deleted_ok=True)
+    if item.deleted:
+        if htmx.is_htmx():  # a fragment of a page that no longer exists: load the whole one
+            return htmx.hx_redirect(url_for(".connection", connection_id=item.id))
+        return render_template("pages/connection_deleted.html", **deleted_context(item))
     return htmx.render_page_or_fragment("pages/connection.html", "status",
                                         **page_context(item))
+
+
+@bp.post("/<connection_id>/delete")
+@admin_required
+def delete(connection_id: str):
+    """Delete the connection: its secrets are destroyed, its history kept; then the page that
+    says what to remove at Microsoft."""
+    item = load_connection_or_404(connection_id, write=True)
+    deletion.delete_connection(item, actor=current_user.id)
+    flash(f"“{item.label}” was deleted. We no longer hold any credential for it.", "success")
+    target = url_for(".connection", connection_id=item.id)
+    return htmx.hx_redirect(target) if htmx.is_htmx() else redirect(target, 303)
+
+
+def deleted_context(item: store.Connection) -> dict:
+    audit = store.deletion_audit(item.id)
+    actor = store.get_user(audit.actor_user_id) if audit and audit.actor_user_id else None
+    config = current_app.config
+    sp_client_id = config.get("SP_CLIENT_ID")
+    return {
+        "connection": item,
+        "organization": store.get_organization(item.org_id),
+        "deleted_by": actor.email if actor else None,
+        "destroyed": audit.detail.get("destroyed", {}) if audit else {},
+        "cleanup": deletion.microsoft_cleanup(item, sp_client_id, config.get("SP_CLOUDS")),
+        "sp_client_id": sp_client_id,
+        "readonly": current_user.is_support,
+    }
 
 
 def page_context(item: store.Connection, attempt: int = 0, message: str | None = None) -> dict:

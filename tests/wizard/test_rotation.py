@@ -129,3 +129,35 @@ def test_replacing_a_linked_certificate_in_the_wizard_rotates_instead(app, wizar
         assert store.active_certificate(wizard.id).id == old.id  # still signing
         assert store.pending_certificate(wizard.id) is not None
     assert "Linked." in text(link(wizard))
+
+
+def test_rotation_destroys_the_old_private_key_and_keeps_its_public_part(
+        app, wizard, sim, tenant):
+    old = connected(app, wizard, sim, tenant)
+    rotate(wizard)
+    with app.app_context():
+        new = store.pending_certificate(wizard.id)
+        assert store.get_secret("certificates", old.id, "private_key") is not None
+    downloaded = wizard.client.get(f"/connections/{wizard.id}/certificate.pem?which=pending")
+    sim.upload_certificate(tenant["id"], tenant["client_id"], downloaded.data)
+    confirm(wizard)
+    with app.app_context():
+        retired = store.get_certificate(old.id)
+        assert retired.status == "retired" and retired.cert_pem == old.cert_pem  # history
+        assert store.get_secret("certificates", old.id, "private_key") is None
+        assert store.get_secret("certificates", new.id, "private_key") is not None
+        assert store.table_counts(["vault_blobs"])["vault_blobs"] == 1  # the new key only
+
+    # Only the new certificate is left at Microsoft: the connection verifies with it.
+    sim.remove_certificate(tenant["id"], tenant["client_id"], old.thumbprint_sha1)
+    assert "Linked." in text(link(wizard))
+    assert connection(app, wizard.id).state == "connected"
+
+
+def test_replacing_an_unlinked_certificate_destroys_the_old_key(app, wizard, sim, tenant):
+    old = ready(app, wizard, sim, tenant, upload=False)
+    wizard.post(f"{wizard.url}/certificate", {"replace": "1"})
+    with app.app_context():
+        assert store.get_certificate(old.id).status == "retired"
+        assert store.get_secret("certificates", old.id, "private_key") is None
+        assert store.active_certificate(wizard.id).id != old.id
