@@ -16,7 +16,7 @@ from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from portal import store
-from portal.access import login_required
+from portal.access import login_required, mark_authenticated
 from portal.security import embeddable
 
 bp = Blueprint("auth", __name__)
@@ -122,6 +122,7 @@ def login():
     session.clear()  # a fresh session (and CSRF token) after authentication
     login_user(user)
     session.permanent = True
+    mark_authenticated(new_sign_in=True)
     store.record_login(user.id)
     store.record_audit("auth.login", actor=user, org_id=user.org_id)
     log.info("signed in: user %s", user.id)
