@@ -36,7 +36,12 @@ DEFAULTS: dict[str, object] = {
     "CLOUDS_FILE": None,
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    # Failed sign-ins: one account from one address gets LOGIN_FREE_FAILURES tries, then waits
+    # LOGIN_DELAY_SECONDS, doubling per further failure up to LOGIN_MAX_DELAY_SECONDS; one
+    # address gets LOGIN_MAX_FAILURES_PER_ADDRESS failures (any accounts) per window.
+    "LOGIN_FREE_FAILURES": 3,
+    "LOGIN_DELAY_SECONDS": 30,
+    "LOGIN_MAX_DELAY_SECONDS": 900,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_WINDOW_SECONDS": 900,
     "PASSWORD_HASH_METHOD": "scrypt",

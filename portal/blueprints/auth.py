@@ -68,23 +68,40 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def lockout_minutes(account: str, address: str) -> int:
+def client_address() -> str:
+    """The client's address: behind ``TRUSTED_PROXY_HOPS`` proxies, ProxyFix has already put
+    the address the nearest trusted proxy saw here; with no proxy configured, X-Forwarded-For
+    is ignored (a client could otherwise pick any address)."""
+    return request.remote_addr or "-"
+
+
+def throttle_seconds(account: str, address: str) -> float:
+    """How long this account must wait before another try from this address (0: now)."""
     config = current_app.config
-    wait = store.login_lockout_seconds(
+    return store.login_lockout_seconds(
         account, address,
-        max_per_account=config["LOGIN_MAX_FAILURES_PER_ACCOUNT"],
+        free_failures=config["LOGIN_FREE_FAILURES"],
+        first_delay=config["LOGIN_DELAY_SECONDS"],
+        max_delay=config["LOGIN_MAX_DELAY_SECONDS"],
         max_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
         window=config["LOGIN_WINDOW_SECONDS"],
     )
-    return math.ceil(wait / 60) if wait > 0 else 0
 
 
-def _locked_response(form: LoginForm, minutes: int):
-    plural = "minute" if minutes == 1 else "minutes"
-    error = f"Too many failed sign-ins. Try again in {minutes} {plural}."
+def _wait_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second" + ("" if seconds == 1 else "s")
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute" + ("" if minutes == 1 else "s")
+
+
+def locked_response(template: str, seconds: float, **context):
+    """429 with the page asking to wait, and ``Retry-After``."""
+    seconds = max(1, math.ceil(seconds))
+    error = f"Too many failed sign-ins. Try again in {_wait_words(seconds)}."
     response = current_app.make_response(
-        (render_template("pages/login.html", form=form, error=error), 429))
-    response.headers["Retry-After"] = str(minutes * 60)
+        (render_template(template, error=error, **context), 429))
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 
@@ -101,11 +118,11 @@ def login():
         return render_template("pages/login.html", form=form)
 
     account = store.normalize_email(form.email.data)
-    address = request.remote_addr or "-"
-    minutes = lockout_minutes(account, address)
-    if minutes:
-        log.warning("sign-in refused while locked out: account %s", account)
-        return _locked_response(form, minutes)
+    address = client_address()
+    wait = throttle_seconds(account, address)
+    if wait:
+        log.warning("sign-in refused while throttled: account %s", account)
+        return locked_response("pages/login.html", wait, form=form)
 
     user = store.get_user_by_email(account)
     ok = check_password_hash(user.password_hash if user else _dummy_hash(), form.password.data)
@@ -113,9 +130,9 @@ def login():
     store.record_login_attempt(account, address, ok)
     if not ok:
         log.info("failed sign-in for %s", account)
-        minutes = lockout_minutes(account, address)
-        if minutes:
-            return _locked_response(form, minutes)
+        wait = throttle_seconds(account, address)
+        if wait:
+            return locked_response("pages/login.html", wait, form=form)
         return render_template("pages/login.html", form=form,
                                error="The email or password is not right.")
 
