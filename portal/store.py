@@ -55,6 +55,7 @@ class Organization:
     id: int
     name: str
     created_at: str
+    require_mfa: bool = False  # its admins must sign in with a second factor
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class User:
     session_epoch: int
     created_at: str
     last_login_at: str | None
+    mfa_enrolled_at: str | None = None  # set while an authenticator app is enrolled
+    totp_last_step: int | None = field(default=None, repr=False)
 
     # flask-login protocol: get_id() carries the session epoch, so "sign out" (which bumps the
     # epoch) invalidates every copy of the old session cookie.
@@ -86,6 +89,10 @@ class User:
     @property
     def is_support(self) -> bool:
         return self.role == "support"
+
+    @property
+    def has_mfa(self) -> bool:
+        return self.mfa_enrolled_at is not None
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,9 @@ class Handoff:
 
 
 def _organization(row: dict | None) -> Organization | None:
-    return Organization(**row) if row else None
+    if not row:
+        return None
+    return Organization(**{**row, "require_mfa": bool(row.get("require_mfa", 0))})
 
 
 def _user(row: dict | None) -> User | None:
@@ -225,7 +234,7 @@ def get_organization_by_name(name: str) -> Organization | None:
 
 
 def list_organizations() -> list[Organization]:
-    return [Organization(**r) for r in _rows("SELECT * FROM organizations ORDER BY name")]
+    return [_organization(r) for r in _rows("SELECT * FROM organizations ORDER BY name")]
 
 
 def normalize_email(email: str) -> str:
@@ -938,3 +947,81 @@ def record_check_result(connection_id: str, fields: dict, *, outcome: str, healt
         record_audit("connection.check", actor=actor, org_id=connection.org_id,
                      connection_id=connection_id, detail=detail)
     return connection
+
+
+# --- Multi-factor sign-in (TOTP secret in the vault, recovery codes as hashes) ----------------
+
+TOTP_SECRET = "totp_secret"
+#: A secret being enrolled: shown as a QR code until the user proves their app has it.
+TOTP_PENDING = "totp_pending"
+
+
+def set_organization_require_mfa(org_id: int, required: bool) -> None:
+    _execute("UPDATE organizations SET require_mfa = ? WHERE id = ?", [int(required), org_id])
+
+
+def put_pending_totp_secret(user_id: int, secret: str) -> None:
+    put_secret("users", user_id, TOTP_PENDING, secret.encode("ascii"))
+
+
+def get_pending_totp_secret(user_id: int) -> str | None:
+    raw = get_secret("users", user_id, TOTP_PENDING)
+    return raw.decode("ascii") if raw else None
+
+
+def get_totp_secret(user_id: int) -> str | None:
+    raw = get_secret("users", user_id, TOTP_SECRET)
+    return raw.decode("ascii") if raw else None
+
+
+def enrol_totp(user_id: int, secret: str, accepted_step: int,
+               recovery_code_hashes: Sequence[str]) -> None:
+    """Make ``secret`` the user's TOTP secret (replacing the pending one) with a fresh set of
+    recovery codes, all at once: a half-enrolled user could be locked out."""
+    with write_transaction():
+        put_secret("users", user_id, TOTP_SECRET, secret.encode("ascii"))
+        delete_secret("users", user_id, TOTP_PENDING)
+        _execute("UPDATE users SET mfa_enrolled_at = ?, totp_last_step = ? WHERE id = ?",
+                 [utcnow(), accepted_step, user_id])
+        _replace_recovery_codes(user_id, recovery_code_hashes)
+
+
+def _replace_recovery_codes(user_id: int, code_hashes: Sequence[str]) -> None:
+    _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+    now = utcnow()
+    for code_hash in code_hashes:
+        _execute("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+                 [user_id, code_hash, now])
+
+
+def accept_totp_step(user_id: int, step: int) -> bool:
+    """Remember ``step`` as used; False when it (or a later one) was accepted already."""
+    cursor = _execute(
+        "UPDATE users SET totp_last_step = ? WHERE id = ? "
+        "AND (totp_last_step IS NULL OR totp_last_step < ?)", [step, user_id, step])
+    return cursor.rowcount == 1
+
+
+def unused_recovery_codes(user_id: int) -> list[tuple[int, str]]:
+    """(id, hash) of the recovery codes not used yet."""
+    return [(r["id"], r["code_hash"]) for r in _rows(
+        "SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL "
+        "ORDER BY id", [user_id])]
+
+
+def use_recovery_code(user_id: int, code_id: int) -> bool:
+    """Spend one recovery code; False when it was spent already (two tabs at once)."""
+    cursor = _execute(
+        "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND user_id = ? AND used_at IS NULL",
+        [utcnow(), code_id, user_id])
+    return cursor.rowcount == 1
+
+
+def remove_mfa(user_id: int) -> None:
+    """Forget the user's authenticator app and recovery codes."""
+    with write_transaction():
+        for purpose in (TOTP_SECRET, TOTP_PENDING):
+            delete_secret("users", user_id, purpose)
+        _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        _execute("UPDATE users SET mfa_enrolled_at = NULL, totp_last_step = NULL WHERE id = ?",
+                 [user_id])

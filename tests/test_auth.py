@@ -240,8 +240,9 @@ def test_cli_create_user_reads_password_from_stdin(app, runner):
         user = store.get_user_by_email("help@portal.example")
         assert user.is_support and user.org_id is None
         assert user.password_hash.startswith("pbkdf2:")  # the configured (test) method
-    assert login_as(app.test_client(), "help@portal.example",
-                    "a long enough password").status_code == 302
+    response = login_as(app.test_client(), "help@portal.example", "a long enough password")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login/enrol"  # support must set up a second factor
 
 
 def test_cli_refuses_admin_without_org(runner):
