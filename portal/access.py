@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from flask import abort, current_app, redirect, request, session, url_for
+from flask import abort, current_app, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, logout_user
 
 from portal import htmx, store
@@ -121,6 +121,54 @@ def enforce_session_lifetime():
     logout_user()
     session.clear()
     return None
+
+
+def is_fresh() -> bool:
+    """The password (+ second factor) was entered within ``REAUTH_MINUTES``."""
+    age = _seconds_since(AUTHENTICATED_AT)
+    return age is not None and 0 <= age <= current_app.config["REAUTH_MINUTES"] * 60
+
+
+def fresh_auth_required(view):
+    """Sensitive action: the user must have authenticated within ``REAUTH_MINUTES``; otherwise
+    they are sent to re-authenticate and come back to the page the action came from."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not is_fresh():
+            return _reauth_response()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _page_of_the_action() -> str | None:
+    """Path and query of the page that sent this request (htmx's header or a same-origin
+    Referer), validated like the sign-in's ``next``."""
+    from portal.blueprints.auth import safe_next  # auth imports this module
+
+    page = htmx.current_path() if htmx.is_htmx() else None
+    referrer = request.headers.get("Referer")
+    if page is None and referrer:
+        parts = urlsplit(referrer)
+        if parts.netloc == request.host:
+            page = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if page is None and request.method == "GET":
+        page = request.full_path.rstrip("?")
+    return safe_next(page)
+
+
+def _reauth_response():
+    back = _page_of_the_action()
+    url = url_for("auth.reauth") + ("?next=" + quote(back, safe="/") if back else "")
+    log.info("re-authentication required for %s", request.endpoint)
+    if htmx.is_htmx():
+        return htmx.hx_redirect(url)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(error="reauth_required", reauth_url=url), 401
+    return redirect(url, code=303)
 
 
 def current_org_id() -> int | None:
