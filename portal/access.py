@@ -157,7 +157,9 @@ def _page_of_the_action() -> str | None:
             page = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if page is None and request.method == "GET":
         page = request.full_path.rstrip("?")
-    return safe_next(page)
+    # Pages of the auth and oauth blueprints send no Referer: a POST to a URL that also
+    # serves a page (POST/GET /connections/<id>/link) goes back to that page.
+    return safe_next(page) or safe_next(request.path)
 
 
 def _reauth_response():

@@ -52,6 +52,10 @@ class CodeForm(FlaskForm):
     code = StringField("Code", validators=[DataRequired(), Length(max=64)])
 
 
+class EnrolForm(FlaskForm):
+    code = StringField("6-digit code from the app", validators=[DataRequired(), Length(max=64)])
+
+
 class ReauthForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     code = StringField("Code from your authenticator app, or a recovery code",
@@ -277,7 +281,7 @@ def second_factor():
     return redirect(next_url or url_for("home.index"))
 
 
-def enrolment_context(user: store.User, secret: str, form: CodeForm, action: str) -> dict:
+def enrolment_context(user: store.User, secret: str, form: EnrolForm, action: str) -> dict:
     """What the enrolment page shows: the QR code and the same secret as text."""
     uri = mfa.provisioning_uri(secret, user.email)
     return {"form": form, "action": action, "qr": mfa.qr_data_uri(uri),
@@ -305,7 +309,7 @@ def enrol():
     secret = store.get_pending_totp_secret(user.id) if user else None
     if user is None or secret is None:
         return _start_again()
-    form = CodeForm()
+    form = EnrolForm()
     context = enrolment_context(user, secret, form, url_for("auth.enrol"))
     if request.method == "GET" or not form.validate_on_submit():
         return render_template("pages/mfa_enrol.html", required=True, **context)

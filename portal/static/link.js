@@ -55,6 +55,9 @@
     fetch(form.getAttribute("data-link-popup"), {
       method: "POST",
       credentials: "same-origin",
+      // This page sends no Referer by default; the portal itself may learn where the click
+      // came from, so a re-authentication can bring the user back here.
+      referrerPolicy: "same-origin",
       headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
     }).then(function (response) {
       if (response.status === 401) { return response.json().then(reauthenticate); }
