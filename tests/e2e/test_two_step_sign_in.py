@@ -71,7 +71,7 @@ def test_enrol_from_the_qr_page_then_sign_in_with_the_code(page, app, live_porta
 
 
 def test_link_account_in_the_iframe_asks_for_the_password_when_the_sign_in_is_old(
-        page, framed_portal, hosts, sim, admin_a, tmp_path, console_errors):
+        page, framed_portal, hosts, sim, admin_a, tmp_path, console_errors):  # noqa: F811
     from tests.e2e.test_embedded_link import ADMIN_UPN, sign_in_in_frame
 
     portal, connection, _customer = framed_portal
