@@ -5,20 +5,31 @@
   organization's connection answers 404, exactly like one that does not exist;
 - ``support`` → every organization, read-only (``write=True`` → 403), and every view of a
   customer's connection is written to the audit log.
+
+A sign-in lasts at most ``SESSION_MAX_HOURS`` from the moment the password (and second factor)
+was entered, however busy the session is (ASVS V7.3.2): the cookie's idle expiry slides with
+every request, htmx polling included, so only a recorded sign-in time can end it. Sensitive
+actions additionally need that entry to be recent (``fresh_auth_required``, ASVS V7.5).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from urllib.parse import quote
+import time
+from urllib.parse import quote, urlsplit
 
-from flask import abort, redirect, request, url_for
-from flask_login import LoginManager, current_user
+from flask import abort, current_app, jsonify, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, logout_user
 
 from portal import htmx, store
 
 log = logging.getLogger("portal.access")
+
+#: Session keys: when the user signed in, and when they last proved who they are (sign-in or
+#: re-authentication). Epoch seconds; set only by :func:`mark_authenticated`.
+SIGNED_IN_AT = "signed_in_at"
+AUTHENTICATED_AT = "authenticated_at"
 
 login_manager = LoginManager()
 login_manager.session_protection = None  # the session epoch (User.get_id) does the revoking
@@ -83,6 +94,85 @@ admin_required = roles_required("admin")
 support_required = roles_required("support")
 
 
+def mark_authenticated(*, new_sign_in: bool) -> None:
+    """Record in the session that the user has just entered their password (+ second factor)."""
+    now = time.time()
+    session[AUTHENTICATED_AT] = now
+    if new_sign_in:
+        session[SIGNED_IN_AT] = now
+
+
+def _seconds_since(key: str) -> float | None:
+    value = session.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return time.time() - value
+
+
+def enforce_session_lifetime():
+    """before_request: end a sign-in older than ``SESSION_MAX_HOURS`` (or with no recorded
+    sign-in time), so the view sees an anonymous user and sends them to the sign-in page."""
+    if "_user_id" not in session:
+        return None
+    age = _seconds_since(SIGNED_IN_AT)
+    if age is not None and 0 <= age <= current_app.config["SESSION_MAX_HOURS"] * 3600:
+        return None
+    log.info("sign-in older than SESSION_MAX_HOURS ended")
+    logout_user()
+    session.clear()
+    return None
+
+
+def is_fresh() -> bool:
+    """The password (+ second factor) was entered within ``REAUTH_MINUTES``."""
+    age = _seconds_since(AUTHENTICATED_AT)
+    return age is not None and 0 <= age <= current_app.config["REAUTH_MINUTES"] * 60
+
+
+def fresh_auth_required(view):
+    """Sensitive action: the user must have authenticated within ``REAUTH_MINUTES``; otherwise
+    they are sent to re-authenticate and come back to the page the action came from."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not is_fresh():
+            return _reauth_response()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _page_of_the_action() -> str | None:
+    """Path and query of the page that sent this request (htmx's header or a same-origin
+    Referer), validated like the sign-in's ``next``."""
+    from portal.blueprints.auth import safe_next  # auth imports this module
+
+    page = htmx.current_path() if htmx.is_htmx() else None
+    referrer = request.headers.get("Referer")
+    if page is None and referrer:
+        parts = urlsplit(referrer)
+        if parts.netloc == request.host:
+            page = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if page is None and request.method == "GET":
+        page = request.full_path.rstrip("?")
+    # Pages of the auth and oauth blueprints send no Referer: a POST to a URL that also
+    # serves a page (POST/GET /connections/<id>/link) goes back to that page.
+    return safe_next(page) or safe_next(request.path)
+
+
+def _reauth_response():
+    back = _page_of_the_action()
+    url = url_for("auth.reauth") + ("?next=" + quote(back, safe="/") if back else "")
+    log.info("re-authentication required for %s", request.endpoint)
+    if htmx.is_htmx():
+        return htmx.hx_redirect(url)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(error="reauth_required", reauth_url=url), 401
+    return redirect(url, code=303)
+
+
 def current_org_id() -> int | None:
     """The signed-in customer admin's organization (None for support and anonymous)."""
     if current_user.is_authenticated and current_user.is_admin:
@@ -128,3 +218,4 @@ def _plausible_id(connection_id) -> bool:
 
 def init_app(app) -> None:
     login_manager.init_app(app)
+    app.before_request(enforce_session_lifetime)

@@ -16,6 +16,7 @@ from portal import config, db, store, vault
 #: Also registered as a ``flask.commands`` plugin (pyproject.toml) so that ``vault init`` is
 #: found before the app is loaded: production refuses to start until ``vault init`` has run.
 vault_cli = AppGroup("vault", help="Encryption keys of the vault.")
+org_cli = AppGroup("org", help="Settings of an organization (a customer).")
 
 
 @click.command("init-db")
@@ -34,13 +35,46 @@ def init_db_command():
 @click.command("create-org")
 @with_appcontext
 @click.argument("name")
-def create_org_command(name: str):
+@click.option("--require-mfa", is_flag=True,
+              help="Its admins must sign in with a second factor (see 'org require-mfa').")
+def create_org_command(name: str, require_mfa: bool):
     """Create an organization (a customer)."""
     if store.get_organization_by_name(name):
         raise click.ClickException(f"Organization {name!r} already exists.")
     org = store.create_organization(name)
-    store.record_audit("cli.create_org", org_id=org.id, detail={"name": org.name})
-    click.echo(f"Created organization {org.name!r} (id {org.id}).")
+    if require_mfa:
+        store.set_organization_require_mfa(org.id, True)
+    store.record_audit("cli.create_org", org_id=org.id,
+                       detail={"name": org.name, "require_mfa": require_mfa})
+    click.echo(f"Created organization {org.name!r} (id {org.id})"
+               + (", two-step sign-in required." if require_mfa else "."))
+
+
+@org_cli.command("require-mfa")
+@click.argument("name")
+@click.option("--off", is_flag=True, help="No longer require it (admins may keep theirs).")
+def org_require_mfa(name: str, off: bool):
+    """Require two-step sign-in of every admin of organization NAME.
+
+    Admins without an authenticator app are signed out everywhere and set one up at their next
+    sign-in, so the requirement holds from now on rather than from their next sign-in.
+    """
+    org = store.get_organization_by_name(name)
+    if org is None:
+        raise click.ClickException(f"No organization named {name!r}.")
+    store.set_organization_require_mfa(org.id, not off)
+    signed_out = 0
+    if not off:
+        for user in store.list_users(org.id):
+            if not user.has_mfa:
+                store.end_sessions(user.id)
+                signed_out += 1
+    store.record_audit("cli.org_require_mfa", org_id=org.id, detail={"required": not off})
+    if off:
+        click.echo(f"{org.name!r}: two-step sign-in no longer required.")
+    else:
+        click.echo(f"{org.name!r}: two-step sign-in required; {signed_out} admin(s) without it "
+                   "signed out, to set it up at their next sign-in.")
 
 
 @click.command("create-user")
@@ -243,3 +277,4 @@ def init_app(app) -> None:
         app.cli.add_command(command)
     app.cli.add_command(vault_cli)
     app.cli.add_command(link_review_cli)
+    app.cli.add_command(org_cli)

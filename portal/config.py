@@ -43,11 +43,18 @@ DEFAULTS: dict[str, object] = {
     "CLOUDS_FILE": None,
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    # Failed sign-ins: one account from one address gets LOGIN_FREE_FAILURES tries, then waits
+    # LOGIN_DELAY_SECONDS, doubling per further failure up to LOGIN_MAX_DELAY_SECONDS; one
+    # address gets LOGIN_MAX_FAILURES_PER_ADDRESS failures (any accounts) per window.
+    "LOGIN_FREE_FAILURES": 3,
+    "LOGIN_DELAY_SECONDS": 30,
+    "LOGIN_MAX_DELAY_SECONDS": 900,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_WINDOW_SECONDS": 900,
     "PASSWORD_HASH_METHOD": "scrypt",
-    "SESSION_HOURS": 8,
+    "SESSION_HOURS": 8,  # idle lifetime of a sign-in
+    "SESSION_MAX_HOURS": 12,  # absolute lifetime of a sign-in, whatever the activity
+    "REAUTH_MINUTES": 15,  # sensitive actions need a password entered this recently
     "DEMO": False,
     # The portal's public base URL. Redirect URIs sent to Microsoft are built from it, never
     # from the request's Host / X-Forwarded-Host (RFC 9700 section 4.1.3).
@@ -165,6 +172,8 @@ def _normalize(app) -> None:
     if not config.get("DATABASE"):
         config["DATABASE"] = os.path.join(app.instance_path, "portal.sqlite3")
     config["PERMANENT_SESSION_LIFETIME"] = int(config["SESSION_HOURS"]) * 3600
+    if int(config["SESSION_MAX_HOURS"]) < 1 or int(config["REAUTH_MINUTES"]) < 1:
+        raise ConfigError("SESSION_MAX_HOURS and REAUTH_MINUTES must be at least 1")
     if int(config["CERT_KEY_SIZE"]) < 2048:
         raise ConfigError("CERT_KEY_SIZE must be at least 2048 (Entra rejects smaller RSA keys)")
     if not 1 <= int(config["CERT_VALIDITY_MONTHS"]) <= 24:

@@ -405,6 +405,26 @@ def m005_link_confirmation(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m006_mfa(db: sqlite_utils.Database) -> None:
+    """Multi-factor sign-in: whether (and since when) a user has an authenticator app, the last
+    TOTP time step accepted (a code is never accepted twice), single-use recovery codes
+    (hashes only), and an organization's demand that its admins use a second factor. The TOTP
+    secret itself is in ``vault_blobs`` (``users/<id>/totp_secret``)."""
+    db.execute("ALTER TABLE users ADD COLUMN mfa_enrolled_at TEXT")
+    db.execute("ALTER TABLE users ADD COLUMN totp_last_step INTEGER")
+    db.execute("ALTER TABLE organizations ADD COLUMN require_mfa INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE recovery_codes ("
+        " id INTEGER PRIMARY KEY,"
+        " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        " code_hash TEXT NOT NULL,"
+        " used_at TEXT,"
+        " created_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX recovery_codes_user ON recovery_codes(user_id)")
+
+
+@migrations()
 def m007_connection_deletion(db: sqlite_utils.Database) -> None:
     """A connection may be ``deleted`` (terminal: secrets destroyed, the row kept for history,
     audit and support) and records when (``deleted_at``; who is in the audit row).

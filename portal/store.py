@@ -57,6 +57,7 @@ class Organization:
     id: int
     name: str
     created_at: str
+    require_mfa: bool = False  # its admins must sign in with a second factor
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class User:
     session_epoch: int
     created_at: str
     last_login_at: str | None
+    mfa_enrolled_at: str | None = None  # set while an authenticator app is enrolled
+    totp_last_step: int | None = field(default=None, repr=False)
 
     # flask-login protocol: get_id() carries the session epoch, so "sign out" (which bumps the
     # epoch) invalidates every copy of the old session cookie.
@@ -88,6 +91,10 @@ class User:
     @property
     def is_support(self) -> bool:
         return self.role == "support"
+
+    @property
+    def has_mfa(self) -> bool:
+        return self.mfa_enrolled_at is not None
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,9 @@ class Handoff:
 
 
 def _organization(row: dict | None) -> Organization | None:
-    return Organization(**row) if row else None
+    if not row:
+        return None
+    return Organization(**{**row, "require_mfa": bool(row.get("require_mfa", 0))})
 
 
 def _user(row: dict | None) -> User | None:
@@ -235,7 +244,7 @@ def get_organization_by_name(name: str) -> Organization | None:
 
 
 def list_organizations() -> list[Organization]:
-    return [Organization(**r) for r in _rows("SELECT * FROM organizations ORDER BY name")]
+    return [_organization(r) for r in _rows("SELECT * FROM organizations ORDER BY name")]
 
 
 def normalize_email(email: str) -> str:
@@ -301,44 +310,65 @@ def record_login_attempt(account: str, address: str, succeeded: bool,
         _execute("DELETE FROM login_attempts WHERE at < ?", [now - 86400])
 
 
+#: Failures of one account from one address are remembered this long (the table's horizon).
+PAIR_MEMORY_SECONDS = 86400
+
+
 def recent_failures(*, account: str | None = None, address: str | None = None,
                     window: float, now: float | None = None) -> list[float]:
-    """Times of failed attempts in the window (for an account: only since its last success)."""
+    """Times of failed attempts in the window, oldest first: of an account, of an address, or
+    of one account from one address (both given). Counting for an account stops at its last
+    success (from that address, for a pair)."""
     now = time.time() if now is None else now
+    if account is None and address is None:
+        raise ValueError("account or address")
+    where, params = [], []
+    if account is not None:
+        where.append("account = ?")
+        params.append(normalize_email(account))
+    if address is not None:
+        where.append("address = ?")
+        params.append(address)
     since = now - window
     if account is not None:
-        account = normalize_email(account)
-        last_ok = _row(
-            "SELECT MAX(at) AS at FROM login_attempts WHERE account = ? AND succeeded = 1",
-            [account],
-        )
+        last_ok = _row(f"SELECT MAX(at) AS at FROM login_attempts WHERE {' AND '.join(where)} "
+                       "AND succeeded = 1", params)
         if last_ok and last_ok["at"] is not None:
             since = max(since, last_ok["at"])
-        rows = _rows(
-            "SELECT at FROM login_attempts WHERE account = ? AND succeeded = 0 AND at > ? "
-            "ORDER BY at", [account, since])
-    elif address is not None:
-        rows = _rows(
-            "SELECT at FROM login_attempts WHERE address = ? AND succeeded = 0 AND at > ? "
-            "ORDER BY at", [address, since])
-    else:
-        raise ValueError("account or address")
+    rows = _rows(f"SELECT at FROM login_attempts WHERE {' AND '.join(where)} AND succeeded = 0 "
+                 "AND at > ? ORDER BY at", [*params, since])
     return [r["at"] for r in rows]
 
 
-def login_lockout_seconds(account: str, address: str, *, max_per_account: int,
-                          max_per_address: int, window: float,
+def pair_delay_seconds(failures: int, *, free_failures: int, first_delay: float,
+                       max_delay: float) -> float:
+    """The pause owed after ``failures`` failures of one account from one address: none for
+    the first ``free_failures``, then ``first_delay`` doubling with each further one, capped."""
+    if failures < free_failures:
+        return 0.0
+    return min(first_delay * 2 ** min(failures - free_failures, 32), max_delay)
+
+
+def login_lockout_seconds(account: str, address: str, *, free_failures: int, first_delay: float,
+                          max_delay: float, max_per_address: int, window: float,
                           now: float | None = None) -> float:
-    """Seconds until a sign-in may be tried again for this account/address (0: allowed now)."""
+    """Seconds until a sign-in may be tried again for this account from this address (0: now).
+
+    Failures slow down only the (account, address) pair they came from, so a stranger who knows
+    an email address cannot keep its owner out from elsewhere (ASVS V6.1); an address that
+    fails too often in the window, whatever the accounts, is stopped altogether.
+    """
     now = time.time() if now is None else now
+    pair = recent_failures(account=account, address=address, window=PAIR_MEMORY_SECONDS, now=now)
     wait = 0.0
-    for times, limit in (
-        (recent_failures(account=account, window=window, now=now), max_per_account),
-        (recent_failures(address=address, window=window, now=now), max_per_address),
-    ):
-        if len(times) >= limit:
-            # Allowed again when fewer than `limit` failures remain inside the window.
-            wait = max(wait, times[len(times) - limit] + window - now)
+    if pair:
+        delay = pair_delay_seconds(len(pair), free_failures=free_failures,
+                                   first_delay=first_delay, max_delay=max_delay)
+        wait = pair[-1] + delay - now
+    from_address = recent_failures(address=address, window=window, now=now)
+    if len(from_address) >= max_per_address:
+        # Allowed again when fewer than the limit remain inside the window.
+        wait = max(wait, from_address[len(from_address) - max_per_address] + window - now)
     return max(wait, 0.0)
 
 
@@ -1246,3 +1276,79 @@ def deletion_audit(connection_id: str) -> AuditEvent | None:
     events = list_audit_events(connection_id=str(connection_id), action="connection.delete",
                                limit=1)
     return events[0] if events else None
+# --- Multi-factor sign-in (TOTP secret in the vault, recovery codes as hashes) ----------------
+
+TOTP_SECRET = "totp_secret"
+#: A secret being enrolled: shown as a QR code until the user proves their app has it.
+TOTP_PENDING = "totp_pending"
+
+
+def set_organization_require_mfa(org_id: int, required: bool) -> None:
+    _execute("UPDATE organizations SET require_mfa = ? WHERE id = ?", [int(required), org_id])
+
+
+def put_pending_totp_secret(user_id: int, secret: str) -> None:
+    put_secret("users", user_id, TOTP_PENDING, secret.encode("ascii"))
+
+
+def get_pending_totp_secret(user_id: int) -> str | None:
+    raw = get_secret("users", user_id, TOTP_PENDING)
+    return raw.decode("ascii") if raw else None
+
+
+def get_totp_secret(user_id: int) -> str | None:
+    raw = get_secret("users", user_id, TOTP_SECRET)
+    return raw.decode("ascii") if raw else None
+
+
+def enrol_totp(user_id: int, secret: str, accepted_step: int,
+               recovery_code_hashes: Sequence[str]) -> None:
+    """Make ``secret`` the user's TOTP secret (replacing the pending one) with a fresh set of
+    recovery codes, all at once: a half-enrolled user could be locked out."""
+    with write_transaction():
+        put_secret("users", user_id, TOTP_SECRET, secret.encode("ascii"))
+        delete_secret("users", user_id, TOTP_PENDING)
+        _execute("UPDATE users SET mfa_enrolled_at = ?, totp_last_step = ? WHERE id = ?",
+                 [utcnow(), accepted_step, user_id])
+        _replace_recovery_codes(user_id, recovery_code_hashes)
+
+
+def _replace_recovery_codes(user_id: int, code_hashes: Sequence[str]) -> None:
+    _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+    now = utcnow()
+    for code_hash in code_hashes:
+        _execute("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+                 [user_id, code_hash, now])
+
+
+def accept_totp_step(user_id: int, step: int) -> bool:
+    """Remember ``step`` as used; False when it (or a later one) was accepted already."""
+    cursor = _execute(
+        "UPDATE users SET totp_last_step = ? WHERE id = ? "
+        "AND (totp_last_step IS NULL OR totp_last_step < ?)", [step, user_id, step])
+    return cursor.rowcount == 1
+
+
+def unused_recovery_codes(user_id: int) -> list[tuple[int, str]]:
+    """(id, hash) of the recovery codes not used yet."""
+    return [(r["id"], r["code_hash"]) for r in _rows(
+        "SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL "
+        "ORDER BY id", [user_id])]
+
+
+def use_recovery_code(user_id: int, code_id: int) -> bool:
+    """Spend one recovery code; False when it was spent already (two tabs at once)."""
+    cursor = _execute(
+        "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND user_id = ? AND used_at IS NULL",
+        [utcnow(), code_id, user_id])
+    return cursor.rowcount == 1
+
+
+def remove_mfa(user_id: int) -> None:
+    """Forget the user's authenticator app and recovery codes."""
+    with write_transaction():
+        for purpose in (TOTP_SECRET, TOTP_PENDING):
+            delete_secret("users", user_id, purpose)
+        _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        _execute("UPDATE users SET mfa_enrolled_at = NULL, totp_last_step = NULL WHERE id = ?",
+                 [user_id])

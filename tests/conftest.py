@@ -5,11 +5,13 @@ pytest_plugins = ["entrasim.testing"]
 import itertools  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
+import time  # noqa: E402
 
+import pyotp  # noqa: E402
 import pytest  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
-from portal import create_app, store, vault  # noqa: E402
+from portal import create_app, mfa, store, vault  # noqa: E402
 
 #: Password of every user made by ``make_user`` (unless given).
 TEST_PASSWORD = "correct horse battery staple"
@@ -77,6 +79,35 @@ def login_as(client, email: str, password: str = TEST_PASSWORD, next_path: str |
     return client.post("/login", data=data)
 
 
+def enrol_totp(app, user) -> str:
+    """Give ``user`` an authenticator app directly in the store (tests that are not about
+    enrolment); returns the TOTP secret."""
+    secret = mfa.new_secret()
+    with app.app_context():
+        store.enrol_totp(user.id, secret, 0, [])
+    return secret
+
+
+def totp_code(app, user) -> str:
+    """The code the user's app shows, read from the enrolled secret, for a time step later
+    than the last one the portal accepted (a code is never accepted twice)."""
+    with app.app_context():
+        secret = store.get_totp_secret(user.id)
+        last = store.get_user(user.id).totp_last_step or 0
+    now = time.time()
+    step = max(mfa.current_step(now), last + 1)
+    if step > mfa.current_step(now) + mfa.DRIFT_STEPS:  # used up: wait for the next step
+        time.sleep((step - mfa.DRIFT_STEPS) * mfa.STEP_SECONDS - now + 0.05)
+    return pyotp.TOTP(secret).at(step * mfa.STEP_SECONDS)
+
+
+def pass_second_factor(client, app, user):
+    """Answer the second-factor page a sign-in was sent to; returns the POST response."""
+    token = csrf_token(client, "/login/second-factor")
+    return client.post("/login/second-factor",
+                       data={"code": totp_code(app, user), "csrf_token": token})
+
+
 @pytest.fixture
 def make_org(app):
     """``make_org(name=None) -> Organization``."""
@@ -90,16 +121,25 @@ def make_org(app):
 
 @pytest.fixture
 def make_user(app, make_org):
-    """``make_user(email=None, role="admin", org=None, password=TEST_PASSWORD) -> User``."""
+    """``make_user(email=None, role="admin", org=None, password=TEST_PASSWORD, totp=None)``.
+
+    Support users must sign in with a second factor, so they get an authenticator app
+    (``totp=None``: only support; ``True``/``False`` to choose).
+    """
 
     def make(email: str | None = None, role: str = "admin", org=None,
-             password: str = TEST_PASSWORD) -> store.User:
+             password: str = TEST_PASSWORD, totp: bool | None = None) -> store.User:
         if role == "admin" and org is None:
             org = make_org()
         email = email or f"user{next(_counter)}@example.com"
         with app.app_context():
-            return store.create_user(email, role, generate_password_hash(password, FAST_HASH),
+            user = store.create_user(email, role, generate_password_hash(password, FAST_HASH),
                                      org.id if org is not None and role == "admin" else None)
+        if totp or (totp is None and role == "support"):
+            enrol_totp(app, user)
+            with app.app_context():
+                user = store.get_user(user.id)
+        return user
 
     return make
 
@@ -121,12 +161,16 @@ def make_connection(app):
 
 @pytest.fixture
 def login(app):
-    """``login(user, password=TEST_PASSWORD) -> test client`` signed in as ``user``."""
+    """``login(user, password=TEST_PASSWORD) -> test client`` signed in as ``user`` (passing
+    the second factor too when the user has one)."""
 
     def sign_in(user, password: str = TEST_PASSWORD):
         client = app.test_client()
         response = login_as(client, user.email, password)
         assert response.status_code == 302, response.get_data(as_text=True)
+        if response.headers["Location"] == "/login/second-factor":
+            response = pass_second_factor(client, app, user)
+            assert response.status_code == 302, response.get_data(as_text=True)
         return client
 
     return sign_in

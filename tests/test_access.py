@@ -141,3 +141,51 @@ def test_decorators_compose_with_a_new_blueprint(app_config):
 
     app.register_blueprint(bp)
     assert app.test_client().get("/probe").status_code == 302
+
+
+@pytest.fixture
+def short_sessions(app_config):
+    """One hour idle, two hours absolute (instead of 8 and 12): the same rules, quicker."""
+    app_config.update(SESSION_HOURS=1, SESSION_MAX_HOURS=2)
+
+
+def _poll(client):
+    """What an htmx fragment that re-requests itself does."""
+    return client.get("/connections/", headers={
+        "HX-Request": "true", "HX-Current-URL": "http://localhost/connections/"})
+
+
+def test_polling_does_not_keep_a_session_alive_past_its_absolute_lifetime(
+        short_sessions, client_a, monkeypatch):
+    import time
+
+    start = time.time()
+    for minutes in range(20, 120, 20):  # every poll slides the idle expiry...
+        monkeypatch.setattr(time, "time", lambda m=minutes: start + m * 60)
+        response = _poll(client_a)
+        assert response.status_code == 200 and "HX-Redirect" not in response.headers, minutes
+    monkeypatch.setattr(time, "time", lambda: start + 2 * 3600 + 1)  # ...but not the absolute one
+    response = _poll(client_a)
+    assert response.headers["HX-Redirect"] == "/login?next=/connections/"
+    page = client_a.get("/connections/")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+
+
+def test_absolute_lifetime_is_counted_from_the_sign_in(short_sessions, client_a, monkeypatch):
+    import time
+
+    start = time.time()
+    for seconds in (3000, 6000, 2 * 3600 - 60):  # each within the idle limit of the last
+        monkeypatch.setattr(time, "time", lambda s=seconds: start + s)
+        assert client_a.get("/connections/").status_code == 200
+    monkeypatch.setattr(time, "time", lambda: start + 2 * 3600 + 60)
+    assert client_a.get("/connections/").status_code == 302
+    # Signing in again starts a new lifetime.
+    from tests.conftest import login_as
+
+    assert login_as(client_a, "admin@contoso.example").status_code == 302
+    assert client_a.get("/connections/").status_code == 200
+
+
+def test_session_max_hours_is_a_setting(app):
+    assert app.config["SESSION_MAX_HOURS"] == 12

@@ -58,19 +58,52 @@ def test_logout_needs_post_and_csrf(client_a):
     assert client_a.get("/").status_code == 200
 
 
-def test_rate_limit_per_account(app, client, admin_a):
-    limit = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
-    for _ in range(limit - 1):
+def test_failures_slow_down_that_account_from_that_address(app, client, admin_a, monkeypatch):
+    import time
+
+    start = time.time()
+    monkeypatch.setattr(time, "time", lambda: start)
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] - 1):
         assert login_as(client, admin_a.email, "bad").status_code == 200
     response = login_as(client, admin_a.email, "bad")
     assert response.status_code == 429
-    assert re.search(rb"Too many failed sign-ins\. Try again in 15 minutes\.", response.data)
-    assert response.headers["Retry-After"] == "900"
-    # Even the right password is refused while locked; another browser (address) too.
+    assert b"Too many failed sign-ins. Try again in 30 seconds." in response.data
+    assert response.headers["Retry-After"] == "30"
+    # While the pause lasts even the right password is refused from this address...
     assert login_as(client, admin_a.email, TEST_PASSWORD).status_code == 429
-    other = app.test_client()
-    other.environ_base["REMOTE_ADDR"] = "192.0.2.77"
-    assert login_as(other, admin_a.email, TEST_PASSWORD).status_code == 429
+    # ...and each further failure doubles it.
+    monkeypatch.setattr(time, "time", lambda: start + 31)
+    response = login_as(client, admin_a.email, "bad")
+    assert response.status_code == 429 and response.headers["Retry-After"] == "60"
+    monkeypatch.setattr(time, "time", lambda: start + 92)
+    assert login_as(client, admin_a.email, TEST_PASSWORD).status_code == 302
+
+
+def test_a_stranger_never_locks_the_owner_out(app, admin_a, monkeypatch):
+    import time
+
+    start = time.time()
+    stranger = app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    for offset in (0, 0, 0, 31, 92, 213):  # past any per-account limit, each pause waited out
+        monkeypatch.setattr(time, "time", lambda o=offset: start + o)
+        login_as(stranger, admin_a.email, "guess")
+    assert login_as(stranger, admin_a.email, TEST_PASSWORD).status_code == 429
+    owner = app.test_client()
+    assert login_as(owner, admin_a.email, TEST_PASSWORD).status_code == 302
+
+
+def test_delays_double_and_are_capped(app_ctx):
+    waits = []
+    for failures in range(1, 12):
+        store.record_login_attempt("a@example.com", "192.0.2.1", False, now=1000.0 + failures)
+        waits.append(store.login_lockout_seconds(
+            "a@example.com", "192.0.2.1", free_failures=3, first_delay=30, max_delay=900,
+            max_per_address=100, window=900, now=1000.0 + failures))
+    assert waits == [0, 0, 30, 60, 120, 240, 480, 900, 900, 900, 900]
+    assert store.login_lockout_seconds("a@example.com", "192.0.2.2", free_failures=3,
+                                       first_delay=30, max_delay=900, max_per_address=100,
+                                       window=900, now=1012.0) == 0
 
 
 def test_rate_limit_per_address(app, client, make_user):
@@ -91,20 +124,58 @@ def test_lockout_counts_in_the_database(app_ctx):
     now = 10_000.0
     for i in range(5):
         store.record_login_attempt("a@example.com", "1.2.3.4", False, now=now + i)
-    wait = store.login_lockout_seconds("a@example.com", "5.6.7.8", max_per_account=5,
-                                       max_per_address=20, window=900, now=now + 10)
-    assert wait == pytest.approx(890)
-    assert store.login_lockout_seconds("a@example.com", "5.6.7.8", max_per_account=5,
-                                       max_per_address=20, window=900, now=now + 901) == 0
+    wait = store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+                                       first_delay=30, max_delay=900, max_per_address=5,
+                                       window=900, now=now + 10)
+    assert wait == pytest.approx(890)  # the address cap: five failures in the window
+    assert store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+                                       first_delay=30, max_delay=900, max_per_address=5,
+                                       window=900, now=now + 901) == 0
 
 
-def test_success_resets_the_account_counter(app_ctx):
+def test_success_resets_the_pair_counter(app_ctx):
     for i in range(4):
         store.record_login_attempt("a@example.com", "1.2.3.4", False, now=100.0 + i)
     store.record_login_attempt("a@example.com", "1.2.3.4", True, now=110.0)
     store.record_login_attempt("a@example.com", "1.2.3.4", False, now=111.0)
-    assert store.login_lockout_seconds("a@example.com", "x", max_per_account=5,
-                                       max_per_address=20, window=900, now=112.0) == 0
+    assert store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+                                       first_delay=30, max_delay=900, max_per_address=20,
+                                       window=900, now=112.0) == 0
+
+
+@pytest.fixture
+def behind_proxy(app_config):
+    app_config["TRUSTED_PROXY_HOPS"] = 1
+
+
+def _from(app, forwarded_for: str):
+    browser = app.test_client()
+    browser.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded_for
+    return browser
+
+
+def test_behind_a_trusted_proxy_the_real_client_address_counts(behind_proxy, app, make_user):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    victim = make_user()
+    attacker = _from(app, "203.0.113.7")
+    for i in range(3):
+        login_as(attacker, f"spray{i}@example.com", "bad")
+    assert login_as(attacker, victim.email, TEST_PASSWORD).status_code == 429
+    # Another customer behind the same proxy is not stopped by the attacker's failures.
+    assert login_as(_from(app, "198.51.100.20"), victim.email, TEST_PASSWORD).status_code == 302
+    with app.app_context():
+        assert len(store.recent_failures(address="203.0.113.7", window=900)) == 3
+        assert store.recent_failures(address="127.0.0.1", window=900) == []
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(app, make_user):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    victim = make_user()
+    for i in range(3):  # a new made-up address each time does not escape the address cap
+        login_as(_from(app, f"203.0.113.{i}"), f"spray{i}@example.com", "bad")
+    assert login_as(_from(app, "198.51.100.20"), victim.email, TEST_PASSWORD).status_code == 429
+    with app.app_context():
+        assert len(store.recent_failures(address="127.0.0.1", window=900)) == 3
 
 
 OPEN_REDIRECT_PROBES = [
@@ -169,8 +240,9 @@ def test_cli_create_user_reads_password_from_stdin(app, runner):
         user = store.get_user_by_email("help@portal.example")
         assert user.is_support and user.org_id is None
         assert user.password_hash.startswith("pbkdf2:")  # the configured (test) method
-    assert login_as(app.test_client(), "help@portal.example",
-                    "a long enough password").status_code == 302
+    response = login_as(app.test_client(), "help@portal.example", "a long enough password")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login/enrol"  # support must set up a second factor
 
 
 def test_cli_refuses_admin_without_org(runner):

@@ -79,13 +79,13 @@ def test_environment_overrides_instance_config(clean_env, monkeypatch):
     (clean_env / "config.py").write_text(
         "LOG_FORMAT = 'json'\nLOGIN_WINDOW_SECONDS = 60\nDEMO = False\n")
     monkeypatch.setenv("PORTAL_DEMO", "true")
-    monkeypatch.setenv("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", "7")
+    monkeypatch.setenv("PORTAL_LOGIN_FREE_FAILURES", "7")
     monkeypatch.setenv("PORTAL_FRAME_ANCESTORS", "https://a.example, https://b.example:8443")
     app = create_app()
     assert app.config["LOG_FORMAT"] == "json"
     assert app.config["LOGIN_WINDOW_SECONDS"] == 60
     assert app.config["DEMO"] is True
-    assert app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] == 7
+    assert app.config["LOGIN_FREE_FAILURES"] == 7
     assert app.config["FRAME_ANCESTORS"] == ["https://a.example", "https://b.example:8443"]
     assert app.config["DATABASE"] == str(clean_env / "portal.sqlite3")
 

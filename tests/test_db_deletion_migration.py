@@ -50,6 +50,7 @@ def _seed(database) -> None:
         "VALUES (?, 1, 1, ?, 'connection.create')", [NOW, CONNECTION])
     run("INSERT INTO refresh_leases (connection_id, owner, lease_until) VALUES (?, 'o', 1.0)",
         [CONNECTION])
+    run("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (1, 'h', ?)", [NOW])
     run("INSERT INTO link_reviews (id, connection_id, org_id, tenant_id, other_org_ids, "
         "created_at) VALUES ('review-1', ?, 1, 't', '[2]', ?)", [CONNECTION, NOW])
 

@@ -78,13 +78,15 @@ def test_dashboard_is_never_framed(app_config, make_user):
     app = create_app(app_config)
     from werkzeug.security import generate_password_hash
 
-    from tests.conftest import FAST_HASH, login_as
+    from tests.conftest import FAST_HASH, enrol_totp, login_as, pass_second_factor
 
     with app.app_context():
-        store.create_user("s@example.com", "support", generate_password_hash("pw-123456",
-                                                                             FAST_HASH))
+        user = store.create_user("s@example.com", "support", generate_password_hash("pw-123456",
+                                                                                    FAST_HASH))
+    enrol_totp(app, user)
     client = app.test_client()
     login_as(client, "s@example.com", "pw-123456")
+    pass_second_factor(client, app, user)
     response = client.get("/support/")
     assert response.status_code == 200
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BLUEPRINTS = ("auth", "home", "status", "support", "onboarding", "oauth")
+BLUEPRINTS = ("auth", "home", "status", "support", "onboarding", "oauth", "account")
 
 
 def register(app) -> None:

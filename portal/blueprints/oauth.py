@@ -37,7 +37,12 @@ from flask import (
 from flask_login import current_user
 
 from portal import delegated_link, htmx, store
-from portal.access import admin_required, load_connection_or_404, login_required
+from portal.access import (
+    admin_required,
+    fresh_auth_required,
+    load_connection_or_404,
+    login_required,
+)
 from portal.config import parse_list
 from portal.delegated_link import RESERVED_SCOPES, SignedIn, missing_scopes
 from portal.entra import idtoken
@@ -382,6 +387,7 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
 
 @bp.post("/connections/<connection_id>/link")
 @admin_required
+@fresh_auth_required
 @embeddable
 def link(connection_id: str):
     """Link Account (top level): 303 to Microsoft. Posted from inside a frame without script,
@@ -402,6 +408,7 @@ def link(connection_id: str):
 
 @bp.post("/connections/<connection_id>/link/handoff")
 @admin_required
+@fresh_auth_required
 def create_link_handoff(connection_id: str):
     """For the framed panel (``static/link.js``): a one-time handoff for the popup (JSON)."""
     connection = load_connection_or_404(connection_id, write=True)

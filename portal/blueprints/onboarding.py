@@ -27,7 +27,12 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_blocks
 
 from portal import htmx, store, vault
-from portal.access import admin_required, load_connection_or_404, login_required
+from portal.access import (
+    admin_required,
+    fresh_auth_required,
+    load_connection_or_404,
+    login_required,
+)
 from portal.blueprints.status import MAX_POLLS, checklist_context
 from portal.checks import record_report, run_check
 from portal.entra import permissions
@@ -348,6 +353,7 @@ def _set_if_changed(connection: store.Connection, **fields) -> store.Connection:
 
 @bp.post("/<connection_id>/setup/registered")
 @login_required
+@fresh_auth_required
 def registered(connection_id: str):
     """"I have registered the application": go on to the certificate, creating it now."""
     connection = _load_customer_owned(connection_id)
@@ -359,6 +365,7 @@ def registered(connection_id: str):
 
 @bp.post("/<connection_id>/setup/certificate")
 @login_required
+@fresh_auth_required
 def create_certificate(connection_id: str):
     """Create the certificate (none active), or replace it (``replace=1``)."""
     connection = _load_customer_owned(connection_id)
@@ -434,6 +441,7 @@ def _to_certificate(connection_id: str):
 
 @bp.post("/<connection_id>/certificate/rotate")
 @login_required
+@fresh_auth_required
 def rotate_certificate(connection_id: str):
     """Issue the next certificate as *pending*. The active one keeps signing until the new one is
     proven against the tenant, so a rotation never breaks a working connection."""
@@ -449,6 +457,7 @@ def rotate_certificate(connection_id: str):
 
 @bp.post("/<connection_id>/certificate/confirm")
 @login_required
+@fresh_auth_required
 def confirm_certificate(connection_id: str):
     """Verify everything with the pending certificate; only if every item passes does it become
     the active one (and the previous one retired). A failure changes nothing."""

@@ -20,7 +20,12 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
 from portal import checks, deletion, htmx, store
-from portal.access import admin_required, load_connection_or_404, login_required
+from portal.access import (
+    admin_required,
+    fresh_auth_required,
+    load_connection_or_404,
+    login_required,
+)
 from portal.checks import run_check
 from portal.security import embeddable
 from portal.services import find_cloud
@@ -82,6 +87,7 @@ def connection(connection_id: str):
 
 @bp.post("/<connection_id>/delete")
 @admin_required
+@fresh_auth_required
 def delete(connection_id: str):
     """Delete the connection: its secrets are destroyed, its history kept; then the page that
     says what to remove at Microsoft."""

@@ -42,14 +42,29 @@
       } catch (e) { /* not ours to write: nothing to show */ }
     }
     button.disabled = true;
+    // The sign-in is too old for Link Account: confirm the password first, in this frame
+    // (it comes back to this page), and drop the popup that has nothing to show yet.
+    function reauthenticate(body) {
+      if (!body || body.error !== "reauth_required" || !body.reauth_url) {
+        throw new Error("status 401");
+      }
+      if (popup && !popup.closed) { popup.close(); }
+      window.location.assign(body.reauth_url);
+      return null;
+    }
     fetch(form.getAttribute("data-link-popup"), {
       method: "POST",
       credentials: "same-origin",
+      // This page sends no Referer by default; the portal itself may learn where the click
+      // came from, so a re-authentication can bring the user back here.
+      referrerPolicy: "same-origin",
       headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
     }).then(function (response) {
+      if (response.status === 401) { return response.json().then(reauthenticate); }
       if (!response.ok) { throw new Error("status " + response.status); }
       return response.json();
     }).then(function (data) {
+      if (!data) { return; }
       var status = data.status_url;
       if (popup && !popup.closed) {
         popup.location.replace(data.handoff_url);
