@@ -26,19 +26,20 @@ ADMIN_UPN = "ada@contoso.onmicrosoft.com"
 
 
 class HostPage:
-    """The host product: a static page with one iframe, served on its own loopback port."""
+    """The host product: a static page with one iframe (or the ``html`` given), served on its
+    own loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, html: str | None = None) -> None:
         self.frame_src = "about:blank"
         page = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
-                body = (
+                body = (html or (
                     "<!doctype html><html><head><meta charset='utf-8'><title>Host product</title>"
                     "<link rel='icon' href='data:,'></head><body><h1>Host product</h1>"
                     f"<iframe id='portal' src='{page.frame_src}' width='900' height='700'>"
-                    "</iframe></body></html>").encode()
+                    "</iframe></body></html>")).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))

@@ -9,50 +9,33 @@ page that says why, before anything reaches Microsoft, and nothing is stored.
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from playwright.sync_api import expect
 
 from portal import db, store
-from tests.e2e.test_embedded_link import ADMIN_UPN, PASSWORD, framed_portal, hosts, sp_cert
+from tests.e2e.test_embedded_link import (
+    ADMIN_UPN,
+    PASSWORD,
+    HostPage,
+    framed_portal,
+    hosts,
+    sp_cert,
+)
 
 pytestmark = pytest.mark.e2e
 
 __all__ = ["framed_portal", "hosts", "sp_cert"]  # fixtures shared with the legitimate flow
 
 
-class LurePage:
-    """Another site's page that sends its visitor to a URL (a link, or script navigation)."""
-
-    def __init__(self, target: str) -> None:
-        body = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>Free gift</title>"
-            "<link rel='icon' href='data:,'></head><body>"
-            f"<a id='lure' href='{target}'>Claim your gift</a>"
-            f"<button id='go' onclick=\"location.href='{target}'\">Go</button>"
-            f"<button id='pop' onclick=\"window.open('{target}', 'x', 'popup')\">Pop</button>"
-            "</body></html>").encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def lure_page(target: str) -> HostPage:
+    """Another site's page that sends its visitor to a URL (a link, script, or a popup)."""
+    return HostPage(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Free gift</title>"
+        "<link rel='icon' href='data:,'></head><body>"
+        f"<a id='lure' href='{target}'>Claim your gift</a>"
+        f"<button id='go' onclick=\"location.href='{target}'\">Go</button>"
+        f"<button id='pop' onclick=\"window.open('{target}', 'x', 'popup')\">Pop</button>"
+        "</body></html>")
 
 
 @pytest.fixture
@@ -124,11 +107,11 @@ def test_a_sign_in_lure_does_not_reach_the_handoff(browser, minted, sim, admin_a
 @pytest.mark.parametrize("how", ["link", "script", "popup"])
 def test_another_site_navigating_to_the_handoff_is_refused(browser, minted, sim, how):
     portal, connection, url = minted
-    lure = LurePage(url)
+    lure = lure_page(url)
     try:
         victim = browser.new_context(ignore_https_errors=True)
         tab = victim.new_page()
-        tab.goto(lure.url)
+        tab.goto(lure.origin + "/")
         if how == "popup":
             with tab.expect_popup() as opened:
                 tab.click("#pop")
