@@ -154,6 +154,17 @@ def validate_origin(origin: str) -> str:
     return origin
 
 
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def normalize_client_id(value) -> str | None:
+    """An application (client) ID as every reader compares it: trimmed, and lower-cased when it
+    is a GUID (Entra treats GUIDs case-insensitively and issues them lower-case). Anything else
+    is kept as typed, for Link Account's settings check to name."""
+    text = str(value or "").strip()
+    return (text.lower() if _GUID.fullmatch(text.lower()) else text) or None
+
+
 def _normalize(app) -> None:
     config = app.config
     env = str(config["ENV"]).lower()
@@ -169,6 +180,7 @@ def _normalize(app) -> None:
     config["CSP_FORM_ACTION_EXTRA"] = [
         validate_origin(o) for o in parse_list(config["CSP_FORM_ACTION_EXTRA"])
     ]
+    config["SP_CLIENT_ID"] = normalize_client_id(config.get("SP_CLIENT_ID"))
     if not config.get("DATABASE"):
         config["DATABASE"] = os.path.join(app.instance_path, "portal.sqlite3")
     config["PERMANENT_SESSION_LIFETIME"] = int(config["SESSION_HOURS"]) * 3600

@@ -56,6 +56,7 @@ import msal
 import requests
 
 from portal import store, vault
+from portal.config import normalize_client_id
 from portal.db import write_transaction
 from portal.entra.client import (
     CertificateCredential,
@@ -179,7 +180,9 @@ def settings_from_config(config: Mapping[str, Any], instance_path: str | None = 
                          idle_hours: float | None = None) -> Settings:
     """Settings from the app config (``SP_CLIENT_ID``, ``SP_CERT_FILE``/``SP_CLIENT_SECRET``,
     optional ``REFRESH_IDLE_HOURS``); ``idle_hours`` (the CLI option) wins."""
-    client_id = config.get("SP_CLIENT_ID")
+    # The same normalisation as at start (and as Link Account stored it), also for a mapping
+    # that did not pass through create_app.
+    client_id = normalize_client_id(config.get("SP_CLIENT_ID"))
     if not client_id:
         raise KeepAliveConfigError("set SP_CLIENT_ID (the service provider application)")
     hours = idle_hours if idle_hours is not None else config.get("REFRESH_IDLE_HOURS", 24)
@@ -187,7 +190,7 @@ def settings_from_config(config: Mapping[str, Any], instance_path: str | None = 
         idle = timedelta(hours=float(hours))
     except (TypeError, ValueError):
         raise KeepAliveConfigError("REFRESH_IDLE_HOURS must be a number of hours") from None
-    return Settings(str(client_id), service_provider_credential(config, instance_path), idle=idle)
+    return Settings(client_id, service_provider_credential(config, instance_path), idle=idle)
 
 
 # --- Selection and classification -------------------------------------------------------------
