@@ -300,3 +300,16 @@ def test_deleting_the_connection_destroys_unlinked_results(app, client_a, sim, s
         [review] = store.list_link_reviews(None, sp_connection.id)
         assert review.status == "rejected"
         assert store.get_secret("link_reviews", review.id, "token_cache") is None
+
+
+def test_the_popup_cookie_is_one_a_browser_accepts(app, client_a, sp_connection):
+    """Under https the cookie is __Host-: browsers store it only with Secure, Path=/ and no
+    Domain (RFC 6265bis, cookie name prefixes), else the confirmation could never be posted."""
+    data = create_handoff(client_a, sp_connection)
+    page = app.test_client().get(data["handoff_url"], headers=SAME_ORIGIN)
+    [cookie] = [c for c in page.headers.getlist("Set-Cookie") if "portal_handoff=" in c]
+    attributes = [a.strip().lower() for a in cookie.split(";")]
+    assert cookie.startswith("__Host-portal_handoff=")
+    assert "path=/" in attributes and "secure" in attributes and "httponly" in attributes
+    assert "samesite=strict" in attributes
+    assert not any(a.startswith("domain=") for a in attributes)

@@ -472,8 +472,9 @@ def handoff(handoff_id: str):
     response = make_response(render_template(
         "pages/oauth_handoff.html", handoff_id=handoff_id, token=token, user=user,
         connection=connection, organization=organization))
-    # Strict and path-bound: only this popup's own confirmation post carries it back.
-    response.set_cookie(popup_cookie_name(), popup_cookie, max_age=FLOW_TTL, path="/oauth/",
+    # Strict: only this popup's own same-site requests carry it back. Path=/ because browsers
+    # refuse a __Host- cookie with any other path (RFC 6265bis, cookie name prefixes).
+    response.set_cookie(popup_cookie_name(), popup_cookie, max_age=FLOW_TTL, path="/",
                         secure=True, httponly=True, samesite="Strict")
     return response
 
@@ -497,7 +498,7 @@ def handoff_continue(handoff_id: str):
     store.record_audit("connection.link_handoff_confirmed", actor=user.id,
                        org_id=connection.org_id, connection_id=connection.id)
     response = _start_flow(connection, user.id, handoff_id=found.id)
-    response.delete_cookie(popup_cookie_name(), path="/oauth/", secure=True, httponly=True,
+    response.delete_cookie(popup_cookie_name(), path="/", secure=True, httponly=True,
                            samesite="Strict")
     return response
 
