@@ -152,7 +152,10 @@ def _page_of_the_action() -> str | None:
     page = htmx.current_path() if htmx.is_htmx() else None
     referrer = request.headers.get("Referer")
     if page is None and referrer:
-        parts = urlsplit(referrer)
+        try:
+            parts = urlsplit(referrer)
+        except ValueError:  # a malformed Referer (anyone can send one) names no page
+            parts = urlsplit("")
         if parts.netloc == request.host:
             page = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if page is None and request.method == "GET":

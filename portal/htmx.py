@@ -51,7 +51,10 @@ def current_path() -> str | None:
     raw = request.headers.get(HX_CURRENT_URL)
     if not raw:
         return None
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. "http://[::1": anyone can send this header
+        return None
     if parts.netloc != request.host:
         return None
     path = parts.path or "/"

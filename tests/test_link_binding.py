@@ -18,6 +18,7 @@ import pytest
 from entrasim.testing import follow_authorize
 from portal import db, store
 from tests import test_oauth as base
+from tests.conftest import login_as
 from tests.test_oauth import (
     ADMIN_UPN,
     FLOW_COOKIE,
@@ -113,10 +114,43 @@ def test_confirmation_needs_the_browser_and_token_it_was_shown(app, client_a, sp
                       headers=SAME_ORIGIN).status_code == 400
 
 
+@pytest.mark.parametrize("disguise", [
+    "/static/../oauth/handoff/{id}", "/static/%2e%2e/oauth/handoff/{id}",
+    "/static/.%2e/oauth/handoff/{id}", "/static/x/../../oauth/handoff/{id}",
+    "/static/%2E%2E/oauth/callback", "/connections/../oauth/handoff/{id}",
+    "/./oauth/handoff/{id}", "/static/app.css",
+])
+def test_sign_in_never_continues_to_a_disguised_oauth_path(app, admin_a, client_a, sp_connection,
+                                                           disguise):
+    """A browser removes dot segments when it follows a redirect (RFC 3986 §5.2.4), so a
+    target is judged as the browser will resolve it; static files are no sign-in target."""
+    handoff_id = create_handoff(client_a, sp_connection)["handoff_url"].rsplit("/", 1)[1]
+    target = disguise.format(id=handoff_id)
+    response = login_as(app.test_client(), admin_a.email, next_path=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/", target
+
+
+def test_a_malformed_page_address_is_no_error(app, client, client_a, sp_connection):
+    """Headers naming the page an action came from are the browser's word, or anyone's: a
+    malformed one is ignored, never a 500."""
+    assert client.get("/", headers={"HX-Request": "true",
+                                    "HX-Current-URL": "http://[::1"}).status_code < 500
+    client_a.application.config["REAUTH_MINUTES"] = 0
+    token = csrf(client_a)
+    stale = client_a.post(f"/connections/{sp_connection.id}/link",
+                          data={"csrf_token": token}, headers={"Referer": "http://[::1"})
+    assert stale.status_code == 303 and stale.headers["Location"].startswith("/reauth")
+
+
+def test_the_handoff_answers_get_only(app, client_a, sp_connection):
+    data = create_handoff(client_a, sp_connection)
+    assert app.test_client().head(data["handoff_url"], headers=SAME_ORIGIN).status_code == 405
+    assert handoff_rows(app)[0]["opened_at"] is None
+
+
 def test_sign_in_never_continues_to_an_oauth_path(app, client, admin_a, client_a, sp_connection):
     """/login?next=/oauth/handoff/... would turn a lure into a same-origin navigation."""
-    from tests.conftest import login_as
-
     data = create_handoff(client_a, sp_connection)
     for target in (data["handoff_url"], "/oauth/callback", "/%6fauth/handoff/x"):
         response = login_as(app.test_client(), admin_a.email, next_path=target)

@@ -81,12 +81,18 @@ def _dummy_hash() -> str:
     return _dummy_hashes[method]
 
 
-#: Paths never accepted as a post-sign-in target.
-NEVER_NEXT = ("/oauth/",)
+#: Paths never accepted as a post-sign-in target: the OAuth entry points must be reached only
+#: from the portal's own pages (a /login?next=/oauth/handoff/... lure would turn a foreign link
+#: into a same-origin navigation after sign-in), and a static file is no page to land on.
+NEVER_NEXT = ("/oauth/", "/static/")
 
 
 def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path of this application, else None (no open redirects)."""
+    """``target`` if it is a page of this application, else None (no open redirects).
+
+    Judged as the browser will resolve it: every percent-decoded variant must be a plain
+    absolute path without dot segments (a browser removes ``..`` when it follows the redirect,
+    RFC 3986 §5.2.4, so ``/static/../oauth/...`` would land on ``/oauth/...``)."""
     if not target or len(target) > 2048:
         return None
     candidates = [target]
@@ -97,14 +103,16 @@ def safe_next(target: str | None) -> str | None:
             return None
         if not candidate.startswith("/") or candidate.startswith("//"):
             return None
-        parts = urlsplit(candidate)
+        try:
+            parts = urlsplit(candidate)
+        except ValueError:
+            return None
         if parts.scheme or parts.netloc:
             return None
-    if urlsplit(unquote(target)).path.startswith(NEVER_NEXT):
-        # The OAuth entry points must be reached only from the portal's own pages: a
-        # /login?next=/oauth/handoff/... lure would turn a foreign link into a same-origin
-        # navigation after sign-in.
-        return None
+        if any(segment in (".", "..") for segment in parts.path.split("/")):
+            return None
+        if parts.path.lower().startswith(NEVER_NEXT):
+            return None
     adapter = current_app.url_map.bind("localhost", url_scheme="http")
     try:
         adapter.match(urlsplit(target).path, method="GET")

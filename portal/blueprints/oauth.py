@@ -459,6 +459,8 @@ def handoff(handoff_id: str):
     """The popup's first page (its own top-level site, without the iframe's cookies). It only
     answers the portal's own page, and links nothing by itself: it names who started the sign-in
     and for what, and continues to Microsoft only when that is confirmed here."""
+    if request.method != "GET":
+        abort(405)  # Flask answers HEAD with this view too: a HEAD must not open the handoff
     if not _opened_by_the_portal():
         return _handoff_refused("not opened by the portal", 403)
     if not 20 <= len(handoff_id) <= 100:
