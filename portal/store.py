@@ -791,8 +791,8 @@ def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int 
                     None)
 
 
-def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | None = None
-                      ) -> AuthFlow | None:
+def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | None = None,
+                      user_id: int | None = None) -> AuthFlow | None:
     """Burn the flow of ``state`` and return it with its MSAL flow dict, or None when missing,
     expired, already used, of another ``kind``, bound to another browser or unreadable. A flow
     of another kind is left untouched: a delegated state posted to the admin-consent return
@@ -803,6 +803,8 @@ def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | N
         if row is None or row["consumed_at"] is not None or row["expires_at"] <= now \
                 or row["kind"] != kind:
             return None
+        if user_id is not None and row["user_id"] != user_id:
+            return None  # another user's flow: neither theirs to finish nor to burn
         if not hmac.compare_digest(str(row["browser_binding"]), browser_binding(browser_cookie)):
             return None
         _execute("UPDATE auth_flows SET consumed_at = ? WHERE state = ? AND consumed_at IS NULL",

@@ -122,6 +122,8 @@ def test_auth_flow_is_single_use_and_bound(org):
                            user_id=1, browser_cookie="bind", flow=flow, now=1000.0)
     assert store.consume_auth_flow("st", "other browser", "delegated", now=1001.0) is None
     assert store.consume_auth_flow("unknown", "bind", "delegated", now=1001.0) is None
+    # Another user's flow (the same browser cookie replayed in their session): not burnt.
+    assert store.consume_auth_flow("st", "bind", "delegated", now=1001.0, user_id=2) is None
     # A flow of the other kind is neither returned nor burnt.
     assert store.consume_auth_flow("st", "bind", "admin_consent", now=1001.0) is None
     consumed = store.consume_auth_flow("st", "bind", "delegated", now=1001.0)

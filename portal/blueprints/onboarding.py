@@ -557,9 +557,9 @@ def admin_consent_return():
     """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
     state = request.args.get("state", "")[:128]
     browser = request.cookies.get(CONSENT_COOKIE, "")
-    flow = store.consume_auth_flow(state, browser, "admin_consent") if state and browser \
-        else None
-    if flow is None or flow.user_id != current_user.id:
+    flow = store.consume_auth_flow(state, browser, "admin_consent",
+                                   user_id=current_user.id) if state and browser else None
+    if flow is None:
         log.warning("admin consent return with an unknown, used, expired or foreign state")
         flash("This consent answer has expired, was already used or was started in another "
               "browser. Start admin consent again from the wizard.", "error")
