@@ -1118,7 +1118,8 @@ def _link_review(row: dict | None) -> LinkReview | None:
 def create_link_review(connection: Connection, *, tenant_id: str, other_org_ids: Sequence[int],
                        requested_by: int | None, detail: dict, token_cache: bytes) -> LinkReview:
     """Hold a link for the operator (inside the caller's transaction or its own)."""
-    review_id = secrets.token_urlsafe(12)
+    # Hex: an id typed on a command line must never start with "-" (read as an option).
+    review_id = secrets.token_hex(12)
     now = utcnow()
     with write_transaction():
         _execute(

@@ -240,6 +240,8 @@ def test_a_tenant_linked_by_another_organization_is_held(app, client_a, support_
         [review] = store.list_link_reviews("held")
         audit = store.list_audit_events(action="connection.link_held")
     assert review.other_org_ids == (tenant_of_b.org_id,)
+    # An operator types it on a command line: never a leading "-" (read as an option).
+    assert re.fullmatch(r"[0-9a-f]{24}", review.id)
     assert audit[0].detail["organization"]["name"] == "Contoso"
     assert [o["name"] for o in audit[0].detail["other_organizations"]] == ["Fabrikam"]
     dashboard = support_client.get("/support/").get_data(as_text=True)
