@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from portal import store, vault
 from portal.entra.client import CertificateCredential
 from portal.entra.verify import VerificationReport, verify_customer_owned
-from portal.services import cloud_table, find_cloud
+from portal.services import caches, cloud_table, find_cloud
 
 log = logging.getLogger("portal.checks")
 
@@ -61,7 +61,8 @@ def run_check(item: store.Connection, trigger: str, actor: int | None = None) ->
             "certificate (step 4), upload it to your application, then link again.")}
     report = verify_customer_owned(
         cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
-        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True)
+        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True,
+        discovery_cache=caches().discovery)
     record_report(item, report, trigger, actor)
     return {"ok": report.ok}
 

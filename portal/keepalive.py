@@ -52,7 +52,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import msal
 import requests
 
 from portal import store, vault
@@ -65,6 +64,7 @@ from portal.entra.client import (
     EntraClient,
     SecretCredential,
     TokenResult,
+    read_stored_sign_in,
 )
 from portal.entra.clouds import Cloud, CloudTable, http_session
 from portal.entra.errors import EntraProblem
@@ -279,23 +279,18 @@ def _account_for(cache_text: str, connection: store.Connection,
                  client_id: str) -> dict[str, Any]:
     """The signed-in admin's account in the stored cache (read locally, no network), checked to
     hold a refresh token of our app."""
-    cache = msal.SerializableTokenCache()
+    home = f"{connection.consented_by_oid}.{connection.tenant_id}" \
+        if connection.consented_by_oid and connection.tenant_id else None
     try:
-        cache.deserialize(cache_text)
+        stored = read_stored_sign_in(cache_text, home)
     except ValueError:
         raise _Failed("relink", "stored sign-in damaged") from None
-    query: dict[str, Any] = {}
-    if connection.consented_by_oid and connection.tenant_id:
-        query["home_account_id"] = f"{connection.consented_by_oid}.{connection.tenant_id}"
-    accounts = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT, query=query))
-    if not accounts:
+    account = stored.account
+    if account is None:
         raise _Failed("relink", "no stored sign-in")
-    account = accounts[0]
-    rt_query = {"home_account_id": account["home_account_id"]}
-    rts = list(cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN, query=rt_query))
-    if not rts:
+    if not stored.refresh_token_client_ids:
         raise _Failed("relink", "no refresh token stored")
-    if not any(rt.get("client_id") == client_id for rt in rts):
+    if client_id not in stored.refresh_token_client_ids:
         raise _Failed("operator", "stored sign-in belongs to another client id (SP_CLIENT_ID?)")
     return account
 

@@ -17,7 +17,6 @@ import pytest
 
 from entrasim.testing import follow_authorize
 from portal import db, ratelimit, store
-from portal.entra import idtoken
 from portal.entra.certificates import issue_certificate
 
 PUBLIC_URL = "https://portal.example.test"
@@ -46,7 +45,6 @@ def provider(sim, sp_cert, tmp_path):
     user = sim.create_user(customer["id"], ADMIN_UPN, display_name="Ada Admin")
     pem = tmp_path / "sp.pem"
     pem.write_bytes(sp_cert.private_key_pem + sp_cert.cert_pem)
-    idtoken.JWKS_CACHE.clear()
     return {"home": home, "app": app, "customer": customer, "user": user, "pem": str(pem)}
 
 

@@ -35,11 +35,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from portal import mfa, store
 from portal.access import login_required, mark_authenticated
 from portal.security import embeddable
+from portal.services import caches
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("portal.auth")
 
-_dummy_hashes: dict[str, str] = {}
 
 
 class LoginForm(FlaskForm):
@@ -76,9 +76,10 @@ def hash_password(password: str) -> str:
 
 def _dummy_hash() -> str:
     method = current_app.config["PASSWORD_HASH_METHOD"]
-    if method not in _dummy_hashes:
-        _dummy_hashes[method] = generate_password_hash("not a password", method=method)
-    return _dummy_hashes[method]
+    known = caches().dummy_hashes
+    if method not in known:
+        known[method] = generate_password_hash("not a password", method=method)
+    return known[method]
 
 
 #: Paths never accepted as a post-sign-in target: the OAuth entry points must be reached only

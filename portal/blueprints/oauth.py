@@ -56,7 +56,7 @@ from portal.entra.clouds import Cloud, http_session
 from portal.entra.errors import classify
 from portal.entra.permissions import DELEGATED_SCOPES
 from portal.security import cross_site_post, csrf, embeddable, framed_navigation, no_referrer
-from portal.services import cloud_table
+from portal.services import caches, cloud_table
 
 bp = Blueprint("oauth", __name__)
 log = logging.getLogger("portal.oauth")
@@ -70,9 +70,6 @@ _SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
 _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _AADSTS_RE = re.compile(r"AADSTS(\d{4,7})")
-#: MSAL's HTTP cache for the `organizations` OpenID document (one discovery per process instead
-#: of one per click). Only discovery is cached: every flow builds a fresh MSAL app and cache.
-_MSAL_HTTP_CACHE: dict = {}
 
 
 # --- Operator settings -------------------------------------------------------------------------
@@ -334,7 +331,7 @@ def link_status(connection_id: str):
 def _client(settings: SpSettings, cloud: Cloud, session_) -> EntraClient:
     """MSAL for our multi-tenant app at ``https://<login>/organizations``, empty token cache."""
     return EntraClient(cloud, "organizations", settings.client_id, settings.credential,
-                       session=session_, http_cache=_MSAL_HTTP_CACHE)
+                       session=session_, http_cache=caches().msal_http)
 
 
 def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | None = None):
@@ -682,7 +679,7 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
     check = idtoken.validate(raw, cloud=cloud, client_id=settings.client_id,
                              nonce=extras.get("nonce_sent") or "", session=session_,
                              expected_tenant=connection.tenant_id
-                             or extras.get("expected_tenant") or None)
+                             or extras.get("expected_tenant") or None, cache=caches().jwks)
     if not check.ok:
         log.warning("id token rejected (%s) for connection %s", check.reason, connection.id)
         if check.reason == "tenant":

@@ -41,7 +41,7 @@ from portal.entra.client import CertificateCredential
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
 from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable, framed_navigation
-from portal.services import cloud_table, find_cloud
+from portal.services import caches, cloud_table, find_cloud
 
 bp = Blueprint("onboarding", __name__, url_prefix="/connections")
 log = logging.getLogger("portal.onboarding")
@@ -309,7 +309,7 @@ def _lookup_tenant(connection: store.Connection) -> dict | None:
         if cloud is None:
             lookup.update(outcome="no_cloud", message="Choose the cloud first (step 1).")
         else:
-            found = discover_tenant(cloud_table(), cloud.key, ref)
+            found = discover_tenant(cloud_table(), cloud.key, ref, cache=caches().discovery)
             lookup.update(outcome=found.outcome, tenant_id=found.tenant_id,
                           message=_lookup_message(found, cloud))
             if found.other_cloud:
@@ -480,7 +480,7 @@ def confirm_certificate(connection_id: str):
     report = verify_customer_owned(
         cloud_table(), cloud.key, connection.tenant_id or connection.tenant_input,
         connection.client_id, CertificateCredential(key, pending.cert_pem),
-        connection.exchange_enabled, fresh=True)
+        connection.exchange_enabled, fresh=True, discovery_cache=caches().discovery)
     if not report.ok:
         reason = (report.problem.message if report.problem else
                   "missing: " + ", ".join(item.label for item in report.missing) + ".")

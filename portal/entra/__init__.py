@@ -33,7 +33,6 @@ from .errors import EntraProblem, SupportCodes, classify
 from .graph import GraphClient, GraphError
 from .permissions import ChecklistItem, Observed, checklist, required_items
 from .tenant import (
-    DISCOVERY_CACHE,
     Discovery,
     DiscoveryCache,
     TenantInputError,
@@ -46,7 +45,6 @@ from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned
 __all__ = [
     "BUILTIN_CLOUDS",
     "DELEGATED_SCOPE_NAMES",
-    "DISCOVERY_CACHE",
     "AuthFlow",
     "CertificateCredential",
     "CertificateInfo",

@@ -156,6 +156,30 @@ def decode_claims(token: str | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class StoredSignIn:
+    """What a serialized MSAL token cache holds for one account, read locally (no network)."""
+
+    account: dict[str, Any] | None
+    refresh_token_client_ids: tuple[str, ...] = ()
+
+
+def read_stored_sign_in(cache_text: str, home_account_id: str | None = None) -> StoredSignIn:
+    """The account (the one with ``home_account_id``, else the first) of a serialized MSAL
+    token cache and the client ids its refresh tokens were issued to. Raises ValueError when the
+    text is not a token cache."""
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(cache_text)
+    query = {"home_account_id": home_account_id} if home_account_id else {}
+    accounts = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT, query=query))
+    if not accounts:
+        return StoredSignIn(None)
+    account = accounts[0]
+    refresh_tokens = cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN,
+                                  query={"home_account_id": account["home_account_id"]})
+    return StoredSignIn(account, tuple(str(rt.get("client_id")) for rt in refresh_tokens))
+
+
+@dataclass(frozen=True)
 class TokenResult:
     """Outcome of a token request: a token with its claims, or a problem."""
 

@@ -26,7 +26,6 @@ import requests
 from .clouds import Cloud
 
 __all__ = [
-    "JWKS_CACHE",
     "IdTokenCheck",
     "JwksCache",
     "expected_nonce",
@@ -130,10 +129,6 @@ class JwksCache:
         return found
 
 
-#: The process-wide cache (keys are public; sharing them between requests is the point).
-JWKS_CACHE = JwksCache()
-
-
 def validate(
     id_token: str | None,
     *,
@@ -147,7 +142,8 @@ def validate(
     cache: JwksCache | None = None,
 ) -> IdTokenCheck:
     """Check ``id_token`` completely; ``nonce`` is the value sent in the authorize request."""
-    cache = cache or JWKS_CACHE
+    # Without the caller's cache (the app owns one: portal.services.caches) nothing is kept.
+    cache = cache if cache is not None else JwksCache()
     if not id_token or not isinstance(id_token, str):
         return _fail("missing")
     try:

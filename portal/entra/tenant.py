@@ -17,7 +17,6 @@ from .clouds import Cloud, CloudTable, http_session
 from .errors import EntraProblem, classify
 
 __all__ = [
-    "DISCOVERY_CACHE",
     "Discovery",
     "DiscoveryCache",
     "TenantInputError",
@@ -181,9 +180,6 @@ class DiscoveryCache:
             self._data.clear()
 
 
-DISCOVERY_CACHE = DiscoveryCache()
-
-
 @dataclass(frozen=True)
 class _Probe:
     status: Literal["found", "not_found", "malformed", "other_cloud_hint", "error"]
@@ -293,7 +289,7 @@ def discover_tenant(
     tenant_ref: TenantRef,
     *,
     session: requests.Session | None = None,
-    cache: DiscoveryCache | None = DISCOVERY_CACHE,
+    cache: DiscoveryCache | None = None,
     probe_timeout: tuple[float, float] = PROBE_TIMEOUT,
 ) -> Discovery:
     """Look the tenant up in the chosen cloud; when it isn't there, ask the sibling clouds."""

@@ -28,7 +28,6 @@ from .permissions import (
     checklist,
 )
 from .tenant import (
-    DISCOVERY_CACHE,
     Discovery,
     DiscoveryCache,
     TenantInputError,
@@ -261,7 +260,7 @@ def _verify_customer_owned(
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
-    discovery_cache: DiscoveryCache | None = DISCOVERY_CACHE,
+    discovery_cache: DiscoveryCache | None = None,
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
@@ -666,7 +665,7 @@ def verify_customer_owned(
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
-    discovery_cache: DiscoveryCache | None = DISCOVERY_CACHE,
+    discovery_cache: DiscoveryCache | None = None,
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:

@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from portal import store
-from portal.entra.tenant import DISCOVERY_CACHE
 from tests.conftest import TEST_PASSWORD
 from tests.wizard.helpers import link, ready, start_wizard
 
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.e2e
 #: Where the after-delete screenshot goes (kept for a human to look at).
 SCREENSHOT_DIR = os.environ.get("PORTAL_E2E_SCREENSHOTS", "")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_discovery_cache():
-    DISCOVERY_CACHE.clear()
-    yield
-    DISCOVERY_CACHE.clear()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from playwright.sync_api import expect
 
-from portal.entra.tenant import DISCOVERY_CACHE
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -20,12 +19,6 @@ ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.A
              "User.EnableDisableAccount.All")
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 
-
-@pytest.fixture(autouse=True)
-def _fresh_discovery_cache():
-    DISCOVERY_CACHE.clear()
-    yield
-    DISCOVERY_CACHE.clear()
 
 
 @pytest.fixture

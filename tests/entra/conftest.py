@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from portal.entra.certificates import IssuedCertificate, issue_certificate
-from portal.entra.tenant import DISCOVERY_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +18,6 @@ def other_cert() -> IssuedCertificate:
     """A second certificate, never uploaded: signing with it must fail (AADSTS700027)."""
     return issue_certificate("Test Portal", "conn-test-2", key_size=2048)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_discovery_cache():
-    """Simulator state is reset per test, so cached discoveries must not leak between tests."""
-    DISCOVERY_CACHE.clear()
-    yield
-    DISCOVERY_CACHE.clear()
 
 
 @pytest.fixture(scope="session")

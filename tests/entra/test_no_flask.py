@@ -62,3 +62,16 @@ def test_importing_every_module_does_not_load_flask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_only_portal_entra_imports_msal():
+    """The protocol library stays behind portal.entra: the rest of the portal gets typed
+    results (portal.entra.client) and never builds MSAL objects itself."""
+    portal_dir = PACKAGE_DIR.parent
+    offenders = sorted(
+        str(path.relative_to(portal_dir))
+        for path in portal_dir.rglob("*.py")
+        if PACKAGE_DIR not in path.parents
+        and any(n.split(".")[0] == "msal" for n in _imported_names(path))
+    )
+    assert offenders == []

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from portal.entra.client import CertificateCredential
-from portal.entra.tenant import DISCOVERY_CACHE
+from portal.entra.tenant import DiscoveryCache
 from portal.entra.verify import verify_customer_owned
 
 from .sim_helpers import ALL_GRAPH, EXCHANGE_ADMIN, USER_ADMIN, customer_owned
@@ -286,12 +286,14 @@ def test_graph_hang_is_bounded_by_timeouts(sim, table, cert):
 
 def test_discovery_is_cached(sim, table, cert):
     s = customer_owned(sim, cert)
-    assert _verify(table, s).ok
+    cache = DiscoveryCache()  # the caller's (the portal's app owns one)
+    assert _verify(table, s, discovery_cache=cache).ok
     before = len(sim.requests("openid-configuration"))
-    report = _verify(table, s)
+    report = _verify(table, s, discovery_cache=cache)
     assert report.steps[0].outcome == "found (cached)"
     assert len(sim.requests("openid-configuration")) == before + 1  # only MSAL's own
-    DISCOVERY_CACHE.clear()
+    # Without a cache nothing is remembered.
+    assert _verify(table, s).steps[0].outcome == "found"
 
 
 def test_directory_role_via_global_admin(sim, table, cert):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from portal.entra.tenant import DISCOVERY_CACHE
 from tests.wizard.helpers import Wizard, start_wizard
 
 
@@ -16,13 +15,6 @@ def app_config(app_config, sim_server, tmp_path):
     app_config["PUBLIC_URL"] = "https://portal.example"
     return app_config
 
-
-@pytest.fixture(autouse=True)
-def _fresh_discovery_cache():
-    """The simulator is reset per test: cached discoveries must not leak between tests."""
-    DISCOVERY_CACHE.clear()
-    yield
-    DISCOVERY_CACHE.clear()
 
 
 @pytest.fixture
