@@ -233,6 +233,8 @@ def test_a_tenant_linked_by_another_organization_is_held(app, client_a, support_
     assert page.status_code == 303 and "linked=1" not in page.headers["Location"]
     shown = client_a.get(page.headers["Location"]).get_data(as_text=True)
     assert "Held for review" in shown and "Connected." not in shown
+    # "You don't need to do anything now" is true: no Link Account to start another hold.
+    assert "data-link-popup" not in shown
     held = reload(app, sp_connection.id)
     assert held.state != "connected" and held.tenant_id is None
     assert stored_cache(app, sp_connection.id) is None

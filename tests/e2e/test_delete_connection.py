@@ -19,7 +19,6 @@ pytestmark = pytest.mark.e2e
 SCREENSHOT_DIR = os.environ.get("PORTAL_E2E_SCREENSHOTS", "")
 
 
-
 @pytest.fixture
 def tenant(sim):
     t = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],

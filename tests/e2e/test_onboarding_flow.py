@@ -20,7 +20,6 @@ ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.A
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 
 
-
 @pytest.fixture
 def tenants(sim):
     """The customer's tenant (simulated global cloud) and someone else's in the China cloud."""

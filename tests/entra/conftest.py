@@ -19,7 +19,6 @@ def other_cert() -> IssuedCertificate:
     return issue_certificate("Test Portal", "conn-test-2", key_size=2048)
 
 
-
 @pytest.fixture(scope="session")
 def table(sim_server, tmp_path_factory):
     """Built-in clouds plus the simulator's clouds (the PORTAL_CLOUDS_FILE path)."""

@@ -16,7 +16,6 @@ def app_config(app_config, sim_server, tmp_path):
     return app_config
 
 
-
 @pytest.fixture
 def wizard(client_a) -> Wizard:
     return start_wizard(client_a)
