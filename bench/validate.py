@@ -59,12 +59,12 @@ def make_bench_user(instance: Path) -> None:
     os.environ["PORTAL_INSTANCE_PATH"] = str(instance)
     from werkzeug.security import generate_password_hash
 
-    from portal import create_app, store
+    from portal import create_app, storage
 
     app = create_app()
     with app.app_context():
-        org = store.create_organization("Bench org")
-        store.create_user("bench@example.com", "admin", generate_password_hash(PASSWORD), org.id)
+        org = storage.create_organization("Bench org")
+        storage.create_user("bench@example.com", "admin", generate_password_hash(PASSWORD), org.id)
 
 
 def session_cookie(base: str) -> str:

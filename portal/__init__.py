@@ -27,7 +27,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.make_private_dir(app.instance_path)
     config.load(app, test_config)
 
-    from portal import access, cli, db, logs, security, services
+    from portal import access, cli, logs, security, services
+    from portal.storage import db
 
     logs.init_app(app)
     db.init_app(app)
@@ -78,7 +79,7 @@ def _register_template_globals(app: Flask) -> None:
         from flask import url_for
         from flask_login import current_user
 
-        from portal import store
+        from portal import storage
 
         def url_for_if(endpoint: str, **values):
             """url_for, or None while the endpoint does not exist yet (later blueprints)."""
@@ -86,7 +87,7 @@ def _register_template_globals(app: Flask) -> None:
 
         def current_org():
             if current_user.is_authenticated and current_user.org_id is not None:
-                return store.get_organization(current_user.org_id)
+                return storage.get_organization(current_user.org_id)
             return None
 
         return {"url_for_if": url_for_if, "current_org": _Lazy(current_org)}
@@ -115,7 +116,9 @@ class _Lazy:
 def _register_error_handlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
-    from portal import htmx, store, vault
+    from portal import htmx, storage
+    from portal.connections import lifecycle
+    from portal.storage import vault
 
     def render_error(status: int, title: str, message: str):
         if request.blueprint == "api" or request.accept_mimetypes.best == "application/json":
@@ -139,9 +142,9 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(vault.SecretUnreadable)
     def secret_unreadable(error):
         log.error("stored secret unreadable: %s", error)
-        connection_id = store.connection_id_for_secret(error.owner_table, error.owner_id)
+        connection_id = storage.connection_id_for_secret(error.owner_table, error.owner_id)
         if connection_id:
-            store.mark_needs_reconnect(connection_id, f"stored secret unreadable: {error.reason}")
+            lifecycle.needs_reconnect(connection_id, f"stored secret unreadable: {error.reason}")
         message = ("We could not read the stored credentials of this connection. Please "
                    "reconnect it: run Link Account again.")
         if htmx.is_htmx():
@@ -149,7 +152,7 @@ def _register_error_handlers(app: Flask) -> None:
         return render_template("pages/needs_reconnect.html", connection_id=connection_id,
                                message=message), 409
 
-    @app.errorhandler(store.ConnectionDeleted)
+    @app.errorhandler(storage.ConnectionDeleted)
     def connection_deleted(error):
         # A request that loaded the connection just before another one deleted it: its write
         # was refused (and rolled back); to this browser the connection is simply gone.

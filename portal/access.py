@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 from flask import abort, current_app, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, logout_user
 
-from portal import htmx, store
+from portal import htmx, storage
 
 log = logging.getLogger("portal.access")
 
@@ -41,7 +41,7 @@ def _load_user(user_id: str):
     raw_id, sep, raw_epoch = user_id.partition(":")
     if not sep or not raw_id.isdigit() or not raw_epoch.isdigit():
         return None
-    user = store.get_user(int(raw_id))
+    user = storage.get_user(int(raw_id))
     if user is None or user.session_epoch != int(raw_epoch):
         return None
     return user
@@ -184,7 +184,7 @@ def current_org_id() -> int | None:
 
 
 def load_connection_or_404(connection_id: str, write: bool = False,
-                           deleted_ok: bool = False) -> store.Connection:
+                           deleted_ok: bool = False) -> storage.Connection:
     """The connection if the signed-in user may see it (and change it, with ``write``).
 
     Another organization's connection is a 404, never its data. Support may read any
@@ -193,7 +193,7 @@ def load_connection_or_404(connection_id: str, write: bool = False,
     """
     if not current_user.is_authenticated:
         abort(login_manager.unauthorized())
-    connection = store.get_connection(connection_id) if _plausible_id(connection_id) else None
+    connection = storage.get_connection(connection_id) if _plausible_id(connection_id) else None
     if connection is None or (connection.deleted and not deleted_ok):
         abort(404)
     if current_user.is_admin:
@@ -207,7 +207,7 @@ def load_connection_or_404(connection_id: str, write: bool = False,
             log.warning("support user %s tried to change connection %s", current_user.id,
                         connection.id)
             abort(403)
-        store.record_audit("support.view_connection", actor=current_user.id,
+        storage.record_audit("support.view_connection", actor=current_user.id,
                            org_id=connection.org_id, connection_id=connection.id,
                            detail={"endpoint": request.endpoint})
         return connection

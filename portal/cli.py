@@ -11,7 +11,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from portal import config, db, store, vault
+from portal import config, storage
+from portal.storage import db, vault
 
 #: Also registered as a ``flask.commands`` plugin (pyproject.toml) so that ``vault init`` is
 #: found before the app is loaded: production refuses to start until ``vault init`` has run.
@@ -39,12 +40,12 @@ def init_db_command():
               help="Its admins must sign in with a second factor (see 'org require-mfa').")
 def create_org_command(name: str, require_mfa: bool):
     """Create an organization (a customer)."""
-    if store.get_organization_by_name(name):
+    if storage.get_organization_by_name(name):
         raise click.ClickException(f"Organization {name!r} already exists.")
-    org = store.create_organization(name)
+    org = storage.create_organization(name)
     if require_mfa:
-        store.set_organization_require_mfa(org.id, True)
-    store.record_audit("cli.create_org", org_id=org.id,
+        storage.set_organization_require_mfa(org.id, True)
+    storage.record_audit("cli.create_org", org_id=org.id,
                        detail={"name": org.name, "require_mfa": require_mfa})
     click.echo(f"Created organization {org.name!r} (id {org.id})"
                + (", two-step sign-in required." if require_mfa else "."))
@@ -59,17 +60,17 @@ def org_require_mfa(name: str, off: bool):
     Admins without an authenticator app are signed out everywhere and set one up at their next
     sign-in, so the requirement holds from now on rather than from their next sign-in.
     """
-    org = store.get_organization_by_name(name)
+    org = storage.get_organization_by_name(name)
     if org is None:
         raise click.ClickException(f"No organization named {name!r}.")
-    store.set_organization_require_mfa(org.id, not off)
+    storage.set_organization_require_mfa(org.id, not off)
     signed_out = 0
     if not off:
-        for user in store.list_users(org.id):
+        for user in storage.list_users(org.id):
             if not user.has_mfa:
-                store.end_sessions(user.id)
+                storage.end_sessions(user.id)
                 signed_out += 1
-    store.record_audit("cli.org_require_mfa", org_id=org.id, detail={"required": not off})
+    storage.record_audit("cli.org_require_mfa", org_id=org.id, detail={"required": not off})
     if off:
         click.echo(f"{org.name!r}: two-step sign-in no longer required.")
     else:
@@ -81,7 +82,7 @@ def org_require_mfa(name: str, off: bool):
 @with_appcontext
 @click.argument("email")
 @click.option("--org", "org_name", help="Organization name (required for admins).")
-@click.option("--role", type=click.Choice(store.ROLES), default="admin", show_default=True)
+@click.option("--role", type=click.Choice(storage.ROLES), default="admin", show_default=True)
 def create_user_command(email: str, org_name: str | None, role: str):
     """Create a user. The password is read from stdin when piped, else generated and shown once."""
     from portal.blueprints.auth import hash_password
@@ -90,12 +91,12 @@ def create_user_command(email: str, org_name: str | None, role: str):
     if role == "admin":
         if not org_name:
             raise click.ClickException("An admin belongs to an organization: pass --org NAME.")
-        org = store.get_organization_by_name(org_name)
+        org = storage.get_organization_by_name(org_name)
         if org is None:
             raise click.ClickException(f"No organization named {org_name!r}.")
     if "@" not in email:
         raise click.ClickException("That does not look like an email address.")
-    if store.get_user_by_email(email):
+    if storage.get_user_by_email(email):
         raise click.ClickException(f"A user {email!r} already exists.")
     password = ""
     if sys.stdin is not None and not sys.stdin.isatty():
@@ -105,8 +106,8 @@ def create_user_command(email: str, org_name: str | None, role: str):
         password = secrets.token_urlsafe(12)
     elif len(password) < 8:
         raise click.ClickException("The password from stdin must have at least 8 characters.")
-    user = store.create_user(email, role, hash_password(password), org.id if org else None)
-    store.record_audit("cli.create_user", org_id=user.org_id,
+    user = storage.create_user(email, role, hash_password(password), org.id if org else None)
+    storage.record_audit("cli.create_user", org_id=user.org_id,
                        detail={"user_id": user.id, "role": role})
     click.echo(f"Created {role} {user.email}" + (f" in {org.name!r}." if org else "."))
     if generated:
@@ -140,7 +141,7 @@ def vault_add_key():
             "(or, when the keys come from PORTAL_VAULT_KEYS, add the key there).")
     keyring = vault.Keyring.generate(vault.Keyring.parse(path.read_text()))
     vault.write_keyring_file(path, keyring)
-    store.record_audit("vault.add_key", detail={"key_id": keyring.primary_kid})
+    storage.record_audit("vault.add_key", detail={"key_id": keyring.primary_kid})
     click.echo(f"New primary key {keyring.primary_kid}. Restart the portal, then run "
                "'flask --app portal vault rotate'.")
 
@@ -149,8 +150,8 @@ def vault_add_key():
 def vault_rotate():
     """Re-encrypt every stored secret under the primary key."""
     keyring = current_app.config["VAULT_KEYS"]
-    counts = store.rotate_secrets(keyring)
-    store.record_audit("vault.rotate", detail={"key_id": keyring.primary_kid, **counts})
+    counts = storage.rotate_secrets(keyring)
+    storage.record_audit("vault.rotate", detail={"key_id": keyring.primary_kid, **counts})
     click.echo(f"Primary key {keyring.primary_kid}: {counts['rotated']} re-encrypted, "
                f"{counts['current']} already current, {counts['unreadable']} unreadable.")
     if counts["unreadable"]:
@@ -169,13 +170,13 @@ def vault_remove_key(key_id: str):
         raise click.ClickException(f"No key {key_id!r} in {path}.")
     if key_id == keyring.primary_kid:
         raise click.ClickException("That is the primary key: add a new one first.")
-    in_use = store.vault_key_usage().get(key_id, 0)
+    in_use = storage.vault_key_usage().get(key_id, 0)
     if in_use:
         raise click.ClickException(
             f"{in_use} secret(s) still use {key_id}: run 'flask --app portal vault rotate' first.")
     remaining = vault.Keyring([(kid, keyring.key(kid)) for kid in keyring.key_ids if kid != key_id])
     vault.write_keyring_file(path, remaining)
-    store.record_audit("vault.remove_key", detail={"key_id": key_id})
+    storage.record_audit("vault.remove_key", detail={"key_id": key_id})
     click.echo(f"Removed key {key_id}. Restart the portal.")
 
 
@@ -184,7 +185,7 @@ def vault_status():
     """Which keys exist and how many secrets each one protects (no key material)."""
     keyring = current_app.config["VAULT_KEYS"]
     click.echo(json.dumps({"primary": keyring.primary_kid, "keys": list(keyring.key_ids),
-                           "blobs_per_key": store.vault_key_usage()}, indent=2))
+                           "blobs_per_key": storage.vault_key_usage()}, indent=2))
 
 
 @click.command("refresh-tokens")
@@ -194,10 +195,10 @@ def vault_status():
 @with_appcontext
 def refresh_tokens_command(idle_hours: float | None, verbose: bool):
     """Keep delegated connections alive (cron): refresh tokens idle for 24 hours."""
-    from portal import keepalive
+    from portal.connections import keepalive
 
     # Popup sign-ins nobody confirmed in time: their tokens are destroyed here at the latest.
-    store.purge_unconfirmed_links()
+    storage.purge_unconfirmed_links()
     summary = keepalive.run_from_app(current_app, idle_hours=idle_hours)
     for line in keepalive.report_lines(summary, verbose=verbose):
         click.echo(line)
@@ -208,9 +209,9 @@ def refresh_tokens_command(idle_hours: float | None, verbose: bool):
 @with_appcontext
 def check_health_command():
     """Re-check every linked customer-owned connection (cron): health history for support."""
-    from portal import checks
+    from portal.connections import verification
 
-    summary = checks.sweep()
+    summary = verification.sweep()
     for connection_id, days in summary.expiring:
         state = "expired" if days < 0 else f"expires in {days} days"
         click.echo(f"  {connection_id}: certificate {state}")
@@ -225,7 +226,7 @@ link_review_cli = AppGroup(
 @with_appcontext
 def link_review_list_command():
     """The held links: tenant, the requesting and the other organizations, who signed in."""
-    reviews = store.list_link_reviews("held")
+    reviews = storage.list_link_reviews("held")
     for review in reviews:
         who = review.detail.get("signed_in", {})
         others = [_org_name(o) for o in review.other_org_ids]
@@ -238,7 +239,7 @@ def link_review_list_command():
 
 
 def _org_name(org_id: int) -> str:
-    org = store.get_organization(org_id)
+    org = storage.get_organization(org_id)
     return f"{org.name!r}" if org else f"#{org_id}"
 
 
@@ -261,8 +262,8 @@ def link_review_reject_command(review_id: str, decided_by: str):
 
 
 def _decide(review_id: str, *, approve: bool, decided_by: str) -> None:
-    from portal import delegated_link
     from portal.blueprints.oauth import required_scopes
+    from portal.connections import delegated_link
 
     outcome = delegated_link.decide_review(review_id, approve=approve, decided_by=decided_by,
                                            required=required_scopes(current_app.config))

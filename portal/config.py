@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from flask.helpers import get_debug_flag
 
-from portal import vault
 from portal.entra import clouds
+from portal.storage import vault
+from portal.storage.files import make_private_dir, write_private
 
 #: htmx is fetched by the Makefile into static/vendor/ and checked against this hash (one place).
 HTMX_VERSION = "2.0.11"
@@ -192,27 +193,6 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
 
 
-def make_private_dir(path) -> None:
-    """Create a directory only its owner can enter (0700), whatever the umask. An existing one
-    is left alone: it may be a mount point or a directory the operator set up on purpose."""
-    path = Path(path)
-    if path.is_dir():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)  # mkdir's mode passes through the umask, which may even drop owner bits
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (never world-readable, not even briefly); never overwrite."""
-    make_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.fchmod(fd, 0o600)  # exactly 0600 even under an odd umask
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 # --- Bootstrapping a new instance (``flask --app portal vault init``) -------------------------
@@ -244,13 +224,13 @@ def bootstrap_keys(app) -> list[str]:
         done.append(f"Vault key: kept what exists ({vault_path} or PORTAL_VAULT_KEYS).")
     else:
         keyring = vault.Keyring.generate()
-        _write_private(vault_path, keyring.dumps())
+        write_private(vault_path, keyring.dumps())
         done.append(f"Created {vault_path} (primary key {keyring.primary_kid}, mode 0600). "
                     "Back it up: without it no stored secret can be read.")
     if have_secret:
         done.append(f"Session signing key: kept what exists ({secret_path} or PORTAL_SECRET_KEY).")
     else:
-        _write_private(secret_path, secrets.token_hex(32) + "\n")
+        write_private(secret_path, secrets.token_hex(32) + "\n")
         done.append(f"Created {secret_path} (mode 0600).")
     return done
 
@@ -267,7 +247,7 @@ def _ensure_secret_key(app) -> list[str]:
                 f"'{BOOTSTRAP_COMMAND}'. Production never invents a key."]
     else:
         key = secrets.token_hex(32)
-        _write_private(path, key + "\n")
+        write_private(path, key + "\n")
         app.config["SECRET_KEY"] = key
     if len(app.config["SECRET_KEY"]) < 32:
         return ["SECRET_KEY is too short (at least 32 characters)"]
@@ -292,7 +272,7 @@ def _ensure_vault_keys(app) -> list[str]:
                     "secrets unencrypted."]
         else:
             keyring, where = vault.Keyring.generate(), str(path)
-            _write_private(path, keyring.dumps())
+            write_private(path, keyring.dumps())
     except ConfigError as exc:
         return [str(exc)]
     app.config["VAULT_KEYS"] = keyring

@@ -101,20 +101,20 @@ def ensure_demo_login(env: dict) -> str:
     os.environ.update(env)
     from werkzeug.security import generate_password_hash
 
-    from portal import create_app, store
+    from portal import create_app, storage
 
     demo = json.loads(DEMO_FILE.read_text()) if DEMO_FILE.exists() else {}
     app = create_app()
     with app.app_context():
-        org = store.get_organization_by_name(DEMO_ORG) or store.create_organization(DEMO_ORG)
-        user = store.get_user_by_email(DEMO_EMAIL)
+        org = storage.get_organization_by_name(DEMO_ORG) or storage.create_organization(DEMO_ORG)
+        user = storage.get_user_by_email(DEMO_EMAIL)
         if user is None or not demo.get("password"):
             demo["password"] = secrets.token_urlsafe(12)
             password_hash = generate_password_hash(demo["password"], method="scrypt")
             if user is None:
-                store.create_user(DEMO_EMAIL, "admin", password_hash, org.id)
+                storage.create_user(DEMO_EMAIL, "admin", password_hash, org.id)
             else:
-                store.set_password_hash(user.id, password_hash)
+                storage.set_password_hash(user.id, password_hash)
             write_private(DEMO_FILE, json.dumps(demo, indent=2).encode())
     return demo["password"]
 

@@ -11,7 +11,9 @@ import pyotp  # noqa: E402
 import pytest  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
-from portal import create_app, mfa, store, vault  # noqa: E402
+from portal import create_app, mfa, storage  # noqa: E402
+from portal.storage import vault  # noqa: E402
+from tests.seeding import set_columns  # noqa: E402
 
 #: Password of every user made by ``make_user`` (unless given).
 TEST_PASSWORD = "correct horse battery staple"
@@ -84,7 +86,7 @@ def enrol_totp(app, user) -> str:
     enrolment); returns the TOTP secret."""
     secret = mfa.new_secret()
     with app.app_context():
-        store.enrol_totp(user.id, secret, 0, [])
+        storage.enrol_totp(user.id, secret, 0, [])
     return secret
 
 
@@ -92,8 +94,8 @@ def totp_code(app, user) -> str:
     """The code the user's app shows, read from the enrolled secret, for a time step later
     than the last one the portal accepted (a code is never accepted twice)."""
     with app.app_context():
-        secret = store.get_totp_secret(user.id)
-        last = store.get_user(user.id).totp_last_step or 0
+        secret = storage.get_totp_secret(user.id)
+        last = storage.get_user(user.id).totp_last_step or 0
     now = time.time()
     step = max(mfa.current_step(now), last + 1)
     if step > mfa.current_step(now) + mfa.DRIFT_STEPS:  # used up: wait for the next step
@@ -112,9 +114,9 @@ def pass_second_factor(client, app, user):
 def make_org(app):
     """``make_org(name=None) -> Organization``."""
 
-    def make(name: str | None = None) -> store.Organization:
+    def make(name: str | None = None) -> storage.Organization:
         with app.app_context():
-            return store.create_organization(name or f"Org {next(_counter)}")
+            return storage.create_organization(name or f"Org {next(_counter)}")
 
     return make
 
@@ -128,17 +130,17 @@ def make_user(app, make_org):
     """
 
     def make(email: str | None = None, role: str = "admin", org=None,
-             password: str = TEST_PASSWORD, totp: bool | None = None) -> store.User:
+             password: str = TEST_PASSWORD, totp: bool | None = None) -> storage.User:
         if role == "admin" and org is None:
             org = make_org()
         email = email or f"user{next(_counter)}@example.com"
         with app.app_context():
-            user = store.create_user(email, role, generate_password_hash(password, FAST_HASH),
+            user = storage.create_user(email, role, generate_password_hash(password, FAST_HASH),
                                      org.id if org is not None and role == "admin" else None)
         if totp or (totp is None and role == "support"):
             enrol_totp(app, user)
             with app.app_context():
-                user = store.get_user(user.id)
+                user = storage.get_user(user.id)
         return user
 
     return make
@@ -149,11 +151,11 @@ def make_connection(app):
     """``make_connection(org, kind="customer_owned", display_name=None, **fields)``."""
 
     def make(org, kind: str = "customer_owned", display_name: str | None = None,
-             **fields) -> store.Connection:
+             **fields) -> storage.Connection:
         with app.app_context():
-            connection = store.create_connection(org.id, kind, display_name)
+            connection = storage.create_connection(org.id, kind, display_name)
             if fields:
-                connection = store.update_connection(connection.id, **fields)
+                connection = set_columns(connection.id, **fields)
             return connection
 
     return make

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import msal
 
 from entrasim.testing import SimCertificate, follow_authorize, trusting_session
-from portal import store
+from portal import storage
+from tests.seeding import set_columns
 
 REDIRECT_URI = "https://portal.example.test/auth/callback"
 SCOPES = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.AccessAsUser.All")
@@ -79,7 +80,7 @@ class Customer:
 class Linked:
     """What a completed Link Account left behind (the refresh token only for assertions)."""
 
-    connection: store.Connection
+    connection: storage.Connection
     refresh_token: str = field(repr=False)
     oid: str = ""
 
@@ -113,10 +114,10 @@ def link_connection(app, sim, sim_server, provider: Provider, customer: Customer
     claims = result["id_token_claims"]
     at = (consented_at or datetime.now(UTC) - timedelta(days=2)).astimezone(UTC)
     with app.app_context():
-        connection = store.create_connection(org.id, "service_provider",
+        connection = storage.create_connection(org.id, "service_provider",
                                              display_name or customer.domain)
-        store.put_secret("connections", connection.id, "token_cache", cache_text.encode())
-        connection = store.update_connection(
+        storage.put_secret("connections", connection.id, "token_cache", cache_text.encode())
+        connection = set_columns(
             connection.id, cloud=SIM_CLOUD, tenant_id=claims["tid"], tenant_domain=customer.domain,
             consented_by_oid=claims["oid"], consented_by_name=claims.get("name"),
             granted_scopes=result.get("scope", "").split(),
@@ -127,7 +128,7 @@ def link_connection(app, sim, sim_server, provider: Provider, customer: Customer
 def stored_cache(app, connection_id: str) -> dict:
     """The connection's MSAL cache as stored (decrypted from the vault)."""
     with app.app_context():
-        blob = store.get_secret("connections", connection_id, "token_cache")
+        blob = storage.get_secret("connections", connection_id, "token_cache")
     return json.loads(blob) if blob else {}
 
 

@@ -3,7 +3,7 @@
 import pytest
 from flask import Blueprint
 
-from portal import access, store
+from portal import access, storage
 
 
 def test_admin_sees_own_connection(client_a, org_a, make_connection):
@@ -80,7 +80,7 @@ def test_support_sees_every_org_read_only_and_is_audited(app, support_client, or
     for connection in (a, b):
         assert support_client.get(f"/support/connections/{connection.id}").status_code == 200
     with app.app_context():
-        events = store.list_audit_events(action="support.view_connection")
+        events = storage.list_audit_events(action="support.view_connection")
         assert {(e.org_id, e.connection_id) for e in events} == {(org_a.id, a.id),
                                                                  (org_b.id, b.id)}
 
@@ -121,7 +121,7 @@ def test_roles_required(app, client_a, support_client):
 
 def test_session_of_deleted_user_is_anonymous(app, client_a, admin_a):
     with app.app_context():
-        from portal.db import get_db
+        from portal.storage.db import get_db
 
         get_db().execute("DELETE FROM users WHERE id = ?", [admin_a.id])
     assert client_a.get("/").status_code == 302

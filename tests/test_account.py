@@ -4,7 +4,7 @@ import time
 
 import pyotp
 
-from portal import store
+from portal import storage
 from tests.conftest import csrf_token, login_as, totp_code
 
 PAGE = "/account/security"
@@ -22,7 +22,7 @@ def test_an_admin_turns_two_step_sign_in_on(app, client_a, admin_a):
     page = client_a.get("/account/security/totp/enrol")
     assert b'src="data:image/svg+xml' in page.data
     with app.app_context():
-        secret = store.get_pending_totp_secret(admin_a.id)
+        secret = storage.get_pending_totp_secret(admin_a.id)
     done = _post(client_a, "/account/security/totp/enrol", code=pyotp.TOTP(secret).now())
     assert done.status_code == 200 and b"Two-step sign-in is on" in done.data
     settings = client_a.get(PAGE).get_data(as_text=True)
@@ -40,16 +40,16 @@ def test_turning_it_off_needs_a_fresh_password_and_code(app, make_user, login, m
     stale = _post(client, "/account/security/totp/disable")
     assert stale.status_code == 303 and stale.headers["Location"] == f"/reauth?next={PAGE}"
     with app.app_context():
-        assert store.get_user(user.id).has_mfa
+        assert storage.get_user(user.id).has_mfa
     back = client.post("/reauth", data={
         "csrf_token": csrf_token(client, "/reauth"), "password": "correct horse battery staple",
         "code": totp_code(app, user), "next": PAGE})
     assert back.headers["Location"] == PAGE
     assert _post(client, "/account/security/totp/disable").headers["Location"] == PAGE
     with app.app_context():
-        assert not store.get_user(user.id).has_mfa
-        assert store.get_totp_secret(user.id) is None
-        assert store.unused_recovery_codes(user.id) == []
+        assert not storage.get_user(user.id).has_mfa
+        assert storage.get_totp_secret(user.id) is None
+        assert storage.unused_recovery_codes(user.id) == []
     assert login_as(app.test_client(), user.email).headers["Location"] == "/"
 
 
@@ -58,4 +58,4 @@ def test_required_two_step_sign_in_cannot_be_turned_off(app, support_client, sup
     response = _post(support_client, "/account/security/totp/disable")
     assert response.headers["Location"] == PAGE
     with app.app_context():
-        assert store.get_user(support_user.id).has_mfa
+        assert storage.get_user(support_user.id).has_mfa

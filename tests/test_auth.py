@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal import store
+from portal import storage
 from tests.conftest import TEST_PASSWORD, csrf_token, login_as
 
 
@@ -96,12 +96,12 @@ def test_a_stranger_never_locks_the_owner_out(app, admin_a, monkeypatch):
 def test_delays_double_and_are_capped(app_ctx):
     waits = []
     for failures in range(1, 12):
-        store.record_login_attempt("a@example.com", "192.0.2.1", False, now=1000.0 + failures)
-        waits.append(store.login_lockout_seconds(
+        storage.record_login_attempt("a@example.com", "192.0.2.1", False, now=1000.0 + failures)
+        waits.append(storage.login_lockout_seconds(
             "a@example.com", "192.0.2.1", free_failures=3, first_delay=30, max_delay=900,
             max_per_address=100, window=900, now=1000.0 + failures))
     assert waits == [0, 0, 30, 60, 120, 240, 480, 900, 900, 900, 900]
-    assert store.login_lockout_seconds("a@example.com", "192.0.2.2", free_failures=3,
+    assert storage.login_lockout_seconds("a@example.com", "192.0.2.2", free_failures=3,
                                        first_delay=30, max_delay=900, max_per_address=100,
                                        window=900, now=1012.0) == 0
 
@@ -123,22 +123,22 @@ def test_lockout_counts_in_the_database(app_ctx):
     """Every gunicorn worker sees the same counts: they live in SQLite."""
     now = 10_000.0
     for i in range(5):
-        store.record_login_attempt("a@example.com", "1.2.3.4", False, now=now + i)
-    wait = store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+        storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=now + i)
+    wait = storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
                                        first_delay=30, max_delay=900, max_per_address=5,
                                        window=900, now=now + 10)
     assert wait == pytest.approx(890)  # the address cap: five failures in the window
-    assert store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+    assert storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
                                        first_delay=30, max_delay=900, max_per_address=5,
                                        window=900, now=now + 901) == 0
 
 
 def test_success_resets_the_pair_counter(app_ctx):
     for i in range(4):
-        store.record_login_attempt("a@example.com", "1.2.3.4", False, now=100.0 + i)
-    store.record_login_attempt("a@example.com", "1.2.3.4", True, now=110.0)
-    store.record_login_attempt("a@example.com", "1.2.3.4", False, now=111.0)
-    assert store.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
+        storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=100.0 + i)
+    storage.record_login_attempt("a@example.com", "1.2.3.4", True, now=110.0)
+    storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=111.0)
+    assert storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
                                        first_delay=30, max_delay=900, max_per_address=20,
                                        window=900, now=112.0) == 0
 
@@ -164,8 +164,8 @@ def test_behind_a_trusted_proxy_the_real_client_address_counts(behind_proxy, app
     # Another customer behind the same proxy is not stopped by the attacker's failures.
     assert login_as(_from(app, "198.51.100.20"), victim.email, TEST_PASSWORD).status_code == 302
     with app.app_context():
-        assert len(store.recent_failures(address="203.0.113.7", window=900)) == 3
-        assert store.recent_failures(address="127.0.0.1", window=900) == []
+        assert len(storage.recent_failures(address="203.0.113.7", window=900)) == 3
+        assert storage.recent_failures(address="127.0.0.1", window=900) == []
 
 
 def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(app, make_user):
@@ -175,7 +175,7 @@ def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(app, make_user):
         login_as(_from(app, f"203.0.113.{i}"), f"spray{i}@example.com", "bad")
     assert login_as(_from(app, "198.51.100.20"), victim.email, TEST_PASSWORD).status_code == 429
     with app.app_context():
-        assert len(store.recent_failures(address="127.0.0.1", window=900)) == 3
+        assert len(storage.recent_failures(address="127.0.0.1", window=900)) == 3
 
 
 OPEN_REDIRECT_PROBES = [
@@ -237,7 +237,7 @@ def test_cli_create_user_reads_password_from_stdin(app, runner):
     assert result.exit_code == 0, result.output
     assert "shown once" not in result.output
     with app.app_context():
-        user = store.get_user_by_email("help@portal.example")
+        user = storage.get_user_by_email("help@portal.example")
         assert user.is_support and user.org_id is None
         assert user.password_hash.startswith("pbkdf2:")  # the configured (test) method
     response = login_as(app.test_client(), "help@portal.example", "a long enough password")

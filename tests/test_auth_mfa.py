@@ -5,7 +5,7 @@ import re
 import pyotp
 import pytest
 
-from portal import create_app, mfa, store
+from portal import create_app, mfa, storage
 from tests.conftest import (
     TEST_PASSWORD,
     csrf_token,
@@ -23,7 +23,7 @@ def _post_code(client, path, code):
 
 def _pending_secret(app, user) -> str:
     with app.app_context():
-        return store.get_pending_totp_secret(user.id)
+        return storage.get_pending_totp_secret(user.id)
 
 
 def _enrol_at_sign_in(client, app, user) -> list[str]:
@@ -67,9 +67,9 @@ def test_support_must_enrol_before_being_signed_in(app, client, make_user):
     assert secret not in response.get_data(as_text=True)
     assert client.get("/support/").status_code == 200
     with app.app_context():
-        assert store.get_totp_secret(helpdesk.id) == secret
-        assert store.get_pending_totp_secret(helpdesk.id) is None
-        assert all(code not in h for _, h in store.unused_recovery_codes(helpdesk.id)
+        assert storage.get_totp_secret(helpdesk.id) == secret
+        assert storage.get_pending_totp_secret(helpdesk.id) is None
+        assert all(code not in h for _, h in storage.unused_recovery_codes(helpdesk.id)
                    for code in codes)  # stored hashed
     # The enrolment page is gone once enrolled: the secret is never shown again.
     assert client.get("/login/enrol").status_code == 302
@@ -111,7 +111,7 @@ def test_recovery_codes_sign_in_once_each(app, client, admin_a, strict_org):
     assert again.status_code == 200 and b"That code is not right." in again.data
     assert _post_code(client, "/login/second-factor", codes[1]).status_code == 302
     with app.app_context():
-        assert len(store.unused_recovery_codes(admin_a.id)) == 8
+        assert len(storage.unused_recovery_codes(admin_a.id)) == 8
 
 
 def test_failed_codes_count_in_the_sign_in_throttle(app, client, make_user):
@@ -125,7 +125,7 @@ def test_failed_codes_count_in_the_sign_in_throttle(app, client, make_user):
     assert _post_code(client, "/login/second-factor", totp_code(app, user)).status_code == 429
     assert login_as(app.test_client(), user.email).status_code == 429
     with app.app_context():
-        assert len(store.recent_failures(account=user.email, address="127.0.0.1",
+        assert len(storage.recent_failures(account=user.email, address="127.0.0.1",
                                          window=900)) == 3
 
 
@@ -146,7 +146,7 @@ def test_create_org_can_require_it(app, runner):
     result = runner.invoke(args=["create-org", "Northwind", "--require-mfa"])
     assert result.exit_code == 0 and "required" in result.output
     with app.app_context():
-        assert store.get_organization_by_name("Northwind").require_mfa is True
+        assert storage.get_organization_by_name("Northwind").require_mfa is True
 
 
 def test_the_secret_never_reaches_the_logs(app, client, make_user, caplog):
@@ -169,9 +169,9 @@ def test_second_factor_pages_can_be_framed_by_the_host(app_config, make_user):
 
         from tests.conftest import FAST_HASH
 
-        org = store.create_organization("Framed")
-        store.set_organization_require_mfa(org.id, True)
-        store.create_user("f@framed.example", "admin",
+        org = storage.create_organization("Framed")
+        storage.set_organization_require_mfa(org.id, True)
+        storage.create_user("f@framed.example", "admin",
                           generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id)
     browser = framed.test_client()
     login_as(browser, "f@framed.example")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from portal import create_app, vault
+from portal import create_app
 from portal.config import ConfigError
+from portal.storage import vault
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from portal import db, store
+from portal import storage
+from portal.storage import db, migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def test_migrations_create_every_table_and_are_idempotent(tmp_path):
     database = db.connect(path)
     applied = db.apply_migrations(database)
     assert applied[0] == "m001_initial"
-    assert applied == [m.name for m in db.migrations.pending(db.connect(":memory:"))]
+    assert applied == [m.name for m in migrations.migrations.pending(db.connect(":memory:"))]
     schema = database.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
     assert db.apply_migrations(database) == []
     assert db.apply_migrations(db.connect(path)) == []
@@ -218,12 +219,12 @@ def test_a_deleted_secret_leaves_no_ciphertext_in_the_file(app_ctx, make_org):
     """secure_delete on every connection: the bytes of a deleted blob are zeroed, whatever the
     SQLite build's default."""
     org = make_org()
-    connection = store.create_connection(org.id, "service_provider")
-    store.put_secret("connections", connection.id, "token_cache", b"refresh-token " * 100)
+    connection = storage.create_connection(org.id, "service_provider")
+    storage.put_secret("connections", connection.id, "token_cache", b"refresh-token " * 100)
     database = db.get_db()
     assert database.execute("PRAGMA secure_delete").fetchone() == (1,)
     (ciphertext,) = database.execute(
         "SELECT ciphertext FROM vault_blobs WHERE owner_id = ?", [connection.id]).fetchone()
     assert not _blob_left_after_delete(
         Path(app_ctx.config["DATABASE"]), database, ciphertext,
-        lambda: store.delete_secret("connections", connection.id, "token_cache"))
+        lambda: storage.delete_secret("connections", connection.id, "token_cache"))

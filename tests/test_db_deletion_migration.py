@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from portal import db
+from portal.storage import db, migrations
 
 BEFORE = "m007_connection_deletion"
 CONNECTION = "c0ffee00c0ffee00c0ffee00c0ffee00"
@@ -66,7 +66,7 @@ def before_m007(tmp_path):
     database = db.connect(str(tmp_path / "old.sqlite3"))
     database.execute("PRAGMA foreign_keys=OFF")
     with db.write_transaction(database):
-        db.migrations.apply(database, stop_before=BEFORE)
+        migrations.migrations.apply(database, stop_before=BEFORE)
     database.execute("PRAGMA foreign_keys=ON")
     _seed(database)
     empty = [name for name, n in _counts(database).items() if n == 0]
@@ -123,7 +123,7 @@ def test_m007_refuses_to_run_with_foreign_keys_on(before_m007):
     database = before_m007
     counts = _counts(database)
     with pytest.raises(db.MigrationError):
-        db.m007_connection_deletion(database)
+        migrations.m007_connection_deletion(database)
     assert _counts(database) == counts
 
 
@@ -134,7 +134,7 @@ def test_migrations_refuse_an_open_transaction(before_m007):
     with pytest.raises(db.MigrationError):
         db.apply_migrations(database)
     database.conn.execute("ROLLBACK")
-    assert [m.name for m in db.migrations.pending(database)] == [BEFORE]
+    assert [m.name for m in migrations.migrations.pending(database)] == [BEFORE]
 
 
 def test_a_dangling_reference_rolls_every_pending_migration_back(before_m007):
@@ -145,5 +145,5 @@ def test_a_dangling_reference_rolls_every_pending_migration_back(before_m007):
     database.execute("PRAGMA foreign_keys=ON")
     with pytest.raises(db.MigrationError, match="health_events"):
         db.apply_migrations(database)
-    assert [m.name for m in db.migrations.pending(database)] == [BEFORE]
+    assert [m.name for m in migrations.migrations.pending(database)] == [BEFORE]
     assert database.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

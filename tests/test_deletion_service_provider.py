@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from portal import db, store
+from portal import storage
 from portal.services import find_cloud
+from portal.storage import db
 from tests.conftest import csrf_token
 from tests.keepalive_helpers import SIM_CLOUD, Provider, link_connection, token_calls
 
@@ -43,12 +44,12 @@ def delete(client, connection_id):
 def test_delete_destroys_the_sign_in_and_keep_alive_skips_it(app, sim, linked, client_a,
                                                             runner):
     with app.app_context():
-        assert store.get_secret("connections", linked.id, "token_cache")
+        assert storage.get_secret("connections", linked.id, "token_cache")
     assert delete(client_a, linked.id).status_code == 303
     with app.app_context():
-        assert store.get_secret("connections", linked.id, "token_cache") is None
-        assert store.deletion_audit(linked.id).detail["destroyed"]["token_cache"] == 1
-        events = len(store.list_health_events(linked.id))
+        assert storage.get_secret("connections", linked.id, "token_cache") is None
+        assert storage.deletion_audit(linked.id).detail["destroyed"]["token_cache"] == 1
+        events = len(storage.list_health_events(linked.id))
     calls = token_calls(sim)
 
     result = runner.invoke(args=["refresh-tokens", "--verbose", "--idle-hours", "0"])
@@ -56,8 +57,8 @@ def test_delete_destroys_the_sign_in_and_keep_alive_skips_it(app, sim, linked, c
     assert linked.id not in result.output and "refreshed 0" in result.output
     assert token_calls(sim) == calls
     with app.app_context():
-        assert len(store.list_health_events(linked.id)) == events
-        assert store.get_connection(linked.id).state == "deleted"
+        assert len(storage.list_health_events(linked.id)) == events
+        assert storage.get_connection(linked.id).state == "deleted"
 
 
 def test_a_sign_in_started_before_the_deletion_cannot_complete(app, sim, linked, client_a):
@@ -66,11 +67,11 @@ def test_a_sign_in_started_before_the_deletion_cannot_complete(app, sim, linked,
     assert started.status_code == 303
     state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
     with app.app_context():
-        assert store.get_secret("auth_flows", state, "msal_flow") is not None
+        assert storage.get_secret("auth_flows", state, "msal_flow") is not None
 
     delete(client_a, linked.id)
     with app.app_context():
-        assert store.get_secret("auth_flows", state, "msal_flow") is None
+        assert storage.get_secret("auth_flows", state, "msal_flow") is None
         row = db.get_db().execute("SELECT consumed_at FROM auth_flows WHERE state = ?",
                                   [state]).fetchone()
     assert row[0] is not None

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from entrasim.testing import SimCertificate
-from portal import keepalive, store
+from portal import storage
+from portal.connections import keepalive
 from portal.entra.errors import classify
 from tests.keepalive_helpers import (
     Provider,
@@ -22,6 +23,7 @@ from tests.keepalive_helpers import (
     stored_refresh_tokens,
     token_calls,
 )
+from tests.seeding import set_columns
 
 DAY = timedelta(days=1)
 
@@ -54,14 +56,14 @@ def run_at(app, now: datetime, **kw) -> keepalive.RunSummary:
         return keepalive.run_from_app(app, now=now, **kw)
 
 
-def get(app, connection_id) -> store.Connection:
+def get(app, connection_id) -> storage.Connection:
     with app.app_context():
-        return store.get_connection(connection_id)
+        return storage.get_connection(connection_id)
 
 
-def events(app, connection_id) -> list[store.HealthEvent]:
+def events(app, connection_id) -> list[storage.HealthEvent]:
     with app.app_context():
-        return store.list_health_events(connection_id)
+        return storage.list_health_events(connection_id)
 
 
 def at(day: int, hour: int = 10) -> datetime:
@@ -103,7 +105,7 @@ def test_refresh_rotates_and_persists_the_newest_token_only(app, sim, linked, ca
     for secret in (old_rt, new_rt, app.config["SP_CLIENT_SECRET"], *access_tokens):
         assert secret not in text
     with app.app_context():
-        assert store.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
+        assert storage.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
 
 
 def test_raw_database_never_holds_a_refresh_token(app, sim, linked):
@@ -159,14 +161,14 @@ def test_only_linked_service_provider_connections_are_considered(app, sim, linke
 def _fail_success_writes(app):
     """A trigger that aborts the success transaction after the token response arrived."""
     with app.app_context():
-        store.get_db().execute(
+        storage.get_db().execute(
             "CREATE TRIGGER fail_refresh_ok BEFORE INSERT ON health_events "
             "WHEN NEW.outcome = 'refresh_ok' BEGIN SELECT RAISE(ABORT, 'disk full'); END")
 
 
 def _stored_blob(app, connection_id):
     with app.app_context():
-        return store.get_db().execute(
+        return storage.get_db().execute(
             "SELECT key_id, nonce, ciphertext FROM vault_blobs WHERE owner_table = 'connections' "
             "AND owner_id = ? AND purpose = 'token_cache'", [connection_id]).fetchone()
 
@@ -189,8 +191,8 @@ def test_failed_write_keeps_previous_token_and_next_run_succeeds(app, sim, linke
     assert all(e.outcome != "refresh_ok" for e in events(app, linked.connection.id))
 
     with app.app_context():
-        store.get_db().execute("DROP TRIGGER fail_refresh_ok")
-        assert store.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
+        storage.get_db().execute("DROP TRIGGER fail_refresh_ok")
+        assert storage.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
     summary = run_at(app, now + timedelta(minutes=5))
     assert summary.refreshed == 1 and summary.exit_code == 0
     (rt,) = stored_refresh_tokens(app, linked.connection.id)
@@ -221,7 +223,7 @@ def test_revoked_refresh_token_means_relink_and_no_more_token_calls(app, sim, li
     assert relink_event.summary["error_codes"] == [50173]
     assert relink_event.summary["trace_id"]  # support can look it up with Microsoft
     with app.app_context():
-        assert store.list_audit_events(connection_id=linked.connection.id,
+        assert storage.list_audit_events(connection_id=linked.connection.id,
                                        action="connection.needs_reconnect")
     # The stored (dead) token is not overwritten by anything MSAL did to its cache.
     assert stored_refresh_tokens(app, linked.connection.id) == [linked.refresh_token]
@@ -254,8 +256,8 @@ def test_missing_or_unreadable_cache_means_relink(app, sim, linked, provider, si
     other = link_connection(app, sim, sim_server, provider,
                             provider.customer("fabrikam.onmicrosoft.com"), org_a)
     with app.app_context():
-        store.delete_secret("connections", linked.connection.id, "token_cache")
-        store.get_db().execute(
+        storage.delete_secret("connections", linked.connection.id, "token_cache")
+        storage.get_db().execute(
             "UPDATE vault_blobs SET ciphertext = zeroblob(length(ciphertext)) "
             "WHERE owner_id = ? AND purpose = 'token_cache'", [other.connection.id])
     calls = token_calls(sim)
@@ -363,7 +365,7 @@ def test_relink_after_failures_starts_counting_again(app, sim, provider, custome
     assert get(app, linked.connection.id).refresh_failure_days == 2
     # The customer links again on day 3 (the OAuth flow sets a new consent time).
     with app.app_context():
-        store.update_connection(linked.connection.id, consented_at=at(3, 1).isoformat())
+        storage.update_connection(linked.connection.id, consented_at=at(3, 1).isoformat())
     run_at(app, at(5))
     assert get(app, linked.connection.id).refresh_failure_days == 1
 
@@ -493,7 +495,7 @@ def test_concurrent_runs_refresh_each_connection_once(app, sim, linked, sim_serv
 def test_lease_held_by_another_run_is_respected_until_it_expires(app, sim, linked):
     now = datetime.now(UTC)
     with app.app_context():
-        assert store.claim_refresh_lease(linked.connection.id, "other-run", now=now.timestamp(),
+        assert storage.claim_refresh_lease(linked.connection.id, "other-run", now=now.timestamp(),
                                          ttl=keepalive.LEASE_SECONDS)
     calls = token_calls(sim)
     summary = run_at(app, now)
@@ -516,13 +518,13 @@ def test_tokens_stay_with_their_tenant(app, sim, sim_server, provider, org_a, or
 
 
 def test_database_error_in_success_write_is_reported_not_raised(app, sim, linked, monkeypatch):
-    real = store.put_secret
+    real = storage.put_secret
 
     def failing_put_secret(*args, **kwargs):
         real(*args, **kwargs)
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(store, "put_secret", failing_put_secret)
+    monkeypatch.setattr(storage, "put_secret", failing_put_secret)
     summary = run_at(app, datetime.now(UTC))
     assert summary.operator == 1 and summary.exit_code == 1
     monkeypatch.undo()
@@ -572,7 +574,7 @@ def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, 
     linked = link_connection(app, sim, sim_server, provider, customer, org_a,
                              consented_at=at(-2), state="needs_attention")
     with app.app_context():
-        store.update_connection(linked.connection.id, health="degraded")
+        set_columns(linked.connection.id, health="degraded")
     sim.set_fault("token", "status", status=503)
     run_at(app, at(0))
     sim.clear_faults()
@@ -594,10 +596,9 @@ def test_a_link_finished_during_the_refresh_is_not_overwritten(app, sim, linked,
 
     def refresh_then_relink(*args, **kwargs):
         outcome = real_refresh(*args, **kwargs)
-        with app.app_context():  # what the OAuth callback's save_delegated_link does
-            store.put_secret("connections", linked.connection.id, "token_cache", new_cache)
-            store.update_connection(linked.connection.id, consented_at=store.utcnow(),
-                                    state="connected")
+        with app.app_context():  # what the OAuth callback's link_recorded does
+            storage.put_secret("connections", linked.connection.id, "token_cache", new_cache)
+            set_columns(linked.connection.id, consented_at=storage.utcnow(), state="connected")
         return outcome
 
     monkeypatch.setattr(keepalive, "_refresh", refresh_then_relink)
@@ -605,8 +606,8 @@ def test_a_link_finished_during_the_refresh_is_not_overwritten(app, sim, linked,
     assert summary.skipped == 1 and summary.refreshed == summary.relink == 0
     assert "meanwhile" in summary.results[0].reason
     with app.app_context():
-        assert store.get_secret("connections", linked.connection.id, "token_cache") == new_cache
-        assert store.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
+        assert storage.get_secret("connections", linked.connection.id, "token_cache") == new_cache
+        assert storage.table_counts(["refresh_leases"]) == {"refresh_leases": 0}
     assert get(app, linked.connection.id).state == "connected"
 
 
@@ -619,7 +620,7 @@ def test_no_secret_in_output_or_logs_on_failures(app, sim, sim_server, provider,
     sim.revoke_refresh_tokens(customer.tenant_id, customer.admin_upn)
     outputs = [runner.invoke(args=["refresh-tokens"]).output]  # re-link + refreshed
     with app.app_context():
-        store.update_connection(other.connection.id,
+        storage.update_connection(other.connection.id,
                                 refresh_last_ok_at="2020-01-01T00:00:00+00:00")
     sim.set_fault("token", "status", status=503, times=1)
     outputs.append(runner.invoke(args=["refresh-tokens"]).output)  # transient

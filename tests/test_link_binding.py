@@ -16,7 +16,8 @@ import re
 import pytest
 
 from entrasim.testing import follow_authorize
-from portal import db, store
+from portal import storage
+from portal.storage import db
 from tests import test_oauth as base
 from tests.conftest import login_as
 from tests.test_oauth import (
@@ -46,8 +47,8 @@ def handoff_rows(app):
 
 def pending_secret(app, handoff_url):
     with app.app_context():
-        return store.get_secret("handoffs", handoff_url.rsplit("/", 1)[1],
-                                store.PENDING_TOKEN_PURPOSE)
+        return storage.get_secret("handoffs", handoff_url.rsplit("/", 1)[1],
+                                storage.PENDING_TOKEN_PURPOSE)
 
 
 # --- the popup's entry ------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def test_handoff_opens_only_from_the_portals_own_page(app, client_a, sp_connecti
 
 def token_calls_none(app) -> bool:
     with app.app_context():
-        return store.table_counts(["auth_flows"])["auth_flows"] == 0
+        return storage.table_counts(["auth_flows"])["auth_flows"] == 0
 
 
 def test_handoff_confirmation_names_organization_connection_and_user(app, client_a, admin_a,
@@ -181,7 +182,7 @@ def test_only_the_starting_session_can_confirm(app, client_a, login, admin_a, si
     assert reload(app, sp_connection.id).state == "connected"
     assert pending_secret(app, data["handoff_url"]) is None
     with app.app_context():
-        actions = [e.action for e in store.list_audit_events(connection_id=sp_connection.id)]
+        actions = [e.action for e in storage.list_audit_events(connection_id=sp_connection.id)]
     assert "connection.link_confirmed" in actions and "connection.link_redeemed" in actions
 
 
@@ -202,7 +203,7 @@ def test_an_unconfirmed_result_expires_and_is_destroyed(app, client_a, runner, s
     assert pending_secret(app, data["handoff_url"])
     with app.app_context():
         db.get_db().execute("UPDATE link_outcomes SET finished_at = finished_at - ?",
-                            [store.CONFIRM_TTL_SECONDS + 1])
+                            [storage.CONFIRM_TTL_SECONDS + 1])
     body = client_a.get(f"/connections/{sp_connection.id}/link-status").get_data(as_text=True)
     assert "not confirmed in time" in body and "Confirm and link" not in body
     handoff_id = data["handoff_url"].rsplit("/", 1)[1]
@@ -239,8 +240,8 @@ def test_a_tenant_linked_by_another_organization_is_held(app, client_a, support_
     assert held.state != "connected" and held.tenant_id is None
     assert stored_cache(app, sp_connection.id) is None
     with app.app_context():
-        [review] = store.list_link_reviews("held")
-        audit = store.list_audit_events(action="connection.link_held")
+        [review] = storage.list_link_reviews("held")
+        audit = storage.list_audit_events(action="connection.link_held")
     assert review.other_org_ids == (tenant_of_b.org_id,)
     # An operator types it on a command line: never a leading "-" (read as an option).
     assert re.fullmatch(r"[0-9a-f]{24}", review.id)
@@ -265,13 +266,13 @@ def test_a_rejected_hold_destroys_the_tokens(app, client_a, runner, sim, sim_ses
                                              sp_connection, tenant_of_b):
     run_flow(client_a, sim, sim_session, sp_connection, follow=False)
     with app.app_context():
-        [review] = store.list_link_reviews("held")
-        assert store.get_secret("link_reviews", review.id, "token_cache")
+        [review] = storage.list_link_reviews("held")
+        assert storage.get_secret("link_reviews", review.id, "token_cache")
     rejected = runner.invoke(args=["link-review", "reject", review.id, "--by", "ops@portal"])
     assert rejected.exit_code == 0, rejected.output
     with app.app_context():
-        assert store.get_secret("link_reviews", review.id, "token_cache") is None
-        assert store.get_link_review(review.id).status == "rejected"
+        assert storage.get_secret("link_reviews", review.id, "token_cache") is None
+        assert storage.get_link_review(review.id).status == "rejected"
     assert reload(app, sp_connection.id).state != "connected"
 
 
@@ -283,7 +284,7 @@ def test_a_popup_link_to_a_shared_tenant_is_held_after_confirmation(
     assert "Held for review" in body
     assert reload(app, sp_connection.id).state != "connected"
     with app.app_context():
-        assert len(store.list_link_reviews("held")) == 1
+        assert len(storage.list_link_reviews("held")) == 1
 
 
 # --- the callback keeps the flow of the browser it is not for ---------------------------------
@@ -310,7 +311,7 @@ def test_a_forged_answer_does_not_end_the_browsers_flow(app, client_a, sim, sim_
 def test_an_admin_consent_state_is_not_a_delegated_flow(app, client_a, sp_connection):
     """A state of the other kind is refused at the callback and not burnt there."""
     with app.app_context():
-        store.create_auth_flow(state="s" * 43, kind="admin_consent",
+        storage.create_auth_flow(state="s" * 43, kind="admin_consent",
                                connection_id=sp_connection.id, user_id=None,
                                browser_cookie="c" * 43, flow={"msal": {"state": "s" * 43}})
     client_a.set_cookie(FLOW_COOKIE, "c" * 43)
@@ -335,9 +336,9 @@ def test_deleting_the_connection_destroys_unlinked_results(app, client_a, sim, s
     assert deleted.status_code == 303
     assert pending_secret(app, data["handoff_url"]) is None
     with app.app_context():
-        [review] = store.list_link_reviews(None, sp_connection.id)
+        [review] = storage.list_link_reviews(None, sp_connection.id)
         assert review.status == "rejected"
-        assert store.get_secret("link_reviews", review.id, "token_cache") is None
+        assert storage.get_secret("link_reviews", review.id, "token_cache") is None
 
 
 def test_the_popup_cookie_is_one_a_browser_accepts(app, client_a, sp_connection):

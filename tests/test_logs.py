@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal import logs, store
+from portal import logs, storage
 from tests.conftest import login_as
 
 CANARY = "CANARYc4n4ry7e5t"
@@ -42,10 +42,10 @@ def captured(app):
 def plant_canaries(app, client, admin):
     """Secrets travel through the places they would in real life."""
     with app.app_context():
-        org = store.create_organization("Canary Org")
-        connection = store.create_connection(org.id, "service_provider")
-        store.put_secret("connections", connection.id, "token_cache", TOKEN_CACHE.encode())
-        store.add_certificate(connection.id, cert_pem="c", thumbprint_sha1="a",
+        org = storage.create_organization("Canary Org")
+        connection = storage.create_connection(org.id, "service_provider")
+        storage.put_secret("connections", connection.id, "token_cache", TOKEN_CACHE.encode())
+        storage.add_certificate(connection.id, cert_pem="c", thumbprint_sha1="a",
                               thumbprint_sha256="b", subject="s", not_before="n",
                               not_after="n", private_key_pem=CANARY_PEM.encode())
     msal_log = logging.getLogger("msal.token_cache")
@@ -80,7 +80,7 @@ def test_canaries_never_reach_a_log(app, client, admin_a, captured, caplog):
 
 
 def test_canaries_never_reach_the_database_files(app, client, admin_a):
-    from portal import db
+    from portal.storage import db
 
     holder = db.open_db(app.config["DATABASE"])  # keeps the -wal file from being checkpointed away
     plant_canaries(app, client, admin_a)

@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from entrasim.testing import follow_authorize
-from portal import db, ratelimit, store
+from portal import ratelimit, storage
+from portal.connections import lifecycle
 from portal.entra.certificates import issue_certificate
+from portal.storage import db
 
 PUBLIC_URL = "https://portal.example.test"
 REDIRECT_URI = PUBLIC_URL + "/oauth/callback"
@@ -116,12 +118,12 @@ def run_flow(client, sim, sim_session, connection, *, mode="form_post", interact
 
 def reload(app, connection_id):
     with app.app_context():
-        return store.get_connection(connection_id)
+        return storage.get_connection(connection_id)
 
 
 def stored_cache(app, connection_id):
     with app.app_context():
-        return store.get_secret("connections", connection_id, "token_cache")
+        return storage.get_secret("connections", connection_id, "token_cache")
 
 
 # --- the full flow ----------------------------------------------------------------------------
@@ -164,8 +166,8 @@ def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_conn
     cache = json.loads(stored_cache(app, sp_connection.id))
     assert cache["RefreshToken"] and cache["IdToken"]
     with app.app_context():
-        events = store.list_health_events(sp_connection.id)
-        audit = store.list_audit_events(connection_id=sp_connection.id, action="connection.linked")
+        events = storage.list_health_events(sp_connection.id)
+        audit = storage.list_audit_events(connection_id=sp_connection.id, action="connection.linked")
     assert events[0].outcome == "linked" and events[0].health == "healthy"
     assert audit and audit[0].detail["consented_by_oid"] == provider["user"]["id"]
     assert token_calls(sim) == 1
@@ -386,9 +388,9 @@ def test_bad_id_token_stores_nothing(app, client_a, sim, sim_session, sp_connect
     assert after.state != "connected"
     assert stored_cache(app, sp_connection.id) is None
     with app.app_context():
-        assert store.list_audit_events(connection_id=sp_connection.id,
+        assert storage.list_audit_events(connection_id=sp_connection.id,
                                        action="connection.linked") == []
-        failed = store.list_audit_events(connection_id=sp_connection.id,
+        failed = storage.list_audit_events(connection_id=sp_connection.id,
                                          action="connection.link_failed")
     assert failed
 
@@ -539,7 +541,7 @@ def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_conne
         raise RuntimeError("disk full")
 
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
-    monkeypatch.setattr(store, "record_audit", broken)  # the last write of the transaction
+    monkeypatch.setattr(storage, "record_audit", broken)  # the last write of the transaction
     with pytest.raises(RuntimeError, match="disk full"):
         client_a.post("/oauth/callback", data=fields)
     monkeypatch.undo()
@@ -548,7 +550,7 @@ def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_conne
     assert after.consented_at is None and after.tenant_id is None
     assert stored_cache(app, sp_connection.id) is None
     with app.app_context():
-        assert store.list_health_events(sp_connection.id) == []
+        assert storage.list_health_events(sp_connection.id) == []
 
 
 def test_tokens_and_code_leak_nowhere(app, client_a, sim, sim_session, sp_connection, caplog):
@@ -592,7 +594,7 @@ def test_relink_after_needs_reconnect_asks_for_everything(app, client_a, sim, si
                                                          sp_connection):
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
     with app.app_context():
-        store.mark_needs_reconnect(sp_connection.id, "refresh token revoked")
+        lifecycle.needs_reconnect(sp_connection.id, "refresh token revoked")
     params = auth_params(start(client_a, sp_connection))
     assert set(params["scope"].split()) == PRODUCT | {"openid", "profile", "offline_access"}
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200

@@ -14,7 +14,8 @@ import re
 import pytest
 
 from entrasim.testing import follow_authorize
-from portal import db, store
+from portal import storage
+from portal.storage import db
 from tests import test_oauth as base
 from tests.test_oauth import ADMIN_UPN, REDIRECT_URI, csrf, reload, run_flow, token_calls
 
@@ -194,7 +195,7 @@ def test_store_records_the_outcome_in_one_transaction(app, client_a, sim, sim_se
     with app.app_context():
         row = db.get_db().execute("SELECT outcome FROM link_outcomes WHERE handoff_id = ?",
                                   [handoff_id]).fetchone()
-        assert store.get_secret("connections", sp_connection.id, "token_cache")
+        assert storage.get_secret("connections", sp_connection.id, "token_cache")
     assert row[0] == "connected"
 
 

@@ -1,6 +1,6 @@
 """Rate limits on the actions that cost real work or start a flow at Microsoft."""
 
-from portal import ratelimit, store
+from portal import ratelimit, storage
 from tests.conftest import csrf_token
 
 
@@ -21,7 +21,7 @@ def test_new_connections_are_limited_per_user(app, client_a, client_b, admin_a):
     assert "Too many requests" in refused.get_data(as_text=True)
     assert int(refused.headers["Retry-After"]) > 0
     with app.app_context():
-        assert len(store.list_connections(admin_a.org_id)) == 30  # the refused one made nothing
+        assert len(storage.list_connections(admin_a.org_id)) == 30  # the refused one made nothing
 
     htmx = client_a.post("/connections/new", data={"kind": "customer_owned", "csrf_token": token},
                          headers={"HX-Request": "true"})
@@ -46,4 +46,4 @@ def test_choosing_the_cloud_is_limited_per_user(app, client_a, org_a, make_conne
                             data={"cloud": "china", "csrf_token": token})
     assert refused.status_code == 429
     with app.app_context():
-        assert store.get_connection(item.id).cloud == "global"  # the refused one wrote nothing
+        assert storage.get_connection(item.id).cloud == "global"  # the refused one wrote nothing

@@ -5,7 +5,7 @@ import time
 import pytest
 from flask import Blueprint
 
-from portal import access, create_app, store
+from portal import access, create_app, storage
 from tests.conftest import TEST_PASSWORD, csrf_token, login_as, totp_code
 
 LATER = 16 * 60  # past REAUTH_MINUTES (15)
@@ -76,7 +76,7 @@ def test_a_stale_htmx_request_gets_hx_redirect(client_a, co_connection, later):
             "HX-Request": "true", "HX-Current-URL": f"http://localhost{page}"})
         assert response.headers["HX-Redirect"] == f"/reauth?next={page}", action
     with client_a.application.app_context():
-        assert store.list_certificates(co_connection.id) == []  # nothing was issued
+        assert storage.list_certificates(co_connection.id) == []  # nothing was issued
 
 
 def test_a_stale_json_request_gets_401_with_the_reauth_url(client_a, sp_connection, later):
@@ -107,7 +107,7 @@ def test_reauth_asks_for_the_second_factor_when_enrolled(app, make_user, login, 
     response = _reauth(client, code=totp_code(app, user), next_path="/connections/")
     assert response.status_code == 303 and response.headers["Location"] == "/connections/"
     with app.app_context():
-        failures = store.recent_failures(account=user.email, address="127.0.0.1", window=900)
+        failures = storage.recent_failures(account=user.email, address="127.0.0.1", window=900)
     assert failures == []  # the success ended the count of the failure before it
 
 
@@ -136,8 +136,8 @@ def test_the_decorator_composes_under_admin_required(app_config, monkeypatch):
     from tests.conftest import FAST_HASH
 
     with app.app_context():
-        org = store.create_organization("Probe")
-        store.create_user("p@probe.example", "admin",
+        org = storage.create_organization("Probe")
+        storage.create_user("p@probe.example", "admin",
                           generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id)
     client = app.test_client()
     login_as(client, "p@probe.example")
@@ -158,8 +158,8 @@ def test_deleting_a_connection_needs_a_fresh_authentication(app, client_a, co_co
     assert response.status_code == 303
     assert response.headers["Location"] == f"/reauth?next={page}"
     with app.app_context():
-        assert not store.get_connection(co_connection.id).deleted
+        assert not storage.get_connection(co_connection.id).deleted
     assert _reauth(client_a, next_path=page).status_code in (302, 303)
     assert _post(client_a, f"{page}/delete", page).status_code == 303
     with app.app_context():
-        assert store.get_connection(co_connection.id).deleted
+        assert storage.get_connection(co_connection.id).deleted

@@ -76,12 +76,12 @@ def test_embeddable_views_name_exact_framers_and_drop_xfo(framed_app, make_conne
     with framed_app.app_context():
         from werkzeug.security import generate_password_hash
 
-        from portal import store
+        from portal import storage
 
-        org = store.create_organization("A")
-        store.create_user("a@example.com", "admin", generate_password_hash("pw-123456", FAST_HASH),
+        org = storage.create_organization("A")
+        storage.create_user("a@example.com", "admin", generate_password_hash("pw-123456", FAST_HASH),
                           org.id)
-        connection = store.create_connection(org.id, "customer_owned")
+        connection = storage.create_connection(org.id, "customer_owned")
     client = framed_app.test_client()
     evil = {"Origin": "https://evil.example", "Referer": "https://evil.example/",
             "X-Forwarded-Host": "evil.example"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal import store
+from portal import storage
 from tests import test_oauth as base
 from tests.test_oauth import reload, run_flow
 
@@ -39,4 +39,4 @@ def test_upper_case_client_id_links_and_keeps_alive(app, client_a, runner, sim, 
     assert "operator" not in result.output.lower() or "operator problems 0" in result.output
     assert len(sim.requests(endpoint="token")) == tokens_before + 1  # really renewed
     with app.app_context():
-        assert store.get_connection(sp_connection.id).state == "connected"
+        assert storage.get_connection(sp_connection.id).state == "connected"

@@ -3,7 +3,8 @@
 import pytest
 from flask import Blueprint
 
-from portal import create_app, store
+from portal import create_app, storage
+from portal.connections import credentials
 
 SECRET = b"SUPPORT-MUST-NOT-SEE-THIS"
 
@@ -15,8 +16,8 @@ def fleet(app, org_a, org_b, make_connection):
     broken = make_connection(org_b, display_name="B broken", state="needs_attention",
                              health="failing", cloud="usgov-l4")
     with app.app_context():
-        store.put_secret("connections", healthy.id, "token_cache", SECRET)
-        store.add_health_event(broken.id, "check_failed", "failing",
+        storage.put_secret("connections", healthy.id, "token_cache", SECRET)
+        storage.add_health_event(broken.id, "check_failed", "failing",
                                {"missing": "User.ReadWrite.All"})
     return healthy, broken
 
@@ -45,7 +46,7 @@ def test_connection_detail_is_read_only_and_audited(app, support_client, support
     assert SECRET.decode() not in support_client.get(
         f"/support/connections/{healthy.id}").get_data(as_text=True)
     with app.app_context():
-        events = store.list_audit_events(action="support.view_connection")
+        events = storage.list_audit_events(action="support.view_connection")
     assert [(e.actor_user_id, e.connection_id) for e in events] == [
         (support_user.id, healthy.id), (support_user.id, broken.id)]
 
@@ -53,7 +54,7 @@ def test_connection_detail_is_read_only_and_audited(app, support_client, support
 def test_dashboard_view_is_audited(app, support_client, support_user):
     support_client.get("/support/")
     with app.app_context():
-        assert store.list_audit_events(action="support.view_dashboard")[0].actor_user_id == \
+        assert storage.list_audit_events(action="support.view_dashboard")[0].actor_user_id == \
             support_user.id
 
 
@@ -63,7 +64,7 @@ def test_support_list_of_every_connection_is_audited(app, support_client, suppor
     support_client.get("/connections/", headers={"HX-Request": "true"})
     client_a.get("/connections/")  # a customer's list of its own connections is not a support read
     with app.app_context():
-        events = store.list_audit_events(action="support.view_connections")
+        events = storage.list_audit_events(action="support.view_connections")
     assert [e.actor_user_id for e in events] == [support_user.id, support_user.id]
 
 
@@ -81,7 +82,7 @@ def test_dashboard_is_never_framed(app_config, make_user):
     from tests.conftest import FAST_HASH, enrol_totp, login_as, pass_second_factor
 
     with app.app_context():
-        user = store.create_user("s@example.com", "support", generate_password_hash("pw-123456",
+        user = storage.create_user("s@example.com", "support", generate_password_hash("pw-123456",
                                                                                     FAST_HASH))
     enrol_totp(app, user)
     client = app.test_client()
@@ -101,15 +102,15 @@ def test_unreadable_secret_renders_needs_reconnect_not_500(app_config, make_user
 
     @probe.get("/probe/<connection_id>")
     def read_secret(connection_id):
-        store.get_connection_secret(connection_id, "token_cache")
+        credentials.token_cache(connection_id)
         return "unreachable"
 
     app.register_blueprint(probe)
     with app.app_context():
-        org = store.create_organization("A")
-        connection = store.create_connection(org.id, "service_provider")
-        store.put_secret("connections", connection.id, "token_cache", b"x")
-        from portal.db import get_db
+        org = storage.create_organization("A")
+        connection = storage.create_connection(org.id, "service_provider")
+        storage.put_secret("connections", connection.id, "token_cache", b"x")
+        from portal.storage.db import get_db
 
         get_db().execute("UPDATE vault_blobs SET nonce = zeroblob(12)")
     response = app.test_client().get(f"/probe/{connection.id}")
@@ -118,4 +119,4 @@ def test_unreadable_secret_renders_needs_reconnect_not_500(app_config, make_user
     htmx = app.test_client().get(f"/probe/{connection.id}", headers={"HX-Request": "true"})
     assert htmx.status_code == 409 and htmx.headers["HX-Retarget"] == "#alerts"
     with app.app_context():
-        assert store.get_connection(connection.id).state == "needs_reconnect"
+        assert storage.get_connection(connection.id).state == "needs_reconnect"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal import db
+from portal.storage import db
 
 
 def snapshot(app, skip=("audit_events",)):

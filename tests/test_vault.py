@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal import db, store, vault
+from portal import storage
+from portal.connections import credentials
+from portal.storage import db, vault
 
 WHERE = {"owner_table": "connections", "owner_id": "abc123", "purpose": "token_cache"}
 
@@ -86,13 +88,13 @@ def test_bad_keyrings_are_refused(text):
 
 
 def test_store_secret_round_trip_and_swap(app_ctx, make_org):
-    org = store.create_organization("A")
-    one = store.create_connection(org.id, "service_provider")
-    two = store.create_connection(org.id, "service_provider")
-    store.put_secret("connections", one.id, "token_cache", b"cache of one")
-    store.put_secret("connections", two.id, "token_cache", b"cache of two")
-    assert store.get_secret("connections", one.id, "token_cache") == b"cache of one"
-    assert store.get_secret("connections", one.id, "missing") is None
+    org = storage.create_organization("A")
+    one = storage.create_connection(org.id, "service_provider")
+    two = storage.create_connection(org.id, "service_provider")
+    storage.put_secret("connections", one.id, "token_cache", b"cache of one")
+    storage.put_secret("connections", two.id, "token_cache", b"cache of two")
+    assert storage.get_secret("connections", one.id, "token_cache") == b"cache of one"
+    assert storage.get_secret("connections", one.id, "missing") is None
     # Copy one's blob into two's row: it must not decrypt there.
     database = db.get_db()
     row = database.execute("SELECT key_id, nonce, ciphertext FROM vault_blobs "
@@ -100,43 +102,43 @@ def test_store_secret_round_trip_and_swap(app_ctx, make_org):
     database.execute("UPDATE vault_blobs SET key_id = ?, nonce = ?, ciphertext = ? "
                      "WHERE owner_id = ?", [*row, two.id])
     with pytest.raises(vault.SecretUnreadable):
-        store.get_secret("connections", two.id, "token_cache")
-    assert store.delete_secret("connections", one.id, "token_cache")
-    assert store.get_secret("connections", one.id, "token_cache") is None
+        storage.get_secret("connections", two.id, "token_cache")
+    assert storage.delete_secret("connections", one.id, "token_cache")
+    assert storage.get_secret("connections", one.id, "token_cache") is None
 
 
 def test_unreadable_secret_moves_connection_to_needs_reconnect(app_ctx):
-    org = store.create_organization("A")
-    connection = store.create_connection(org.id, "service_provider")
-    store.put_secret("connections", connection.id, "token_cache", b"x")
+    org = storage.create_organization("A")
+    connection = storage.create_connection(org.id, "service_provider")
+    storage.put_secret("connections", connection.id, "token_cache", b"x")
     db.get_db().execute("UPDATE vault_blobs SET ciphertext = zeroblob(length(ciphertext))")
     with pytest.raises(vault.SecretUnreadable):
-        store.get_connection_secret(connection.id, "token_cache")
-    assert store.get_connection(connection.id).state == "needs_reconnect"
-    assert store.list_health_events(connection.id)[0].outcome == "needs_reconnect"
+        credentials.token_cache(connection.id)
+    assert storage.get_connection(connection.id).state == "needs_reconnect"
+    assert storage.list_health_events(connection.id)[0].outcome == "needs_reconnect"
 
 
 def test_rotation_moves_every_blob_to_the_primary(app, runner):
     old = app.config["VAULT_KEYS"]
     with app.app_context():
-        org = store.create_organization("A")
-        ids = [store.create_connection(org.id, "service_provider").id for _ in range(3)]
+        org = storage.create_organization("A")
+        ids = [storage.create_connection(org.id, "service_provider").id for _ in range(3)]
         for i, cid in enumerate(ids):
-            store.put_secret("connections", cid, "token_cache", f"secret {i}".encode())
+            storage.put_secret("connections", cid, "token_cache", f"secret {i}".encode())
     new = vault.Keyring.generate(old)
     app.config["VAULT_KEYS"] = new
     with app.app_context():
-        assert store.vault_key_usage() == {old.primary_kid: 3}
-        assert store.get_secret("connections", ids[0], "token_cache") == b"secret 0"
+        assert storage.vault_key_usage() == {old.primary_kid: 3}
+        assert storage.get_secret("connections", ids[0], "token_cache") == b"secret 0"
     result = runner.invoke(args=["vault", "rotate"])
     assert result.exit_code == 0, result.output
     assert "3 re-encrypted" in result.output
     with app.app_context():
-        assert store.vault_key_usage() == {new.primary_kid: 3}
+        assert storage.vault_key_usage() == {new.primary_kid: 3}
     # The old key can now be dropped: everything still decrypts.
     app.config["VAULT_KEYS"] = vault.Keyring.parse(new.dumps().splitlines()[0])
     with app.app_context():
-        assert [store.get_secret("connections", c, "token_cache") for c in ids] == [
+        assert [storage.get_secret("connections", c, "token_cache") for c in ids] == [
             b"secret 0", b"secret 1", b"secret 2"]
     again = runner.invoke(args=["vault", "rotate"])
     assert "0 re-encrypted, 3 already current" in again.output
@@ -168,9 +170,9 @@ def test_vault_remove_key_only_when_unused(tmp_path, app_config):
     old = vault.Keyring.parse(path.read_text())
     app = create_app(app_config)
     with app.app_context():
-        org = store.create_organization("A")
-        connection = store.create_connection(org.id, "service_provider")
-        store.put_secret("connections", connection.id, "token_cache", b"kept")
+        org = storage.create_organization("A")
+        connection = storage.create_connection(org.id, "service_provider")
+        storage.put_secret("connections", connection.id, "token_cache", b"kept")
     runner = app.test_cli_runner()
     assert runner.invoke(args=["vault", "add-key"]).exit_code == 0
     refused = runner.invoke(args=["vault", "remove-key", old.primary_kid])
@@ -182,7 +184,7 @@ def test_vault_remove_key_only_when_unused(tmp_path, app_config):
     app = create_app(app_config)
     assert old.primary_kid not in app.config["VAULT_KEYS"]
     with app.app_context():
-        assert store.get_secret("connections", connection.id, "token_cache") == b"kept"
+        assert storage.get_secret("connections", connection.id, "token_cache") == b"kept"
     primary = app.config["VAULT_KEYS"].primary_kid
     assert "primary" in app.test_cli_runner().invoke(args=["vault", "remove-key", primary]).output
 

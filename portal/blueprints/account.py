@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal import mfa, store
+from portal import mfa, storage
 from portal.access import fresh_auth_required, login_required
 from portal.blueprints.auth import (
     EnrolForm,
@@ -28,7 +28,7 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 log = logging.getLogger("portal.account")
 
 
-def _me() -> store.User:
+def _me() -> storage.User:
     return current_user._get_current_object()
 
 
@@ -38,7 +38,7 @@ def _me() -> store.User:
 def security():
     user = _me()
     return render_template("pages/account_security.html", required=mfa_required(user),
-                           recovery_left=len(store.unused_recovery_codes(user.id)))
+                           recovery_left=len(storage.unused_recovery_codes(user.id)))
 
 
 @bp.post("/security/totp")
@@ -49,7 +49,7 @@ def start_totp():
     user = _me()
     if user.has_mfa:
         return redirect(url_for("account.security"))
-    store.put_pending_totp_secret(user.id, mfa.new_secret())
+    storage.put_pending_totp_secret(user.id, mfa.new_secret())
     return redirect(url_for("account.enrol_totp"), code=303)
 
 
@@ -58,7 +58,7 @@ def start_totp():
 @embeddable
 def enrol_totp():
     user = _me()
-    secret = None if user.has_mfa else store.get_pending_totp_secret(user.id)
+    secret = None if user.has_mfa else storage.get_pending_totp_secret(user.id)
     if secret is None:
         return redirect(url_for("account.security"))
     form = EnrolForm()
@@ -85,8 +85,8 @@ def disable_totp():
         flash("Your account must use two-step sign-in: it cannot be turned off.", "error")
         return redirect(url_for("account.security"), code=303)
     if user.has_mfa:
-        store.remove_mfa(user.id)
-        store.record_audit("auth.mfa_disable", actor=user, org_id=user.org_id)
+        storage.remove_mfa(user.id)
+        storage.record_audit("auth.mfa_disable", actor=user, org_id=user.org_id)
         log.info("two-step sign-in turned off: user %s", user.id)
         flash("Two-step sign-in is off. You sign in with your password only.", "success")
     return redirect(url_for("account.security"), code=303)

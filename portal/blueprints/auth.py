@@ -32,7 +32,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal import mfa, store
+from portal import mfa, storage
 from portal.access import login_required, mark_authenticated
 from portal.security import embeddable
 from portal.services import caches
@@ -134,7 +134,7 @@ def client_address() -> str:
 def throttle_seconds(account: str, address: str) -> float:
     """How long this account must wait before another try from this address (0: now)."""
     config = current_app.config
-    return store.login_lockout_seconds(
+    return storage.login_lockout_seconds(
         account, address,
         free_failures=config["LOGIN_FREE_FAILURES"],
         first_delay=config["LOGIN_DELAY_SECONDS"],
@@ -173,17 +173,17 @@ def login():
     if not form.validate_on_submit():
         return render_template("pages/login.html", form=form)
 
-    account = store.normalize_email(form.email.data)
+    account = storage.normalize_email(form.email.data)
     address = client_address()
     wait = throttle_seconds(account, address)
     if wait:
         log.warning("sign-in refused while throttled: account %s", account)
         return locked_response("pages/login.html", wait, form=form)
 
-    user = store.get_user_by_email(account)
+    user = storage.get_user_by_email(account)
     ok = check_password_hash(user.password_hash if user else _dummy_hash(), form.password.data)
     if not (ok and user is not None):
-        store.record_login_attempt(account, address, False)
+        storage.record_login_attempt(account, address, False)
         log.info("failed sign-in for %s", account)
         wait = throttle_seconds(account, address)
         if wait:
@@ -193,26 +193,26 @@ def login():
     return _after_password(user, safe_next(form.next.data))
 
 
-def mfa_required(user: store.User) -> bool:
+def mfa_required(user: storage.User) -> bool:
     """Support always; an admin when their organization requires it."""
     if user.is_support:
         return True
-    org = store.get_organization(user.org_id) if user.org_id is not None else None
+    org = storage.get_organization(user.org_id) if user.org_id is not None else None
     return bool(org and org.require_mfa)
 
 
-def _after_password(user: store.User, next_url: str | None):
+def _after_password(user: storage.User, next_url: str | None):
     if user.has_mfa:
         return _begin_pending(user, next_url, "verify")
     if mfa_required(user):
         # A new secret for every attempt: a QR code left on an old page never enrols anything.
-        store.put_pending_totp_secret(user.id, mfa.new_secret())
+        storage.put_pending_totp_secret(user.id, mfa.new_secret())
         return _begin_pending(user, next_url, "enrol")
     _sign_in(user)
     return redirect(next_url or url_for("home.index"))
 
 
-def _begin_pending(user: store.User, next_url: str | None, step: str):
+def _begin_pending(user: storage.User, next_url: str | None, step: str):
     session.clear()  # nothing of an earlier session survives, and nobody is signed in yet
     session[PENDING] = {"user": user.id, "epoch": user.session_epoch, "step": step,
                         "at": time.time(), "next": next_url or ""}
@@ -220,7 +220,7 @@ def _begin_pending(user: store.User, next_url: str | None, step: str):
     return redirect(url_for(endpoint))
 
 
-def _pending(step: str) -> tuple[store.User | None, str | None]:
+def _pending(step: str) -> tuple[storage.User | None, str | None]:
     """The user whose password was right moments ago and who is at ``step``."""
     pending = session.get(PENDING)
     if not isinstance(pending, dict) or pending.get("step") != step:
@@ -228,21 +228,21 @@ def _pending(step: str) -> tuple[store.User | None, str | None]:
     started = pending.get("at")
     if not isinstance(started, (int, float)) or not 0 <= time.time() - started <= PENDING_SECONDS:
         return None, None
-    user = store.get_user(int(pending.get("user", 0)))
+    user = storage.get_user(int(pending.get("user", 0)))
     if user is None or user.session_epoch != pending.get("epoch"):
         return None, None
     return user, safe_next(pending.get("next"))
 
 
-def _sign_in(user: store.User) -> None:
+def _sign_in(user: storage.User) -> None:
     """Every factor is right: the user is signed in, in a new session (and CSRF token)."""
-    store.record_login_attempt(user.email, client_address(), True)
+    storage.record_login_attempt(user.email, client_address(), True)
     session.clear()
     login_user(user)
     session.permanent = True
     mark_authenticated(new_sign_in=True)
-    store.record_login(user.id)
-    store.record_audit("auth.login", actor=user, org_id=user.org_id)
+    storage.record_login(user.id)
+    storage.record_audit("auth.login", actor=user, org_id=user.org_id)
     log.info("signed in: user %s", user.id)
 
 
@@ -251,26 +251,26 @@ def _start_again():
     return redirect(url_for("auth.login"))
 
 
-def verify_second_factor(user: store.User, code: str) -> bool:
+def verify_second_factor(user: storage.User, code: str) -> bool:
     """A TOTP code of a step later than the last one accepted, or an unused recovery code
     (which is then spent)."""
     if mfa.looks_like_totp(code):
-        secret = store.get_totp_secret(user.id)
+        secret = storage.get_totp_secret(user.id)
         step = mfa.matching_step(secret, code) if secret else None
-        return step is not None and store.accept_totp_step(user.id, step)
-    for code_id, code_hash in store.unused_recovery_codes(user.id):
+        return step is not None and storage.accept_totp_step(user.id, step)
+    for code_id, code_hash in storage.unused_recovery_codes(user.id):
         if mfa.recovery_code_matches(code_hash, code):
-            if not store.use_recovery_code(user.id, code_id):
+            if not storage.use_recovery_code(user.id, code_id):
                 return False
-            store.record_audit("auth.recovery_code_used", actor=user, org_id=user.org_id)
+            storage.record_audit("auth.recovery_code_used", actor=user, org_id=user.org_id)
             return True
     return False
 
 
-def record_factor_failure(user: store.User, template: str, error: str, **context):
+def record_factor_failure(user: storage.User, template: str, error: str, **context):
     """A wrong code counts like a wrong password; the page again, or the pause when one is due."""
     address = client_address()
-    store.record_login_attempt(user.email, address, False)
+    storage.record_login_attempt(user.email, address, False)
     log.info("failed second factor for %s", user.email)
     wait = throttle_seconds(user.email, address)
     if wait:
@@ -299,22 +299,22 @@ def second_factor():
     return redirect(next_url or url_for("home.index"))
 
 
-def enrolment_context(user: store.User, secret: str, form: EnrolForm, action: str) -> dict:
+def enrolment_context(user: storage.User, secret: str, form: EnrolForm, action: str) -> dict:
     """What the enrolment page shows: the QR code and the same secret as text."""
     uri = mfa.provisioning_uri(secret, user.email)
     return {"form": form, "action": action, "qr": mfa.qr_data_uri(uri),
             "secret_text": mfa.grouped(secret), "account": user.email}
 
 
-def confirm_enrolment(user: store.User, secret: str, code: str) -> list[str] | None:
+def confirm_enrolment(user: storage.User, secret: str, code: str) -> list[str] | None:
     """Enrol ``secret`` if ``code`` proves the app has it; the new recovery codes (shown once)."""
     step = mfa.matching_step(secret, code)
     if step is None:
         return None
     codes = mfa.new_recovery_codes()
     method = current_app.config["PASSWORD_HASH_METHOD"]
-    store.enrol_totp(user.id, secret, step, [mfa.hash_recovery_code(c, method) for c in codes])
-    store.record_audit("auth.mfa_enrol", actor=user, org_id=user.org_id)
+    storage.enrol_totp(user.id, secret, step, [mfa.hash_recovery_code(c, method) for c in codes])
+    storage.record_audit("auth.mfa_enrol", actor=user, org_id=user.org_id)
     log.info("authenticator app enrolled: user %s", user.id)
     return codes
 
@@ -324,7 +324,7 @@ def confirm_enrolment(user: store.User, secret: str, code: str) -> list[str] | N
 def enrol():
     """Enrolment demanded at sign-in: the user is signed in only once their app works."""
     user, next_url = _pending("enrol")
-    secret = store.get_pending_totp_secret(user.id) if user else None
+    secret = storage.get_pending_totp_secret(user.id) if user else None
     if user is None or secret is None:
         return _start_again()
     form = EnrolForm()
@@ -366,9 +366,9 @@ def reauth():
     if not ok:
         return record_factor_failure(user, "pages/reauth.html",
                                      "The password or code is not right.", **context)
-    store.record_login_attempt(user.email, client_address(), True)
+    storage.record_login_attempt(user.email, client_address(), True)
     mark_authenticated(new_sign_in=False)
-    store.record_audit("auth.reauth", actor=user, org_id=user.org_id)
+    storage.record_audit("auth.reauth", actor=user, org_id=user.org_id)
     return redirect(safe_next(form.next.data) or url_for("home.index"), code=303)
 
 
@@ -376,8 +376,8 @@ def reauth():
 @login_required
 def logout():
     user = current_user._get_current_object()
-    store.end_sessions(user.id)
-    store.record_audit("auth.logout", actor=user, org_id=user.org_id)
+    storage.end_sessions(user.id)
+    storage.record_audit("auth.logout", actor=user, org_id=user.org_id)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

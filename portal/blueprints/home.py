@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 
-from portal import store
+from portal import storage
 from portal.access import login_required
 from portal.security import embeddable
 
@@ -21,7 +21,7 @@ log = logging.getLogger("portal.home")
 def index():
     if current_user.is_support:
         return redirect(url_for("support.dashboard"))
-    connections = store.list_connections(current_user.org_id)
+    connections = storage.list_connections(current_user.org_id)
     return render_template("pages/home.html", connections=connections)
 
 
@@ -29,7 +29,7 @@ def index():
 def healthz():
     """JSON: is the database reachable, is the vault key loaded (never a secret)."""
     try:
-        database = store.ping()
+        database = storage.ping()
     except Exception:  # noqa: BLE001 - report, do not crash the probe
         log.exception("health check: database unreachable")
         database = False

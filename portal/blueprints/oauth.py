@@ -36,7 +36,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal import delegated_link, htmx, store
+from portal import htmx, storage
 from portal.access import (
     admin_required,
     fresh_auth_required,
@@ -44,7 +44,8 @@ from portal.access import (
     login_required,
 )
 from portal.config import parse_list
-from portal.delegated_link import RESERVED_SCOPES, SignedIn, missing_scopes
+from portal.connections import delegated_link, lifecycle
+from portal.connections.delegated_link import RESERVED_SCOPES, SignedIn, missing_scopes
 from portal.entra import idtoken
 from portal.entra.client import (
     CertificateCredential,
@@ -166,7 +167,7 @@ def sp_settings() -> SpSettings:
     return SpSettings(client_id, credential, redirect_uri, clouds, scopes, tuple(problems))
 
 
-def _cloud_for(connection: store.Connection, settings: SpSettings) -> tuple[Cloud | None, str]:
+def _cloud_for(connection: storage.Connection, settings: SpSettings) -> tuple[Cloud | None, str]:
     """The connection's cloud if the app is registered there (else None and why)."""
     key = connection.cloud or (settings.clouds[0] if settings.clouds else None)
     if key is None or key not in settings.clouds:
@@ -178,7 +179,7 @@ def _cloud_for(connection: store.Connection, settings: SpSettings) -> tuple[Clou
         return None, f"SP_CLOUDS names {key!r}, which is not in the cloud table."
 
 
-def scopes_to_request(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
+def scopes_to_request(connection: storage.Connection, required: tuple[str, ...]) -> list[str]:
     """Incremental consent: only what is missing while the consent still works; else all."""
     missing = missing_scopes(connection, required)
     if connection.consented_at and connection.state in ("connected", "needs_attention") \
@@ -240,12 +241,12 @@ def _unavailable(settings: SpSettings | None, reason: str | None = None):
                            operator=operator), 503
 
 
-def _require_service_provider(connection: store.Connection) -> None:
+def _require_service_provider(connection: storage.Connection) -> None:
     if connection.kind != "service_provider":
         abort(404)
 
 
-def panel_context(connection: store.Connection, blocked: bool = False,
+def panel_context(connection: storage.Connection, blocked: bool = False,
                   stale: bool = False) -> dict:
     """What the service-provider panel shows (also used by the wizard's connection page).
     ``stale``: a confirmation was answered that no longer waited (expired, or answered
@@ -255,12 +256,12 @@ def panel_context(connection: store.Connection, blocked: bool = False,
     attempt = None
     binding = _existing_session_binding()
     if binding:
-        attempt = store.latest_link_attempt(connection.id, binding)
+        attempt = storage.latest_link_attempt(connection.id, binding)
     now = time.time()
     pending = attempt is not None and attempt.pending(now)
     # (A GET changes nothing: an expired result is destroyed by the next flow or the cron.)
     confirming = attempt is not None and attempt.outcome == "confirm" \
-        and (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS > now
+        and (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS > now
     # A finished attempt is shown for a while (the iframe's answer), then the panel is plain.
     recent = attempt is not None and attempt.outcome is not None and \
         (attempt.finished_at or 0) > now - FLOW_TTL
@@ -283,17 +284,17 @@ def panel_context(connection: store.Connection, blocked: bool = False,
         # A result that was not confirmed in time is mentioned for a while, then forgotten.
         "unconfirmed": attempt is not None and attempt.outcome in ("confirm", "expired")
         and not confirming
-        and now < (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS + FLOW_TTL,
+        and now < (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS + FLOW_TTL,
         "can_link": current_user.is_authenticated and current_user.is_admin,
         # A popup sign-in of this session waits for its confirmation (docs/decisions/0004).
         "confirming": confirming,
         "signed_in": SignedIn.from_dict(attempt.detail["signed_in"])
         if confirming and attempt and "signed_in" in attempt.detail else None,
         "confirm_until": datetime.fromtimestamp(
-            (attempt.finished_at or 0) + store.CONFIRM_TTL_SECONDS, UTC).isoformat(
+            (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS, UTC).isoformat(
             timespec="seconds") if confirming and attempt else None,
-        "organization": store.get_organization(connection.org_id),
-        "held": store.list_link_reviews("held", connection.id),
+        "organization": storage.get_organization(connection.org_id),
+        "held": storage.list_link_reviews("held", connection.id),
     }
 
 
@@ -334,7 +335,7 @@ def _client(settings: SpSettings, cloud: Cloud, session_) -> EntraClient:
                        session=session_, http_cache=caches().msal_http)
 
 
-def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | None = None):
+def _start_flow(connection: storage.Connection, user_id: int, handoff_id: str | None = None):
     """Create the server-side flow and answer with a redirect to the authorize endpoint."""
     settings = sp_settings()
     if not settings.ok:
@@ -342,8 +343,8 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
     cloud, why = _cloud_for(connection, settings)
     if cloud is None:
         return make_response(_unavailable(settings, why))
-    store.purge_auth_flows()
-    store.purge_unconfirmed_links()
+    storage.purge_auth_flows()
+    storage.purge_unconfirmed_links()
     scopes = scopes_to_request(connection, settings.required_scopes)
     state = secrets.token_urlsafe(32)
     client = _client(settings, cloud, http_session(cloud_table(), cloud))
@@ -365,18 +366,15 @@ def _start_flow(connection: store.Connection, user_id: int, handoff_id: str | No
     sent = parse_qs(urlsplit(started.auth_uri).query)
     nonce_sent = (sent.get("nonce") or [""])[0]
     cookie = secrets.token_urlsafe(32)
-    store.create_auth_flow(
+    storage.create_auth_flow(
         state=state, kind="delegated", connection_id=connection.id, user_id=user_id,
         browser_cookie=cookie, ttl=FLOW_TTL,
         flow={"msal": started.flow, "portal": {
             "nonce_sent": nonce_sent, "scopes": scopes, "handoff_id": handoff_id,
             "cloud": cloud.key, "expected_tenant": connection.tenant_id,
             "response_mode": "form_post"}})
-    if connection.state == "draft":
-        store.update_connection(connection.id, state="waiting")
-    store.record_audit("connection.link_started", actor=user_id, org_id=connection.org_id,
-                       connection_id=connection.id,
-                       detail={"scopes": scopes, "popup": handoff_id is not None})
+    lifecycle.link_started(connection.id, actor=user_id,
+                           detail={"scopes": scopes, "popup": handoff_id is not None})
     response = redirect(started.auth_uri, code=303)
     _set_flow_cookie(response, cookie)
     return response
@@ -396,7 +394,7 @@ def link(connection_id: str):
         settings = sp_settings()
         if not settings.ok:
             return _unavailable(settings)
-        handoff = store.create_handoff(connection_id=connection.id, user_id=current_user.id,
+        handoff = storage.create_handoff(connection_id=connection.id, user_id=current_user.id,
                                        session_binding=_session_binding(), ttl=FLOW_TTL)
         return render_template("pages/oauth_link.html", connection=connection,
                                handoff_url=url_for("oauth.handoff", handoff_id=handoff.id))
@@ -414,9 +412,9 @@ def create_link_handoff(connection_id: str):
     if not settings.ok or _cloud_for(connection, settings)[0] is None:
         log.warning("Link Account unavailable: %s", " ".join(settings.problems))
         return jsonify(error="unavailable"), 503
-    handoff = store.create_handoff(connection_id=connection.id, user_id=current_user.id,
+    handoff = storage.create_handoff(connection_id=connection.id, user_id=current_user.id,
                                    session_binding=_session_binding(), ttl=FLOW_TTL)
-    store.record_audit("connection.link_handoff", actor=current_user.id,
+    storage.record_audit("connection.link_handoff", actor=current_user.id,
                        org_id=connection.org_id, connection_id=connection.id)
     return jsonify(handoff_url=url_for("oauth.handoff", handoff_id=handoff.id),
                    status_url=url_for("oauth.link_status", connection_id=connection.id))
@@ -440,14 +438,14 @@ def _handoff_refused(reason: str, status: int = 400):
                            not_from_portal=reason == "not opened by the portal"), status
 
 
-def _handoff_parties(found: store.Handoff | None):
+def _handoff_parties(found: storage.Handoff | None):
     """The user, connection and organization of a handoff, if the user may still link it."""
-    user = store.get_user(found.user_id) if found and found.user_id else None
-    connection = store.get_connection(found.connection_id) if found else None
+    user = storage.get_user(found.user_id) if found and found.user_id else None
+    connection = storage.get_connection(found.connection_id) if found else None
     if found is None or user is None or connection is None or not user.is_admin \
             or user.org_id != connection.org_id:
         return None
-    return user, connection, store.get_organization(connection.org_id)
+    return user, connection, storage.get_organization(connection.org_id)
 
 
 @bp.get("/oauth/handoff/<handoff_id>")
@@ -464,7 +462,7 @@ def handoff(handoff_id: str):
         return _handoff_refused("malformed id")
     popup_cookie = request.cookies.get(popup_cookie_name()) or secrets.token_urlsafe(32)
     token = secrets.token_urlsafe(32)
-    parties = _handoff_parties(store.open_handoff(handoff_id, popup_cookie[:128], token))
+    parties = _handoff_parties(storage.open_handoff(handoff_id, popup_cookie[:128], token))
     if parties is None:
         return _handoff_refused("missing, used, expired, opened elsewhere or no longer valid")
     user, connection, organization = parties
@@ -489,12 +487,12 @@ def handoff_continue(handoff_id: str):
     token = request.form.get("token") or ""
     found = None
     if popup_cookie and token and len(popup_cookie) <= 128 and len(token) <= 128:
-        found = store.consume_confirmed_handoff(handoff_id, popup_cookie, token)
+        found = storage.consume_confirmed_handoff(handoff_id, popup_cookie, token)
     parties = _handoff_parties(found)
     if found is None or parties is None:
         return _handoff_refused("confirmation without a matching page, cookie or token")
     user, connection, _organization = parties
-    store.record_audit("connection.link_handoff_confirmed", actor=user.id,
+    storage.record_audit("connection.link_handoff_confirmed", actor=user.id,
                        org_id=connection.org_id, connection_id=connection.id)
     response = _start_flow(connection, user.id, handoff_id=found.id)
     response.delete_cookie(popup_cookie_name(), path="/", secure=True, httponly=True,
@@ -511,7 +509,7 @@ def confirm_link(connection_id: str):
     connection = load_connection_or_404(connection_id, write=True)
     _require_service_provider(connection)
     binding = _existing_session_binding()
-    attempt = store.latest_link_attempt(connection.id, binding) if binding else None
+    attempt = storage.latest_link_attempt(connection.id, binding) if binding else None
     handoff_id = request.form.get("handoff", "")
     done = False
     if attempt is not None and attempt.handoff_id == handoff_id:
@@ -524,7 +522,7 @@ def confirm_link(connection_id: str):
     if not done:
         log.warning("link confirmation refused for connection %s (nothing of this session's "
                     "waits)", connection.id)
-    connection = store.get_connection(connection.id) or connection
+    connection = storage.get_connection(connection.id) or connection
     if htmx.is_htmx():
         body = render_template("fragments/_oauth_panel.html",
                                p=panel_context(connection, stale=not done))
@@ -585,15 +583,15 @@ def _rejected(reason: str, *, flow_matched: bool = False):
     return response
 
 
-def _failed(flow: store.AuthFlow, connection: store.Connection, extras: dict, *, title: str,
+def _failed(flow: storage.AuthFlow, connection: storage.Connection, extras: dict, *, title: str,
             message: str, fix: str, code: int | None, reason: str, description: str | None = None,
             status: int = 200):
     """A sign-in that did not link: record it (no secrets), explain it in plain words."""
     detail = {"title": title, "message": message, "fix": fix, "code": code, "reason": reason}
-    store.record_audit("connection.link_failed", actor=flow.user_id, org_id=connection.org_id,
+    storage.record_audit("connection.link_failed", actor=flow.user_id, org_id=connection.org_id,
                        connection_id=connection.id, detail={"reason": reason, "code": code})
     if extras.get("handoff_id"):
-        store.record_link_outcome(extras["handoff_id"], connection.id, "failed", detail)
+        storage.record_link_outcome(extras["handoff_id"], connection.id, "failed", detail)
     body = render_template("pages/oauth_result.html", ok=False,
                            popup=bool(extras.get("handoff_id")), connection=connection,
                            title=title, message=message, fix=fix, code=code,
@@ -626,10 +624,10 @@ def callback():
         return _rejected("missing state")
     if not cookie or len(cookie) > 128:
         return _rejected("missing flow cookie")
-    flow = store.consume_auth_flow(state, cookie, "delegated")
+    flow = storage.consume_auth_flow(state, cookie, "delegated")
     if flow is None:
         return _rejected("unknown, used, expired, other-kind or foreign-browser state")
-    connection = store.get_connection(flow.connection_id)
+    connection = storage.get_connection(flow.connection_id)
     wrapped = flow.flow or {}
     extras, msal_flow = wrapped.get("portal") or {}, wrapped.get("msal") or {}
     if connection is None or not msal_flow:

@@ -26,7 +26,7 @@ from flask import (
 from flask_login import current_user
 from jinja2_fragments.flask import render_blocks
 
-from portal import htmx, store, vault
+from portal import htmx, storage
 from portal.access import (
     admin_required,
     fresh_auth_required,
@@ -34,7 +34,8 @@ from portal.access import (
     login_required,
 )
 from portal.blueprints.status import MAX_POLLS, checklist_context
-from portal.checks import record_report, run_check
+from portal.connections import lifecycle
+from portal.connections.verification import record_report, run_check
 from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.client import CertificateCredential
@@ -42,6 +43,7 @@ from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_
 from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable, framed_navigation
 from portal.services import caches, cloud_table, find_cloud
+from portal.storage import vault
 
 bp = Blueprint("onboarding", __name__, url_prefix="/connections")
 log = logging.getLogger("portal.onboarding")
@@ -78,12 +80,12 @@ def start():
 def create():
     """Create the connection (state ``draft``) and go to its next step."""
     kind = request.form.get("kind", "")
-    if kind not in store.KINDS:
+    if kind not in storage.KINDS:
         flash("Choose how you want to connect.", "error")
         return redirect(url_for(".start"))
     name = (request.form.get("display_name") or "").strip()[:100] or None
-    connection = store.create_connection(current_user.org_id, kind, name)
-    store.record_audit("connection.create", actor=current_user.id, org_id=connection.org_id,
+    connection = storage.create_connection(current_user.org_id, kind, name)
+    storage.record_audit("connection.create", actor=current_user.id, org_id=connection.org_id,
                        connection_id=connection.id, detail={"kind": kind})
     if kind == "customer_owned":
         target = url_for(".wizard", connection_id=connection.id)
@@ -111,7 +113,7 @@ def wizard(connection_id: str):
     return htmx.add_vary(make_response(render_template("pages/wizard.html", **context)))
 
 
-def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
+def wizard_context(connection: storage.Connection, oob=(), **extra) -> dict:
     """Everything the wizard's sections read (no network: discovery results come from the draft)."""
     table = cloud_table()
     cloud = find_cloud(connection.cloud)
@@ -127,7 +129,7 @@ def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
         "clouds": table.all(),
         "cloud": cloud,
         "client_id": client_id,
-        "certificate": store.active_certificate(connection.id),
+        "certificate": storage.active_certificate(connection.id),
         "lookup": draft.get("lookup") if _lookup_current(connection) else None,
         "client_message": _client_message(draft.get("client_id")),
         "app_permissions": permissions.APP_PERMISSIONS,
@@ -143,7 +145,7 @@ def wizard_context(connection: store.Connection, oob=(), **extra) -> dict:
     return context
 
 
-def _lookup_current(connection: store.Connection) -> bool:
+def _lookup_current(connection: storage.Connection) -> bool:
     """The stored lookup belongs to the current cloud and tenant input (else it is stale)."""
     lookup = connection.draft.get("lookup")
     return bool(lookup) and lookup.get("cloud") == connection.cloud and \
@@ -152,7 +154,7 @@ def _lookup_current(connection: store.Connection) -> bool:
 
 def _respond(connection_id: str, main: str):
     """After a wizard POST: the changed section and those after it (htmx), or PRG."""
-    connection = store.get_connection(connection_id)
+    connection = storage.get_connection(connection_id)
     anchor = "step-ids" if main == "ids_status" else f"step-{main}"
     if not htmx.wants_fragment():
         return redirect(url_for(".wizard", connection_id=connection_id, _anchor=anchor))
@@ -163,11 +165,11 @@ def _respond(connection_id: str, main: str):
     return htmx.add_vary(make_response(body))
 
 
-def _advance(connection: store.Connection, step: int) -> int:
+def _advance(connection: storage.Connection, step: int) -> int:
     return max(connection.wizard_step or 1, step)
 
 
-def _load_customer_owned(connection_id: str) -> store.Connection:
+def _load_customer_owned(connection_id: str) -> storage.Connection:
     """The connection a wizard step may change. These steps set a customer-owned application's
     cloud, tenant, client, certificate and state; on a service-provider connection they would
     corrupt it, so such a connection is not found here, exactly like another organization's."""
@@ -188,9 +190,9 @@ def save_cloud(connection_id: str):
     key = request.form.get("cloud", "")
     cloud = find_cloud(key[:64])
     if cloud is None:
-        store.save_draft(connection.id, {"cloud_error": "Choose one of the clouds listed."})
+        storage.save_draft(connection.id, {"cloud_error": "Choose one of the clouds listed."})
         return _respond(connection.id, "cloud")
-    store.save_draft(connection.id, {"cloud": cloud.key, "cloud_error": None},
+    storage.save_draft(connection.id, {"cloud": cloud.key, "cloud_error": None},
                      wizard_step=_advance(connection, 2))
     connection = _set_if_changed(connection, cloud=cloud.key)
     if connection.draft.get("tenant_input"):
@@ -281,20 +283,20 @@ def save_ids(connection_id: str):
     tenant_text = request.form.get("tenant_input", connection.draft.get("tenant_input", ""))
     client_text = request.form.get("client_id", connection.draft.get("client_id", ""))
     tenant_text, client_text = tenant_text.strip()[:MAX_INPUT], client_text.strip()[:MAX_INPUT]
-    connection = store.save_draft(connection.id, {"tenant_input": tenant_text,
+    connection = storage.save_draft(connection.id, {"tenant_input": tenant_text,
                                                   "client_id": client_text})
     connection = _set_if_changed(connection, client_id=_client_guid(client_text),
                                  tenant_input=tenant_text or None)
     lookup = _lookup_tenant(connection) if tenant_text else None
     if not tenant_text:
         _set_if_changed(connection, tenant_id=None)
-    connection = store.get_connection(connection.id)
+    connection = storage.get_connection(connection.id)
     if lookup and lookup["outcome"] == "found" and connection.client_id:
-        store.save_draft(connection.id, {}, wizard_step=_advance(connection, 3))
+        storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 3))
     return _respond(connection.id, "ids_status")
 
 
-def _lookup_tenant(connection: store.Connection) -> dict | None:
+def _lookup_tenant(connection: storage.Connection) -> dict | None:
     """Discovery of the typed tenant in the connection's cloud; the result goes to the draft."""
     text = connection.draft.get("tenant_input") or ""
     lookup = {"input": text, "cloud": connection.cloud, "tenant_id": None,
@@ -317,8 +319,8 @@ def _lookup_tenant(connection: store.Connection) -> dict | None:
                 lookup.update(other_cloud=found.other_cloud,
                               other_cloud_name=other.label if other else found.other_cloud)
     tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
-    store.save_draft(connection.id, {"lookup": lookup})
-    _set_if_changed(store.get_connection(connection.id), tenant_id=tenant_id)
+    storage.save_draft(connection.id, {"lookup": lookup})
+    _set_if_changed(storage.get_connection(connection.id), tenant_id=tenant_id)
     return lookup
 
 
@@ -337,15 +339,9 @@ def _lookup_message(found, cloud) -> str:
     return "We couldn't reach Microsoft to look the tenant up. This is usually brief: try again."
 
 
-def _set_if_changed(connection: store.Connection, **fields) -> store.Connection:
+def _set_if_changed(connection: storage.Connection, **fields) -> storage.Connection:
     """Update columns that changed; a proven connection whose identity changed waits again."""
-    changed = {k: v for k, v in fields.items() if getattr(connection, k) != v}
-    if not changed:
-        return connection
-    if connection.state in ("connected", "needs_attention") and \
-            set(changed) & {"cloud", "tenant_id", "client_id"}:
-        changed["state"] = "waiting"
-    return store.update_connection(connection.id, **changed)
+    return lifecycle.identity_changed(connection.id, fields, actor=current_user.id)
 
 
 # --- Steps 3 and 4: registration and certificate ---------------------------------------------
@@ -357,8 +353,8 @@ def _set_if_changed(connection: store.Connection, **fields) -> store.Connection:
 def registered(connection_id: str):
     """"I have registered the application": go on to the certificate, creating it now."""
     connection = _load_customer_owned(connection_id)
-    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
-    if store.active_certificate(connection.id) is None:
+    storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
+    if storage.active_certificate(connection.id) is None:
         _issue(connection)
     return _respond(connection.id, "certificate")
 
@@ -369,37 +365,35 @@ def registered(connection_id: str):
 def create_certificate(connection_id: str):
     """Create the certificate (none active), or replace it (``replace=1``)."""
     connection = _load_customer_owned(connection_id)
-    active = store.active_certificate(connection.id)
+    active = storage.active_certificate(connection.id)
     if active is not None and request.form.get("replace") == "1" and connection.state in (
             "connected", "needs_attention"):
         # Linked once: replacing at once would break a working connection. Rotate instead.
         return rotate_certificate(connection.id)
     if active is None or request.form.get("replace") == "1":
         _issue(connection, retire=active)
-    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
+    storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
     return _respond(connection.id, "certificate")
 
 
-def _issue(connection: store.Connection, retire=None,
-           status: str = "active") -> store.CertificateRecord:
+def _issue(connection: storage.Connection, retire=None,
+           status: str = "active") -> storage.CertificateRecord:
     months = int(current_app.config["CERT_VALIDITY_MONTHS"])
     issued = issue_certificate("HR identity automation", connection.id,
                                validity_days=min(round(months * 365.25 / 12), MAX_VALIDITY_DAYS),
                                key_size=int(current_app.config["CERT_KEY_SIZE"]))
-    record = store.add_certificate(
+    record = storage.add_certificate(
         connection.id, cert_pem=issued.cert_pem.decode("ascii"),
         thumbprint_sha1=issued.thumbprint_sha1, thumbprint_sha256=issued.thumbprint_sha256,
         subject=issued.subject, not_before=issued.not_before.isoformat(),
         not_after=issued.not_after.isoformat(), private_key_pem=issued.private_key_pem,
         status=status)
     if retire is not None:
-        store.set_certificate_status(retire.id, "retired")
-    if connection.state in ("draft", "needs_reconnect"):
-        store.update_connection(connection.id, state="waiting")
-    store.record_audit("certificate.issue", actor=current_user.id, org_id=connection.org_id,
-                       connection_id=connection.id,
-                       detail={"thumbprint_sha1": record.thumbprint_sha1, "status": status,
-                               "replaced": retire.thumbprint_sha1 if retire else None})
+        storage.set_certificate_status(retire.id, "retired")
+    lifecycle.certificate_issued(
+        connection.id, actor=current_user.id,
+        detail={"thumbprint_sha1": record.thumbprint_sha1, "status": status,
+                "replaced": retire.thumbprint_sha1 if retire else None})
     return record
 
 
@@ -408,7 +402,7 @@ def _issue(connection: store.Connection, retire=None,
 def uploaded(connection_id: str):
     """"I have uploaded the certificate": go on to the permissions."""
     connection = _load_customer_owned(connection_id)
-    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
+    storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
     return _respond(connection.id, "certificate")
 
 
@@ -418,9 +412,9 @@ def download_certificate(connection_id: str, fmt: str):
     """The active certificate's public part as ``.cer`` (DER), ``.pem`` or ``.crt``."""
     connection = load_connection_or_404(connection_id)
     if request.args.get("which") == "pending":  # the next certificate, during a rotation
-        certificate = store.pending_certificate(connection.id)
+        certificate = storage.pending_certificate(connection.id)
     else:
-        certificate = store.active_certificate(connection.id)
+        certificate = storage.active_certificate(connection.id)
     if fmt not in CERT_FORMATS or certificate is None:
         abort(404)
     body, mime = export_certificate(certificate.cert_pem, fmt)  # type: ignore[arg-type]
@@ -446,9 +440,9 @@ def rotate_certificate(connection_id: str):
     """Issue the next certificate as *pending*. The active one keeps signing until the new one is
     proven against the tenant, so a rotation never breaks a working connection."""
     connection = _load_customer_owned(connection_id)
-    if store.active_certificate(connection.id) is None:
+    if storage.active_certificate(connection.id) is None:
         flash("A rotation starts from a connection that already has a certificate.", "error")
-    elif store.pending_certificate(connection.id) is None:
+    elif storage.pending_certificate(connection.id) is None:
         _issue(connection, status="pending")
         flash("New certificate created. Download it and upload it to your application, keeping "
               "the current one there for now; then select 'Check the new certificate'.", "success")
@@ -462,18 +456,18 @@ def confirm_certificate(connection_id: str):
     """Verify everything with the pending certificate; only if every item passes does it become
     the active one (and the previous one retired). A failure changes nothing."""
     connection = _load_customer_owned(connection_id)
-    pending, active = (store.pending_certificate(connection.id),
-                       store.active_certificate(connection.id))
+    pending, active = (storage.pending_certificate(connection.id),
+                       storage.active_certificate(connection.id))
     cloud = find_cloud(connection.cloud)
     if pending is None or active is None or cloud is None or not connection.client_id:
         flash("There is no certificate rotation to check.", "error")
         return _to_certificate(connection.id)
     try:
-        key = store.get_secret("certificates", pending.id, "private_key")
+        key = storage.get_secret("certificates", pending.id, "private_key")
     except vault.SecretUnreadable:
         key = None
     if key is None:  # only the new certificate is affected: retire it, keep the connection
-        store.set_certificate_status(pending.id, "retired")
+        storage.set_certificate_status(pending.id, "retired")
         flash("We can't read the new certificate's private key. Start the rotation again.",
               "error")
         return _to_certificate(connection.id)
@@ -487,9 +481,9 @@ def confirm_certificate(connection_id: str):
         flash(f"The new certificate is not in use yet ({reason}) The current certificate keeps "
               "working.", "error")
         return _to_certificate(connection.id)
-    store.promote_certificate(connection.id, pending.id)
+    storage.promote_certificate(connection.id, pending.id)
     record_report(connection, report, "certificate rotation", actor=current_user.id)
-    store.record_audit("certificate.rotate", actor=current_user.id, org_id=connection.org_id,
+    storage.record_audit("certificate.rotate", actor=current_user.id, org_id=connection.org_id,
                        connection_id=connection.id,
                        detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1})
     flash(f"The new certificate works and is now in use. You can delete the old one "
@@ -507,7 +501,7 @@ def save_exchange(connection_id: str):
     """The Exchange Online toggle (adds Exchange.ManageAsApp and Exchange Administrator)."""
     connection = _load_customer_owned(connection_id)
     enabled = request.form.get("exchange") == "1"
-    store.save_draft(connection.id, {"exchange": enabled}, wizard_step=_advance(connection, 5))
+    storage.save_draft(connection.id, {"exchange": enabled}, wizard_step=_advance(connection, 5))
     _set_if_changed(connection, exchange_enabled=enabled)
     return _respond(connection.id, "permissions")
 
@@ -530,13 +524,13 @@ def admin_consent(connection_id: str):
         return render_template("pages/admin_consent_framed.html", connection=connection,
                                permissions_url=cloud.app_permissions_url(connection.client_id))
     state, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    store.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
+    storage.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
                            user_id=current_user.id, browser_cookie=browser,
                            flow={"tenant_id": connection.tenant_id,
                                  "client_id": connection.client_id, "cloud": cloud.key},
                            ttl=CONSENT_TTL)
-    store.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
-    store.record_audit("connection.admin_consent_start", actor=current_user.id,
+    storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
+    storage.record_audit("connection.admin_consent_start", actor=current_user.id,
                        org_id=connection.org_id, connection_id=connection.id)
     redirect_uri = current_app.config["PUBLIC_URL"].rstrip("/") + url_for(".admin_consent_return")
     target = cloud.admin_consent_url(connection.tenant_id, connection.client_id,
@@ -557,7 +551,7 @@ def admin_consent_return():
     """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
     state = request.args.get("state", "")[:128]
     browser = request.cookies.get(CONSENT_COOKIE, "")
-    flow = store.consume_auth_flow(state, browser, "admin_consent",
+    flow = storage.consume_auth_flow(state, browser, "admin_consent",
                                    user_id=current_user.id) if state and browser else None
     if flow is None:
         log.warning("admin consent return with an unknown, used, expired or foreign state")
@@ -572,7 +566,7 @@ def admin_consent_return():
     if error:
         description = (request.args.get("error_description") or "").split("\r")[0][:300]
         declined = error in ("access_denied", "permission_denied") or "65004" in description
-        store.record_audit("connection.admin_consent_failed", actor=current_user.id,
+        storage.record_audit("connection.admin_consent_failed", actor=current_user.id,
                            org_id=connection.org_id, connection_id=connection.id,
                            detail={"error": error[:64]})
         if declined:
@@ -587,8 +581,8 @@ def admin_consent_return():
                     connection.id)
         flash(f"Microsoft's answer named another tenant ({returned[:64]}). We ignored it and "
               f"checked your tenant {connection.tenant_id}.", "warning")
-    connection = store.update_connection(connection.id, consented_at=store.utcnow())
-    store.record_audit("connection.admin_consent", actor=current_user.id,
+    connection = storage.update_connection(connection.id, consented_at=storage.utcnow())
+    storage.record_audit("connection.admin_consent", actor=current_user.id,
                        org_id=connection.org_id, connection_id=connection.id)
     outcome = run_check(connection, trigger="consent", actor=current_user.id)
     if outcome.get("ok"):

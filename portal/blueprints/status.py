@@ -19,14 +19,15 @@ from flask import (
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from portal import checks, deletion, htmx, store
+from portal import htmx, storage
 from portal.access import (
     admin_required,
     fresh_auth_required,
     load_connection_or_404,
     login_required,
 )
-from portal.checks import run_check
+from portal.connections import deletion, verification
+from portal.connections.verification import run_check
 from portal.security import embeddable
 from portal.services import find_cloud
 
@@ -59,11 +60,11 @@ LIFECYCLE = (
 def connections():
     """The list of connections (the page, or its ``connections`` block for htmx)."""
     if current_user.is_support:
-        items = store.list_all_connections()
+        items = storage.list_all_connections()
         # Every organization's connections: a support read, audited like the dashboard.
-        store.record_audit("support.view_connections", actor=current_user.id)
+        storage.record_audit("support.view_connections", actor=current_user.id)
     else:
-        items = store.list_connections(current_user.org_id)
+        items = storage.list_connections(current_user.org_id)
     return htmx.render_page_or_fragment("pages/connections.html", "connections",
                                         connections=items)
 
@@ -98,14 +99,14 @@ def delete(connection_id: str):
     return htmx.hx_redirect(target) if htmx.is_htmx() else redirect(target, 303)
 
 
-def deleted_context(item: store.Connection) -> dict:
-    audit = store.deletion_audit(item.id)
-    actor = store.get_user(audit.actor_user_id) if audit and audit.actor_user_id else None
+def deleted_context(item: storage.Connection) -> dict:
+    audit = storage.deletion_audit(item.id)
+    actor = storage.get_user(audit.actor_user_id) if audit and audit.actor_user_id else None
     config = current_app.config
     sp_client_id = config.get("SP_CLIENT_ID")
     return {
         "connection": item,
-        "organization": store.get_organization(item.org_id),
+        "organization": storage.get_organization(item.org_id),
         "deleted_by": actor.email if actor else None,
         "destroyed": audit.detail.get("destroyed", {}) if audit else {},
         "cleanup": deletion.microsoft_cleanup(item, sp_client_id, config.get("SP_CLOUDS")),
@@ -114,17 +115,17 @@ def deleted_context(item: store.Connection) -> dict:
     }
 
 
-def page_context(item: store.Connection, attempt: int = 0, message: str | None = None) -> dict:
-    certificate = store.active_certificate(item.id)
+def page_context(item: storage.Connection, attempt: int = 0, message: str | None = None) -> dict:
+    certificate = storage.active_certificate(item.id)
     return {
         "connection": item,
-        "events": store.list_health_events(item.id, limit=10),
-        "organization": store.get_organization(item.org_id),
+        "events": storage.list_health_events(item.id, limit=10),
+        "organization": storage.get_organization(item.org_id),
         "lifecycle": LIFECYCLE,
         "certificate": certificate,
-        "certificate_days_left": checks.days_left(certificate.not_after) if certificate else None,
-        "expiry_warning_days": checks.EXPIRY_WARNING_DAYS,
-        "pending_certificate": store.pending_certificate(item.id),
+        "certificate_days_left": verification.days_left(certificate.not_after) if certificate else None,
+        "expiry_warning_days": verification.EXPIRY_WARNING_DAYS,
+        "pending_certificate": storage.pending_certificate(item.id),
         "readonly": current_user.is_support,
         **checklist_context(item, item.last_check, where="page", attempt=attempt,
                             message=message),
@@ -142,7 +143,7 @@ def check(connection_id: str):
         attempt = 0
     where = "wizard" if request.form.get("where") == "wizard" else "page"
     outcome = run_check(item, trigger="poll" if attempt else "check", actor=current_user.id)
-    item = store.get_connection(item.id)
+    item = storage.get_connection(item.id)
     message = outcome.get("message")
     if htmx.wants_fragment():
         if where == "page":
@@ -171,7 +172,7 @@ def _recent(iso: str | None, seconds: float) -> bool:
     return (datetime.now(UTC) - when).total_seconds() <= seconds
 
 
-def checklist_context(item: store.Connection, report: dict | None, where: str,
+def checklist_context(item: storage.Connection, report: dict | None, where: str,
                       attempt: int = 0, message: str | None = None) -> dict:
     """What ``fragments/_checklist.html`` needs: items, problem, and whether to poll."""
     cloud = find_cloud(item.cloud)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 from flask_login import current_user
 
-from portal import htmx, store
+from portal import htmx, storage
 from portal.access import load_connection_or_404, support_required
 
 bp = Blueprint("support", __name__, url_prefix="/support")
@@ -19,27 +19,27 @@ def dashboard():
     """All connections, the broken ones first; filter with ?state= or ?health=. Deleted
     connections need no watching: they are left out (with their count) unless asked for with
     ?state=deleted, and shown read-only, marked as deleted."""
-    organizations = {org.id: org for org in store.list_organizations()}
+    organizations = {org.id: org for org in storage.list_organizations()}
     state = request.args.get("state")
     health = request.args.get("health")
-    everything = store.list_all_connections(include_deleted=True)
-    hidden_deleted = 0 if state == store.DELETED else sum(c.deleted for c in everything)
+    everything = storage.list_all_connections(include_deleted=True)
+    hidden_deleted = 0 if state == storage.DELETED else sum(c.deleted for c in everything)
     rows = [
         c for c in everything
-        if (state not in store.STATES or c.state == state)
-        and (health not in store.HEALTHS or c.health == health)
-        and (state == store.DELETED or not c.deleted)
+        if (state not in storage.STATES or c.state == state)
+        and (health not in storage.HEALTHS or c.health == health)
+        and (state == storage.DELETED or not c.deleted)
     ]
     rows.sort(key=lambda c: (ORDER.get(c.health, 9), c.state != "needs_reconnect",
                              organizations[c.org_id].name, c.created_at))
-    store.record_audit("support.view_dashboard", actor=current_user.id,
+    storage.record_audit("support.view_dashboard", actor=current_user.id,
                        detail={"state": state, "health": health} if state or health else None)
     return htmx.render_page_or_fragment(
         "pages/support.html", "table", rows=rows, organizations=organizations,
-        held=store.list_link_reviews("held"),
+        held=storage.list_link_reviews("held"),
         hidden_deleted=hidden_deleted,
-        state=state if state in store.STATES else None,
-        health=health if health in store.HEALTHS else None)
+        state=state if state in storage.STATES else None,
+        health=health if health in storage.HEALTHS else None)
 
 
 @bp.get("/connections/<connection_id>")
@@ -47,11 +47,11 @@ def dashboard():
 def connection(connection_id: str):
     """One customer's connection as support sees it (the loader writes the audit row)."""
     item = load_connection_or_404(connection_id, deleted_ok=True)
-    deletion = store.deletion_audit(item.id) if item.deleted else None
-    actor = store.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
+    deletion = storage.deletion_audit(item.id) if item.deleted else None
+    actor = storage.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
     return htmx.render_page_or_fragment(
         "pages/support_connection.html", "status", connection=item,
-        organization=store.get_organization(item.org_id),
-        events=store.list_health_events(item.id, limit=50),
-        certificates=store.list_certificates(item.id),
+        organization=storage.get_organization(item.org_id),
+        events=storage.list_health_events(item.id, limit=50),
+        certificates=storage.list_certificates(item.id),
         deletion=deletion, deleted_by=actor.email if actor else None)

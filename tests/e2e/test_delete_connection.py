@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal import store
+from portal import storage
 from tests.conftest import TEST_PASSWORD
 from tests.wizard.helpers import link, ready, start_wizard
 
@@ -68,7 +68,7 @@ def test_admin_deletes_a_linked_connection(page, live_portal, admin_a, sim, tena
     button.click()  # dismissed: nothing happens
     expect(button).to_be_visible()
     with portal.app.app_context():
-        assert store.get_connection(connection_id).state == "connected"
+        assert storage.get_connection(connection_id).state == "connected"
 
     button.click()  # accepted
     expect(page.get_by_role("heading", level=1)).to_contain_text("was deleted")

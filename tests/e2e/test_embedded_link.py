@@ -159,9 +159,9 @@ def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, 
     expect(panel.get_by_text("Connected.")).to_be_visible()
     expect(panel.get_by_text("Ada Admin")).to_be_visible()
     with portal.app.app_context():
-        from portal import store
+        from portal import storage
 
-        linked = store.get_connection(connection.id)
+        linked = storage.get_connection(connection.id)
     assert linked.state == "connected" and linked.tenant_id == customer["id"]
     # Nothing token-like in the iframe's storage (tokens never leave the server).
     # (Chromium may deny a third-party frame any storage at all: that is fine too.)

@@ -14,7 +14,8 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
-from portal import db, store
+from portal import storage
+from portal.storage import db
 from tests.e2e.test_embedded_link import (
     ADMIN_UPN,
     PASSWORD,
@@ -67,9 +68,9 @@ def nothing_happened(portal, sim, connection) -> None:
     assert sim.requests(endpoint="authorize") == []
     assert sim.requests(endpoint="token") == []
     with portal.app.app_context():
-        assert store.table_counts(["auth_flows"])["auth_flows"] == 0
-        assert store.get_secret("connections", connection.id, "token_cache") is None
-        assert store.get_connection(connection.id).tenant_id is None
+        assert storage.table_counts(["auth_flows"])["auth_flows"] == 0
+        assert storage.get_secret("connections", connection.id, "token_cache") is None
+        assert storage.get_connection(connection.id).tenant_id is None
         [row] = db.get_db().query("SELECT opened_at, consumed_at FROM handoffs")
         assert row["opened_at"] is None and row["consumed_at"] is None
 

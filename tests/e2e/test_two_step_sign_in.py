@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from portal import store
+from portal import storage
 from tests.conftest import TEST_PASSWORD, totp_code
 from tests.e2e.test_embedded_link import framed_portal, hosts, sp_cert  # noqa: F401 (fixtures)
 
@@ -39,7 +39,7 @@ def _sign_in_with_password(page, portal, email: str) -> None:
 def test_enrol_from_the_qr_page_then_sign_in_with_the_code(page, app, live_portal, admin_a,
                                                            org_a, tmp_path, console_errors):
     with app.app_context():
-        store.set_organization_require_mfa(org_a.id, True)
+        storage.set_organization_require_mfa(org_a.id, True)
     portal = live_portal()
 
     _sign_in_with_password(page, portal, admin_a.email)
@@ -48,7 +48,7 @@ def test_enrol_from_the_qr_page_then_sign_in_with_the_code(page, app, live_porta
     expect(qr).to_be_visible()
     assert qr.evaluate("img => img.complete && img.naturalWidth > 100")  # loaded under the CSP
     with app.app_context():
-        secret = store.get_pending_totp_secret(admin_a.id)
+        secret = storage.get_pending_totp_secret(admin_a.id)
     assert page.locator("#totp-secret").inner_text().replace(" ", "") == secret
     _screenshot(page, tmp_path, "enrolment")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from portal import store
+from portal import storage
 from tests.conftest import csrf_token
 
 HX = {"HX-Request": "true"}
@@ -47,9 +47,9 @@ def start_wizard(client) -> Wizard:
     return Wizard(client, connection_id)
 
 
-def connection(app, connection_id: str) -> store.Connection:
+def connection(app, connection_id: str) -> storage.Connection:
     with app.app_context():
-        return store.get_connection(connection_id)
+        return storage.get_connection(connection_id)
 
 
 def text(response) -> str:
@@ -69,7 +69,7 @@ def ready(app, wizard, sim, tenant, grants=ALL_GRAPH, roles=(USER_ADMIN,), uploa
     wizard.ids(tenant["domain"], tenant["client_id"])
     wizard.post(f"{wizard.url}/registered")
     with app.app_context():
-        cert = store.active_certificate(wizard.id)
+        cert = storage.active_certificate(wizard.id)
     if upload:
         sim.upload_certificate(tenant["id"], tenant["client_id"], cert.cert_pem)
     for permission in grants:

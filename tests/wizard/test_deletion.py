@@ -8,13 +8,15 @@ import re
 
 import pytest
 
-from portal import db, store
+from portal import storage
+from portal.connections import lifecycle
 from portal.services import find_cloud
+from portal.storage import db
 from tests.conftest import csrf_token
 from tests.wizard.helpers import connection, link, ready, text
 
 
-def linked(app, wizard, sim, tenant) -> store.CertificateRecord:
+def linked(app, wizard, sim, tenant) -> storage.CertificateRecord:
     cert = ready(app, wizard, sim, tenant)
     link(wizard)
     assert connection(app, wizard.id).state == "connected"
@@ -55,8 +57,8 @@ def test_delete_destroys_every_secret_in_one_go_and_keeps_the_history(
     consent = wizard.post(f"/connections/{wizard.id}/admin-consent", htmx=False)
     assert consent.status_code == 302
     with app.app_context():
-        pending = store.pending_certificate(wizard.id)
-        handoff = store.create_handoff(connection_id=wizard.id, user_id=admin_a.id)
+        pending = storage.pending_certificate(wizard.id)
+        handoff = storage.create_handoff(connection_id=wizard.id, user_id=admin_a.id)
     assert len(blobs_of(app, wizard.id)) == 3  # two private keys, one MSAL flow
 
     answer = delete(wizard.client, wizard.id, wizard.token)
@@ -65,18 +67,18 @@ def test_delete_destroys_every_secret_in_one_go_and_keeps_the_history(
 
     assert blobs_of(app, wizard.id) == []
     with app.app_context():
-        gone = store.get_connection(wizard.id)
+        gone = storage.get_connection(wizard.id)
         assert gone.state == "deleted" and gone.deleted_at
         assert gone.draft == {} and gone.tenant_input is None
         assert gone.tenant_id == tenant["id"]  # what the customer must clean up stays known
-        assert {c.status for c in store.list_certificates(wizard.id)} == {"retired"}
-        assert store.get_certificate(cert.id).cert_pem == cert.cert_pem  # public part kept
+        assert {c.status for c in storage.list_certificates(wizard.id)} == {"retired"}
+        assert storage.get_certificate(cert.id).cert_pem == cert.cert_pem  # public part kept
         flows = list(db.get_db().query("SELECT consumed_at FROM auth_flows "
                                        "WHERE connection_id = ?", [wizard.id]))
         assert flows and all(f["consumed_at"] for f in flows)
-        assert store.open_handoff(handoff.id, "popup", "token") is None
-        assert store.list_health_events(wizard.id, limit=1)[0].outcome == "deleted"
-        audit = store.deletion_audit(wizard.id)
+        assert storage.open_handoff(handoff.id, "popup", "token") is None
+        assert storage.list_health_events(wizard.id, limit=1)[0].outcome == "deleted"
+        audit = storage.deletion_audit(wizard.id)
     assert audit.actor_user_id == admin_a.id and audit.org_id == admin_a.org_id
     assert audit.detail["tenant_id"] == tenant["id"]
     assert set(audit.detail["thumbprints"]) == {cert.thumbprint_sha1, pending.thumbprint_sha1}
@@ -109,7 +111,7 @@ def test_a_deleted_connection_leaves_the_list_and_nothing_acts_on_it(
     assert wizard.id not in wizard.client.get("/").get_data(as_text=True)
     assert wizard.id not in wizard.client.get("/connections/").get_data(as_text=True)
     with app.app_context():
-        events = len(store.list_health_events(wizard.id))
+        events = len(storage.list_health_events(wizard.id))
         calls = len(sim.requests(endpoint="token"))
 
     base = f"/connections/{wizard.id}"
@@ -127,8 +129,8 @@ def test_a_deleted_connection_leaves_the_list_and_nothing_acts_on_it(
     sweep = runner.invoke(args=["check-health"])
     assert sweep.exit_code == 0 and "checked 0" in sweep.output
     with app.app_context():
-        assert len(store.list_health_events(wizard.id)) == events
-        assert store.get_connection(wizard.id).state == "deleted"
+        assert len(storage.list_health_events(wizard.id)) == events
+        assert storage.get_connection(wizard.id).state == "deleted"
     assert len(sim.requests(endpoint="token")) == calls  # nobody asked Microsoft for a token
 
 
@@ -174,15 +176,20 @@ def test_deleting_a_draft_has_nothing_to_clean_up_at_microsoft(app, wizard):
 def test_the_store_refuses_any_change_to_a_deleted_connection(app, wizard, admin_a):
     with app.app_context():
         with pytest.raises(ValueError):
-            store.update_connection(wizard.id, state="deleted")
-        store.delete_connection_and_secrets(wizard.id, actor=admin_a.id)
-        with pytest.raises(store.ConnectionDeleted):
-            store.update_connection(wizard.id, health="healthy")
-        with pytest.raises(store.ConnectionDeleted):
-            store.delete_connection_and_secrets(wizard.id, actor=admin_a.id)
-        assert store.mark_needs_reconnect(wizard.id, "late").state == "deleted"
+            storage.update_connection(wizard.id, state="deleted")
+        storage.delete_connection_and_secrets(wizard.id, actor=admin_a.id)
+        with pytest.raises(storage.ConnectionDeleted):
+            storage.update_connection(wizard.id, display_name="renamed")
+        with pytest.raises(storage.ConnectionDeleted):
+            storage.write_lifecycle(wizard.id, state="connected", health="healthy")
+        with pytest.raises(storage.ConnectionDeleted):
+            lifecycle.check_recorded(wizard.id, ok=True, health="healthy", fields={},
+                                     summary={}, actor=None, detail={})
+        with pytest.raises(storage.ConnectionDeleted):
+            storage.delete_connection_and_secrets(wizard.id, actor=admin_a.id)
+        assert lifecycle.needs_reconnect(wizard.id, "late").state == "deleted"
         with pytest.raises(KeyError):
-            store.delete_connection_and_secrets("0" * 32, actor=admin_a.id)
+            storage.delete_connection_and_secrets("0" * 32, actor=admin_a.id)
 
 
 def test_destroyed_ciphertext_does_not_linger_in_the_database_file(
@@ -206,11 +213,11 @@ def test_a_write_racing_the_deletion_is_refused_as_not_found(app, wizard, admin_
 
     def load_then_delete(connection_id, write=False):
         item = real_loader(connection_id, write=write)
-        store.delete_connection_and_secrets(item.id, actor=admin_a.id)
+        storage.delete_connection_and_secrets(item.id, actor=admin_a.id)
         return item
 
     monkeypatch.setattr(onboarding, "load_connection_or_404", load_then_delete)
     answer = wizard.cloud("sim-global", htmx=False)
     assert answer.status_code == 404
     with app.app_context():
-        assert store.get_connection(wizard.id).cloud is None
+        assert storage.get_connection(wizard.id).cloud is None

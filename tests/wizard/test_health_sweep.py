@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from portal import store
+from portal import storage
 from tests.wizard.helpers import connection, link, ready, start_wizard
 
 
@@ -29,8 +29,8 @@ def test_sweep_finds_a_revoked_permission(app, runner, wizard, sim, tenant, clie
     assert "app:Group.ReadWrite.All" in [i["key"] for i in item.last_check["checklist"]
                                          if i["status"] == "missing"]
     with app.app_context():
-        event = store.list_health_events(wizard.id, limit=1)[0]
-        audit = store.list_audit_events(connection_id=wizard.id, limit=1)[0]
+        event = storage.list_health_events(wizard.id, limit=1)[0]
+        audit = storage.list_audit_events(connection_id=wizard.id, limit=1)[0]
     assert event.summary["trigger"] == "health sweep"
     assert audit.actor_user_id is None  # the sweep, not a person
     assert connection(app, draft.id).state == "draft"
@@ -45,9 +45,9 @@ def test_sweep_finds_a_revoked_permission(app, runner, wizard, sim, tenant, clie
 def test_sweep_reports_certificates_about_to_expire(app, runner, wizard, sim, tenant):
     linked(app, wizard, sim, tenant)
     with app.app_context():
-        cert = store.active_certificate(wizard.id)
+        cert = storage.active_certificate(wizard.id)
         soon = (datetime.now(UTC) + timedelta(days=5, hours=1)).isoformat()
-        store.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
+        storage.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
                                [soon, cert.id])
     result = runner.invoke(args=["check-health"])
     assert f"{wizard.id}: certificate expires in 5 days" in result.output
@@ -57,6 +57,6 @@ def test_sweep_reports_certificates_about_to_expire(app, runner, wizard, sim, te
 def test_sweep_counts_what_it_could_not_check(app, runner, wizard, sim, tenant):
     linked(app, wizard, sim, tenant)
     with app.app_context():  # e.g. the cloud was removed from the configuration since
-        store.update_connection(wizard.id, cloud="no-longer-configured")
+        storage.update_connection(wizard.id, cloud="no-longer-configured")
     result = runner.invoke(args=["check-health"])
     assert "checked 0, healthy 0, needs attention 0, could not check 1" in result.output

@@ -12,7 +12,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from portal import create_app, db, store
+from portal import create_app, storage
+from portal.connections import credentials
+from portal.storage import db
 from tests.conftest import csrf_token
 from tests.wizard.helpers import GUID, HX, connection, start_wizard, text
 
@@ -31,7 +33,7 @@ def test_create_customer_owned_goes_to_wizard_as_draft(app, client_a, admin_a):
     item = connection(app, wizard.id)
     assert item.kind == "customer_owned" and item.state == "draft"
     with app.app_context():
-        audit = store.list_audit_events(connection_id=wizard.id, action="connection.create")
+        audit = storage.list_audit_events(connection_id=wizard.id, action="connection.create")
     assert audit and audit[0].actor_user_id == admin_a.id
     body = wizard.page()
     for title in ("National cloud", "Tenant ID and client ID", "Register the application",
@@ -275,8 +277,8 @@ def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
     body = text(response)
     assert body.lstrip().startswith('<section id="step-certificate"')
     with app.app_context():
-        cert = store.active_certificate(wizard.id)
-        key = store.get_certificate_private_key(cert.id)
+        cert = storage.active_certificate(wizard.id)
+        key = credentials.private_key(cert)
     assert b"PRIVATE KEY" in key and "PRIVATE KEY" not in body
     assert f'<code id="cert-thumbprint">{cert.thumbprint_sha1}</code>' in body
     assert "Certificates & secrets → Certificates → Upload certificate" in body
@@ -286,7 +288,7 @@ def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
     # A second continue keeps the same certificate.
     wizard.post(f"{wizard.url}/registered")
     with app.app_context():
-        assert [c.id for c in store.list_certificates(wizard.id)] == [cert.id]
+        assert [c.id for c in storage.list_certificates(wizard.id)] == [cert.id]
 
 
 @pytest.mark.parametrize(("fmt", "mime"), [("cer", "application/pkix-cert"),
@@ -295,7 +297,7 @@ def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
 def test_certificate_downloads(app, wizard, fmt, mime):
     wizard.post(f"{wizard.url}/certificate")
     with app.app_context():
-        cert = store.active_certificate(wizard.id)
+        cert = storage.active_certificate(wizard.id)
     response = wizard.client.get(f"/connections/{wizard.id}/certificate.{fmt}")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == mime
@@ -320,21 +322,21 @@ def test_changing_cloud_tenant_or_client_keeps_the_certificate(app, wizard, tena
     wizard.ids(tenant["domain"], tenant["client_id"])
     wizard.post(f"{wizard.url}/certificate")
     with app.app_context():
-        before = store.active_certificate(wizard.id)
+        before = storage.active_certificate(wizard.id)
     wizard.cloud("sim-china")
     wizard.ids("other.onmicrosoft.com", GUID)
     with app.app_context():
-        assert store.active_certificate(wizard.id) == before
+        assert storage.active_certificate(wizard.id) == before
 
 
 def test_replacing_the_certificate_retires_the_old_one(app, wizard):
     wizard.post(f"{wizard.url}/certificate")
     with app.app_context():
-        old = store.active_certificate(wizard.id)
+        old = storage.active_certificate(wizard.id)
     wizard.post(f"{wizard.url}/certificate", {"replace": "1"})
     with app.app_context():
-        new = store.active_certificate(wizard.id)
-        statuses = {c.id: c.status for c in store.list_certificates(wizard.id)}
+        new = storage.active_certificate(wizard.id)
+        statuses = {c.id: c.status for c in storage.list_certificates(wizard.id)}
     assert new.id != old.id and statuses == {new.id: "active", old.id: "retired"}
 
 
@@ -467,6 +469,6 @@ def test_wizard_steps_refuse_a_service_provider_connection(app, client_a, org_a,
         assert response.status_code == 404
         assert "portal_consent" not in response.headers.get("Set-Cookie", "")
     with app.app_context():
-        assert store.get_connection(item.id) == item
-        assert store.list_certificates(item.id) == []
-        assert store.list_audit_events(connection_id=item.id) == []
+        assert storage.get_connection(item.id) == item
+        assert storage.list_certificates(item.id) == []
+        assert storage.list_audit_events(connection_id=item.id) == []

@@ -7,8 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from portal import create_app, store, vault
+from portal import create_app, storage
 from portal.blueprints.status import MAX_POLLS
+from portal.storage import vault
 from tests.wizard.helpers import (
     ALL_GRAPH,
     EXCHANGE_ADMIN,
@@ -39,8 +40,8 @@ def test_link_all_items_ok(app, wizard, sim, tenant, admin_a):
     assert item.last_check["ok"] is True and item.last_checked_at
     assert "PRIVATE KEY" not in str(item.last_check) and "eyJ" not in str(item.last_check)
     with app.app_context():
-        events = store.list_health_events(wizard.id)
-        audit = store.list_audit_events(connection_id=wizard.id, action="connection.check")
+        events = storage.list_health_events(wizard.id)
+        audit = storage.list_audit_events(connection_id=wizard.id, action="connection.check")
     assert events[0].outcome == "ok" and events[0].health == "healthy"
     assert audit[0].actor_user_id == admin_a.id and audit[0].detail["ok"] is True
 
@@ -56,7 +57,7 @@ def test_one_permission_missing_is_exactly_that_item(app, wizard, sim, tenant):
     item = connection(app, wizard.id)
     assert item.state == "needs_attention" and item.health == "failing"
     with app.app_context():
-        assert store.list_health_events(wizard.id)[0].summary["missing"] == [
+        assert storage.list_health_events(wizard.id)[0].summary["missing"] == [
             "app:User.EnableDisableAccount.All"]
 
 
@@ -137,7 +138,7 @@ def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard,
 def test_checklist_polls_after_consent_for_a_bounded_number_of_attempts(app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant, grants=ALL_GRAPH[:3])
     with app.app_context():
-        store.update_connection(wizard.id, consented_at=store.utcnow())
+        storage.update_connection(wizard.id, consented_at=storage.utcnow())
     body = text(link(wizard))
     assert 'hx-trigger="load delay:3s"' in body and '"attempt": "1"' in body
     assert "attempt 1 of 10" in body
@@ -186,7 +187,7 @@ def test_admin_consent_link_is_prefilled(app, wizard, sim, tenant):
     cookie = wizard.client.get_cookie("portal_consent", path="/connections/admin-consent/return")
     assert cookie is not None and cookie.http_only
     with app.app_context():
-        row = store.consume_auth_flow(state, cookie.value, "admin_consent")
+        row = storage.consume_auth_flow(state, cookie.value, "admin_consent")
     assert row is not None and row.kind == "admin_consent" and row.connection_id == wizard.id
 
 
@@ -218,7 +219,7 @@ def test_admin_consent_inside_a_frame_offers_what_works_there(app, wizard, sim, 
     assert wizard.client.get_cookie("portal_consent",
                                     path="/connections/admin-consent/return") is None
     with app.app_context():
-        assert store.table_counts(["auth_flows"])["auth_flows"] == 0
+        assert storage.table_counts(["auth_flows"])["auth_flows"] == 0
 
 
 def test_admin_consent_return_links_once(app, wizard, sim, tenant):
@@ -252,7 +253,7 @@ def test_admin_consent_return_from_another_browser_is_refused(app, login, admin_
 def test_admin_consent_expired_state_is_refused(app, wizard, sim, tenant, admin_a):
     ready(app, wizard, sim, tenant)
     with app.app_context():
-        store.create_auth_flow(state="s" * 43, kind="admin_consent", connection_id=wizard.id,
+        storage.create_auth_flow(state="s" * 43, kind="admin_consent", connection_id=wizard.id,
                                user_id=admin_a.id,
                                browser_cookie="browser",
                                flow={}, ttl=600, now=time.time() - 601)

@@ -1,7 +1,7 @@
 """Deleting a connection, and what the customer still has to remove at Microsoft.
 
 :func:`delete_connection` is the one operation behind the connection page's *Delete* button
-(and, later, the host API): ``store.delete_connection_and_secrets`` destroys every secret we
+(and, later, the host API): ``storage.delete_connection_and_secrets`` destroys every secret we
 hold for the connection in one transaction. Nothing we do here reaches Microsoft: the
 customer's app registration, its certificates and the consent given to our application stay
 in the tenant until an administrator removes them, so :func:`microsoft_cleanup` lists those
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from portal import store
+from portal import storage
 from portal.config import parse_list
 from portal.entra.clouds import Cloud
 from portal.services import find_cloud
@@ -52,17 +52,17 @@ class Cleanup:
     steps: tuple[CleanupStep, ...]
 
 
-def delete_connection(connection: store.Connection, actor: int | None) -> store.DeletionReceipt:
+def delete_connection(connection: storage.Connection, actor: int | None) -> storage.DeletionReceipt:
     """Delete ``connection`` (already access-checked by the caller) and destroy its secrets."""
-    receipt = store.delete_connection_and_secrets(connection.id, actor=actor)
+    receipt = storage.delete_connection_and_secrets(connection.id, actor=actor)
     log.info("connection %s deleted by user %s: %s", connection.id, actor, receipt.destroyed)
     return receipt
 
 
-def microsoft_cleanup(connection: store.Connection, sp_client_id: str | None,
+def microsoft_cleanup(connection: storage.Connection, sp_client_id: str | None,
                       sp_clouds=()) -> Cleanup:
     """The steps that remove the connection's traces in the customer's tenant."""
-    certificates = store.list_certificates(connection.id)
+    certificates = storage.list_certificates(connection.id)
     thumbprints = tuple(c.thumbprint_sha1 for c in certificates)
     if connection.kind == "customer_owned":
         cloud = find_cloud(connection.cloud)
@@ -96,7 +96,7 @@ def _customer_owned_steps(cloud: Cloud | None, client_id: str | None,
     return remove_certificates, delete_registration
 
 
-def _service_provider_steps(cloud: Cloud | None, connection: store.Connection,
+def _service_provider_steps(cloud: Cloud | None, connection: storage.Connection,
                             sp_client_id: str | None) -> tuple[CleanupStep, ...]:
     if not connection.consented_at:
         return ()  # consent was never given: our application has no access to revoke

@@ -3,7 +3,7 @@
 Three endings (docs/decisions/0004-handoff-bound-to-its-session.md):
 
 - **linked**: the token cache, the consent fields, a health event and an audit row, in one
-  transaction (``store.save_delegated_link``);
+  transaction (``lifecycle.link_recorded``);
 - **waiting for confirmation**: a sign-in run in a popup stays pending until the browser session
   that started it (the iframe polling ``link-status``) confirms the tenant and the Microsoft user
   it is shown (RFC 9700 §4.7: the authorization response must belong to the user agent and the
@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 
-from portal import store
-from portal.db import write_transaction
+from portal import storage
+from portal.connections import lifecycle
+from portal.storage.db import write_transaction
 
 log = logging.getLogger("portal.delegated_link")
 
@@ -56,13 +57,13 @@ class SignedIn:
         return domain if at and domain else None
 
 
-def missing_scopes(connection: store.Connection, required: tuple[str, ...]) -> list[str]:
+def missing_scopes(connection: storage.Connection, required: tuple[str, ...]) -> list[str]:
     """Required scopes the connection's last consent did not grant (case-insensitive)."""
     granted = {s.lower() for s in connection.granted_scopes}
     return [s for s in required if s.lower() not in granted]
 
 
-def _link_fields(connection: store.Connection, signed_in: SignedIn,
+def _link_fields(connection: storage.Connection, signed_in: SignedIn,
                  required: tuple[str, ...]) -> tuple[dict, list[str], list[str]]:
     granted = {s for s in signed_in.scopes if s.lower() not in RESERVED_SCOPES}
     if connection.tenant_id == signed_in.tenant_id:
@@ -71,30 +72,28 @@ def _link_fields(connection: store.Connection, signed_in: SignedIn,
         granted |= set(connection.granted_scopes)
     granted_sorted = sorted(granted, key=str.lower)
     missing = missing_scopes(replace(connection, granted_scopes=tuple(granted_sorted)), required)
-    now = store.utcnow()
+    now = storage.utcnow()
     fields = {
         "tenant_id": signed_in.tenant_id, "cloud": signed_in.cloud,
         "client_id": signed_in.client_id,
         "consented_by_oid": signed_in.object_id, "consented_by_name": signed_in.name,
         "granted_scopes": granted_sorted, "consented_at": now,
-        "state": "needs_attention" if missing else "connected",
-        "health": "degraded" if missing else "healthy",
         "refresh_last_ok_at": now, "refresh_failure_days": 0, "refresh_last_failure_day": None,
     }
     return fields, granted_sorted, missing
 
 
-def _organization_label(org: store.Organization | None, org_id: int) -> dict:
+def _organization_label(org: storage.Organization | None, org_id: int) -> dict:
     return {"id": org_id, "name": org.name if org else None}
 
 
-def complete(connection: store.Connection, signed_in: SignedIn, token_cache: bytes, *,
+def complete(connection: storage.Connection, signed_in: SignedIn, token_cache: bytes, *,
              required: tuple[str, ...], actor: int | None, handoff_id: str | None = None,
              approved_by: str | None = None) -> str:
     """Link, or hold for the operator; returns the outcome (``connected``, ``needs_attention``
     or ``held``). ``approved_by`` (an operator's decision) skips the shared-tenant hold."""
     with write_transaction():
-        others = [] if approved_by else store.organizations_linking_tenant(
+        others = [] if approved_by else storage.organizations_linking_tenant(
             signed_in.tenant_id, connection.org_id)
         if others:
             _hold(connection, signed_in, token_cache, others, actor=actor, handoff_id=handoff_id)
@@ -104,8 +103,8 @@ def complete(connection: store.Connection, signed_in: SignedIn, token_cache: byt
                  "requested": list(signed_in.requested), "granted": granted, "missing": missing}
         if approved_by:
             audit["approved_by"] = approved_by
-        saved = store.save_delegated_link(
-            connection.id, token_cache=token_cache, fields=fields, actor=actor,
+        saved = lifecycle.link_recorded(
+            connection.id, token_cache=token_cache, fields=fields, missing=missing, actor=actor,
             audit_detail=audit,
             health_summary={"granted_scopes": granted, "missing_scopes": missing,
                             "tenant_id": signed_in.tenant_id},
@@ -115,52 +114,52 @@ def complete(connection: store.Connection, signed_in: SignedIn, token_cache: byt
     return saved.state
 
 
-def _hold(connection: store.Connection, signed_in: SignedIn, token_cache: bytes,
-          others: list[store.Organization], *, actor: int | None,
-          handoff_id: str | None) -> store.LinkReview:
-    review = store.create_link_review(
+def _hold(connection: storage.Connection, signed_in: SignedIn, token_cache: bytes,
+          others: list[storage.Organization], *, actor: int | None,
+          handoff_id: str | None) -> storage.LinkReview:
+    review = storage.create_link_review(
         connection, tenant_id=signed_in.tenant_id, other_org_ids=[o.id for o in others],
         requested_by=actor, detail={"signed_in": signed_in.as_dict()}, token_cache=token_cache)
-    store.record_audit(
+    storage.record_audit(
         "connection.link_held", actor=actor, org_id=connection.org_id,
         connection_id=connection.id,
         detail={"review_id": review.id, "tenant_id": signed_in.tenant_id,
                 "consented_by_oid": signed_in.object_id,
                 "organization": _organization_label(
-                    store.get_organization(connection.org_id), connection.org_id),
+                    storage.get_organization(connection.org_id), connection.org_id),
                 "other_organizations": [_organization_label(o, o.id) for o in others]})
     if handoff_id is not None:
-        store.record_link_outcome(handoff_id, connection.id, "held", {"review_id": review.id})
+        storage.record_link_outcome(handoff_id, connection.id, "held", {"review_id": review.id})
     log.warning("link of connection %s held for the operator: tenant %s is already linked by "
                 "organization(s) %s (review %s)", connection.id, signed_in.tenant_id,
                 [o.id for o in others], review.id)
     return review
 
 
-def await_confirmation(handoff_id: str, connection: store.Connection, signed_in: SignedIn,
+def await_confirmation(handoff_id: str, connection: storage.Connection, signed_in: SignedIn,
                        token_cache: bytes, *, actor: int | None) -> None:
     """A popup's redeemed sign-in: nothing is linked until the starting session confirms."""
     with write_transaction():
-        store.hold_for_confirmation(handoff_id, connection.id, token_cache=token_cache,
+        storage.hold_for_confirmation(handoff_id, connection.id, token_cache=token_cache,
                                     pending={"signed_in": signed_in.as_dict()})
-        store.record_audit("connection.link_redeemed", actor=actor, org_id=connection.org_id,
+        storage.record_audit("connection.link_redeemed", actor=actor, org_id=connection.org_id,
                            connection_id=connection.id,
                            detail={"tenant_id": signed_in.tenant_id,
                                    "consented_by_oid": signed_in.object_id,
                                    "awaiting": "confirmation by the starting session"})
 
 
-def confirm(connection: store.Connection, handoff_id: str, session_binding: str, *,
+def confirm(connection: storage.Connection, handoff_id: str, session_binding: str, *,
             required: tuple[str, ...], actor: int | None) -> str | None:
     """The starting session confirms what it was shown: link (or hold). None when there is
     nothing of this session's to confirm (expired, already answered, another session's)."""
     with write_transaction():
-        taken = store.take_pending_link(handoff_id, connection.id, session_binding)
+        taken = storage.take_pending_link(handoff_id, connection.id, session_binding)
         if taken is None:
             return None
         pending, token_cache = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
-        store.record_audit("connection.link_confirmed", actor=actor, org_id=connection.org_id,
+        storage.record_audit("connection.link_confirmed", actor=actor, org_id=connection.org_id,
                            connection_id=connection.id,
                            detail={"tenant_id": signed_in.tenant_id,
                                    "consented_by_oid": signed_in.object_id})
@@ -168,17 +167,17 @@ def confirm(connection: store.Connection, handoff_id: str, session_binding: str,
                         handoff_id=handoff_id)
 
 
-def cancel(connection: store.Connection, handoff_id: str, session_binding: str, *,
+def cancel(connection: storage.Connection, handoff_id: str, session_binding: str, *,
            actor: int | None) -> bool:
     """The starting session refuses what it was shown: the tokens are destroyed."""
     with write_transaction():
-        taken = store.take_pending_link(handoff_id, connection.id, session_binding)
+        taken = storage.take_pending_link(handoff_id, connection.id, session_binding)
         if taken is None:
             return False
         pending, _tokens = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
-        store.discard_pending_link(handoff_id, connection.id, "cancelled")
-        store.record_audit("connection.link_cancelled", actor=actor, org_id=connection.org_id,
+        storage.discard_pending_link(handoff_id, connection.id, "cancelled")
+        storage.record_audit("connection.link_cancelled", actor=actor, org_id=connection.org_id,
                            connection_id=connection.id,
                            detail={"tenant_id": signed_in.tenant_id,
                                    "consented_by_oid": signed_in.object_id})
@@ -189,16 +188,16 @@ def decide_review(review_id: str, *, approve: bool, decided_by: str,
                   required: tuple[str, ...]) -> str | None:
     """An operator's decision on a held link; returns the outcome, None if not held."""
     with write_transaction():
-        decided = store.decide_link_review(review_id, approve=approve, decided_by=decided_by)
+        decided = storage.decide_link_review(review_id, approve=approve, decided_by=decided_by)
         if decided is None:
             return None
         review, token_cache = decided
-        store.record_audit("connection.link_review_" + ("approved" if approve else "rejected"),
+        storage.record_audit("connection.link_review_" + ("approved" if approve else "rejected"),
                            org_id=review.org_id, connection_id=review.connection_id,
                            detail={"review_id": review.id, "tenant_id": review.tenant_id,
                                    "other_org_ids": list(review.other_org_ids),
                                    "decided_by": decided_by})
-        connection = store.get_connection(review.connection_id)
+        connection = storage.get_connection(review.connection_id)
         if not approve or token_cache is None or connection is None:
             return "rejected"
         return complete(connection, SignedIn.from_dict(review.detail["signed_in"]), token_cache,

@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from portal import store, vault
+from portal import storage
+from portal.connections import credentials, lifecycle
 from portal.entra.client import CertificateCredential
 from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.services import caches, cloud_table, find_cloud
+from portal.storage import vault
 
 log = logging.getLogger("portal.checks")
 
@@ -34,7 +36,7 @@ def days_left(not_after: str | None) -> int | None:
 
 
 
-def run_check(item: store.Connection, trigger: str, actor: int | None = None) -> dict:
+def run_check(item: storage.Connection, trigger: str, actor: int | None = None) -> dict:
     """Verify a customer-owned connection and store the report; returns ``ok`` and a message
     when the check could not start (nothing stored then, except a needs-reconnect state)."""
     if item.deleted:
@@ -46,16 +48,16 @@ def run_check(item: store.Connection, trigger: str, actor: int | None = None) ->
     if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
         return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
                                          "(steps 1 and 2)."}
-    certificate = store.active_certificate(item.id)
+    certificate = storage.active_certificate(item.id)
     if certificate is None:
         return {"ok": False, "message": "Create the certificate first (step 4), upload it to "
                                          "your application, then link."}
     try:
-        key = store.get_certificate_private_key(certificate.id)
+        key = credentials.private_key(certificate)
     except vault.SecretUnreadable:
-        key = None  # the store has moved the connection to needs_reconnect
+        key = None  # credentials has moved the connection to needs_reconnect
     if key is None:
-        store.mark_needs_reconnect(item.id, "certificate private key unreadable")
+        lifecycle.needs_reconnect(item.id, "certificate private key unreadable")
         return {"ok": False, "reconnect": True, "message": (
             "We can't read the private key of this connection's certificate. Create a new "
             "certificate (step 4), upload it to your application, then link again.")}
@@ -67,7 +69,7 @@ def run_check(item: store.Connection, trigger: str, actor: int | None = None) ->
     return {"ok": report.ok}
 
 
-def record_report(item: store.Connection, report: VerificationReport, trigger: str,
+def record_report(item: storage.Connection, report: VerificationReport, trigger: str,
                   actor: int | None = None) -> None:
     """Store a verification report on the connection: state, health, tenant facts, the health
     event and the audit row (one transaction; the report holds no secret)."""
@@ -78,8 +80,7 @@ def record_report(item: store.Connection, report: VerificationReport, trigger: s
         health = "degraded"
     else:
         health = "failing"
-    fields = {"last_check": data, "last_checked_at": store.utcnow(), "health": health,
-              "state": "connected" if report.ok else "needs_attention",
+    fields = {"last_check": data, "last_checked_at": storage.utcnow(),
               "wizard_step": max(item.wizard_step or 1, 6)}
     if report.tenant.id:
         fields["tenant_id"] = report.tenant.id
@@ -91,9 +92,9 @@ def record_report(item: store.Connection, report: VerificationReport, trigger: s
     summary = {"trigger": trigger, "missing": missing,
                "problem": report.problem.title if report.problem else None,
                "ms": round(report.total_ms)}
-    store.record_check_result(item.id, fields, outcome="ok" if report.ok else "needs_attention",
-                              health=health, summary=summary, actor=actor,
-                              detail={"ok": report.ok, "missing": missing, "trigger": trigger})
+    lifecycle.check_recorded(item.id, ok=report.ok, health=health, fields=fields,
+                             summary=summary, actor=actor,
+                             detail={"ok": report.ok, "missing": missing, "trigger": trigger})
     log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
              ",".join(missing) or "-")
 
@@ -125,7 +126,7 @@ def sweep() -> SweepSummary:
     permission or an expiring certificate before the customer's automation fails. Each check
     records its report and a health event, as "check again" does."""
     summary = SweepSummary()
-    for item in store.list_all_connections():
+    for item in storage.list_all_connections():
         if item.kind != "customer_owned" or item.state not in SWEPT_STATES:
             continue
         outcome = run_check(item, trigger="health sweep")
@@ -139,7 +140,7 @@ def sweep() -> SweepSummary:
             summary.healthy += 1
         else:
             summary.needs_attention += 1
-        certificate = store.active_certificate(item.id)
+        certificate = storage.active_certificate(item.id)
         left = days_left(certificate.not_after) if certificate else None
         if left is not None and left <= EXPIRY_WARNING_DAYS:
             summary.expiring.append((item.id, left))

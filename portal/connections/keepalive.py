@@ -54,9 +54,9 @@ from typing import Any, Literal
 
 import requests
 
-from portal import store, vault
+from portal import storage
 from portal.config import normalize_client_id
-from portal.db import write_transaction
+from portal.connections import credentials, lifecycle
 from portal.entra.client import (
     CertificateCredential,
     Credential,
@@ -68,6 +68,8 @@ from portal.entra.client import (
 )
 from portal.entra.clouds import Cloud, CloudTable, http_session
 from portal.entra.errors import EntraProblem
+from portal.storage import vault
+from portal.storage.db import write_transaction
 
 log = logging.getLogger("portal.keepalive")
 
@@ -210,26 +212,26 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def is_linked(connection: store.Connection) -> bool:
+def is_linked(connection: storage.Connection) -> bool:
     """A service-provider connection that holds a sign-in and may be kept alive."""
     return (connection.kind == "service_provider" and connection.consented_at is not None
-            and connection.state not in ("draft", "needs_reconnect", store.DELETED))
+            and connection.state not in ("draft", "needs_reconnect", storage.DELETED))
 
 
-def is_exhausted(connection: store.Connection,
+def is_exhausted(connection: storage.Connection,
                  after_days: int = EXHAUSTED_AFTER_DAYS) -> bool:
     """True when keep-alive gave up after transient failures on ``after_days`` days."""
     return connection.state == "needs_reconnect" and connection.refresh_failure_days >= after_days
 
 
-def last_alive(connection: store.Connection) -> datetime | None:
+def last_alive(connection: storage.Connection) -> datetime | None:
     """When the refresh token last proved alive: the later of the last refresh and the consent."""
     moments = [m for m in (_parse_time(connection.refresh_last_ok_at),
                            _parse_time(connection.consented_at)) if m is not None]
     return max(moments) if moments else None
 
 
-def is_due(connection: store.Connection, now: datetime, idle: timedelta = DEFAULT_IDLE) -> bool:
+def is_due(connection: storage.Connection, now: datetime, idle: timedelta = DEFAULT_IDLE) -> bool:
     """Linked, not waiting for a re-link, and idle for at least ``idle``."""
     if not is_linked(connection):
         return False
@@ -275,7 +277,7 @@ class _Failed(Exception):
         self.detail = detail or {}
 
 
-def _account_for(cache_text: str, connection: store.Connection,
+def _account_for(cache_text: str, connection: storage.Connection,
                  client_id: str) -> dict[str, Any]:
     """The signed-in admin's account in the stored cache (read locally, no network), checked to
     hold a refresh token of our app."""
@@ -295,7 +297,7 @@ def _account_for(cache_text: str, connection: store.Connection,
     return account
 
 
-def _refresh(cloud: Cloud, connection: store.Connection, settings: Settings, cache_text: str,
+def _refresh(cloud: Cloud, connection: storage.Connection, settings: Settings, cache_text: str,
              session: requests.Session) -> tuple[TokenResult, EntraClient]:
     account = _account_for(cache_text, connection, settings.client_id)
     client = EntraClient(cloud, connection.tenant_id or "", settings.client_id,
@@ -308,17 +310,17 @@ def _refresh(cloud: Cloud, connection: store.Connection, settings: Settings, cac
 
 
 def _claim(connection_id: str, owner: str, now: datetime,
-           settings: Settings) -> tuple[store.Connection | None, str]:
+           settings: Settings) -> tuple[storage.Connection | None, str]:
     """Re-read the connection and take its lease in one BEGIN IMMEDIATE. Returns the connection,
     or None and why not: no longer due (another run refreshed it meanwhile), or another run
     holds the lease right now."""
     with write_transaction():
-        connection = store.get_connection(connection_id)
+        connection = storage.get_connection(connection_id)
         if connection is None or not is_linked(connection):
             return None, "no longer linked"
         if not is_due(connection, now, settings.idle):
             return None, "refreshed recently"
-        if not store.claim_refresh_lease(connection_id, owner, now=now.timestamp(),
+        if not storage.claim_refresh_lease(connection_id, owner, now=now.timestamp(),
                                          ttl=settings.lease_seconds):
             return None, "another run is refreshing it"
         return connection, ""
@@ -326,46 +328,39 @@ def _claim(connection_id: str, owner: str, now: datetime,
 
 def _release(connection_id: str, owner: str) -> None:
     try:
-        store.release_refresh_lease(connection_id, owner)
+        storage.release_refresh_lease(connection_id, owner)
     except sqlite3.Error:
         log.warning("keep-alive: could not release the lease of connection %s (it expires)",
                     connection_id)
 
 
-def _same_link(connection: store.Connection) -> bool:
+def _same_link(connection: storage.Connection) -> bool:
     """True while the connection still holds the sign-in this run started from: a Link Account
     that finished meanwhile (new consent) must not be overwritten by an older result."""
-    current = store.get_connection(connection.id)
+    current = storage.get_connection(connection.id)
     return (current is not None and current.consented_at == connection.consented_at
             and current.tenant_id == connection.tenant_id
             and current.consented_by_oid == connection.consented_by_oid)
 
 
-def _record_success(connection: store.Connection, owner: str, client: EntraClient,
+def _record_success(connection: storage.Connection, owner: str, client: EntraClient,
                     result: TokenResult, now: datetime) -> bool:
     """Store the rotated cache and the success in ONE transaction; False if the lease was lost."""
     at = _iso(now)
     with write_transaction():
-        if not store.holds_refresh_lease(connection.id, owner) or not _same_link(connection):
+        if not storage.holds_refresh_lease(connection.id, owner) or not _same_link(connection):
             return False
-        store.put_secret("connections", connection.id, "token_cache",
-                         client.cache_text().encode())
-        fields: dict[str, Any] = {"refresh_last_ok_at": at, "refresh_failure_days": 0,
-                                  "refresh_last_failure_day": None}
-        if (connection.state == "connected" and connection.health == "degraded"
-                and connection.refresh_failure_days):
-            fields["health"] = "healthy"  # the degradation was ours: transient refresh failures
-        store.update_connection(connection.id, **fields)
-        health = fields.get("health", connection.health)
-        store.add_health_event(connection.id, "refresh_ok", health, {
-            "check": "keep-alive", "scopes": sorted(result.scopes or ()),
-            "after_failure_days": connection.refresh_failure_days,
-        }, at=at)
-        store.release_refresh_lease(connection.id, owner)
+        lifecycle.refresh_succeeded(
+            connection.id, token_cache=client.cache_text().encode(),
+            fields={"refresh_last_ok_at": at, "refresh_failure_days": 0,
+                    "refresh_last_failure_day": None},
+            summary={"check": "keep-alive", "scopes": sorted(result.scopes or ()),
+                     "after_failure_days": connection.refresh_failure_days}, at=at)
+        storage.release_refresh_lease(connection.id, owner)
     return True
 
 
-def _record_relink(connection: store.Connection, reason: str, detail: dict[str, Any],
+def _record_relink(connection: storage.Connection, reason: str, detail: dict[str, Any],
                    now: datetime, outcome: str = "refresh_relink_needed") -> bool:
     """Move the connection to re-link needed; False (nothing written) if it was linked again
     while this run was refreshing the old sign-in."""
@@ -373,9 +368,9 @@ def _record_relink(connection: store.Connection, reason: str, detail: dict[str, 
     with write_transaction():
         if not _same_link(connection):
             return False
-        store.add_health_event(connection.id, outcome, "failing",
-                               {"check": "keep-alive", "reason": reason, **detail}, at=at)
-        store.mark_needs_reconnect(connection.id, f"keep-alive: {reason}")
+        lifecycle.needs_reconnect(
+            connection.id, f"keep-alive: {reason}",
+            cause=(outcome, {"check": "keep-alive", "reason": reason, **detail}), at=at)
     return True
 
 
@@ -385,7 +380,7 @@ def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], n
     today = now.astimezone(UTC).date().isoformat()
     at = _iso(now)
     with write_transaction():
-        connection = store.get_connection(connection_id)
+        connection = storage.get_connection(connection_id)
         if connection is None or connection.deleted:  # deleted while this run was refreshing
             return "skipped", 0
         days = connection.refresh_failure_days
@@ -396,18 +391,16 @@ def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], n
         counted = last_day != today
         if counted:
             days += 1
-        fields: dict[str, Any] = {"refresh_failure_days": days, "refresh_last_failure_day": today}
-        if connection.health in ("unknown", "healthy"):
-            fields["health"] = "degraded"
-        store.update_connection(connection_id, **fields)
+        fields = {"refresh_failure_days": days, "refresh_last_failure_day": today}
         summary = {"check": "keep-alive", "reason": reason, "failure_days": days,
                    "counted": counted, **detail}
         if days >= settings.exhausted_after_days:
-            store.add_health_event(connection_id, "refresh_exhausted", "failing", summary, at=at)
-            store.mark_needs_reconnect(
-                connection_id, f"keep-alive exhausted: refresh failed on {days} days ({reason})")
+            storage.update_connection(connection_id, **fields)
+            lifecycle.needs_reconnect(
+                connection_id, f"keep-alive exhausted: refresh failed on {days} days ({reason})",
+                cause=("refresh_exhausted", summary), at=at)
             return "exhausted", days
-        store.add_health_event(connection_id, "refresh_transient", "degraded", summary, at=at)
+        lifecycle.refresh_failed(connection_id, fields=fields, summary=summary, at=at)
         return "transient", days
 
 
@@ -443,7 +436,7 @@ def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: Clo
                      session_for: Callable[[Cloud], requests.Session]) -> ConnectionResult:
     claimed, why = _claim(connection_id, owner, now, settings)
     if claimed is None:
-        current = store.get_connection(connection_id)
+        current = storage.get_connection(connection_id)
         label = current.label if current else connection_id
         return ConnectionResult(connection_id, label, "skipped", why)
     connection = claimed
@@ -460,9 +453,9 @@ def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: Clo
         if not connection.tenant_id:
             raise _Failed("relink", "no tenant stored")
         try:
-            blob = store.get_connection_secret(connection_id, "token_cache")
+            blob = credentials.token_cache(connection_id)
         except vault.SecretUnreadable as exc:
-            # get_connection_secret has already moved the connection to needs_reconnect.
+            # credentials.token_cache has already moved the connection to needs_reconnect.
             return result("relink", f"stored sign-in unreadable ({exc.reason})")
         if not blob:
             raise _Failed("relink", "no stored sign-in")
@@ -533,7 +526,7 @@ def run(*, settings: Settings | None, cloud_table: CloudTable, now: datetime | N
         return sessions[cloud.key]
 
     try:
-        for connection in store.list_all_connections():
+        for connection in storage.list_all_connections():
             if wanted is not None and connection.id not in wanted:
                 continue
             if not is_linked(connection):

@@ -1,0 +1,28 @@
+"""Owner-only files and directories for everything the instance keeps (keys, the database)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def make_private_dir(path) -> None:
+    """Create a directory only its owner can enter (0700), whatever the umask. An existing one
+    is left alone: it may be a mount point or a directory the operator set up on purpose."""
+    path = Path(path)
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask, which may even drop owner bits
+
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never world-readable, not even briefly); never overwrite."""
+    make_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # exactly 0600 even under an odd umask
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
