@@ -40,7 +40,7 @@ from .tenant import (
     discover_tenant,
     parse_tenant_input,
 )
-from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned, verify_delegated
+from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned
 
 __all__ = [
     "BUILTIN_CLOUDS",
@@ -82,5 +82,4 @@ __all__ = [
     "pick_signing_certificate",
     "required_items",
     "verify_customer_owned",
-    "verify_delegated",
 ]
