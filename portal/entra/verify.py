@@ -74,7 +74,6 @@ class VerificationReport:
     steps: list[Step]
     problem: EntraProblem | None = None
     support: list[dict[str, Any]] = field(default_factory=list)
-    token_cache_text: str | None = field(default=None, repr=False)
     discovery: Discovery | None = field(default=None, compare=False)
     pending_replication: bool = False
 
@@ -214,7 +213,6 @@ def _blocked(
     started: float,
     tenant: TenantFacts | None = None,
     discovery: Discovery | None = None,
-    cache_text: str | None = None,
 ) -> VerificationReport:
     timer.note("result", prob.raw)
     timer.steps.append(Step("total", (time.perf_counter() - started) * 1000, "failed"))
@@ -227,7 +225,6 @@ def _blocked(
         steps=timer.steps,
         problem=prob,
         support=timer.support,
-        token_cache_text=cache_text,
         discovery=discovery,
     )
 
@@ -253,7 +250,6 @@ def _verify_customer_owned(
     client_id: str,
     credential: Credential,
     exchange: bool,
-    token_cache_text: str | None = None,
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
@@ -261,7 +257,11 @@ def _verify_customer_owned(
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
-    """Check a customer-owned app end to end; `fresh` drops cached app tokens (after consent)."""
+    """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
+
+    `fresh`: the customer has just granted consent, so a missing item is reported as most likely
+    still replicating (`pending_replication`, and the message says so).
+    """
     started = time.perf_counter()
     timer = _Timer()
     cloud = cloud_table.get(cloud_key)
@@ -279,15 +279,13 @@ def _verify_customer_owned(
     assert session is not None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours. MSAL
-        # keys its cache by the tenant GUID from token_endpoint, so a domain authority is fine.
+        # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
             cloud,
             ref.value,
             client_id,
             credential,
             session=session,
-            token_cache_text=token_cache_text,
             http_cache=http_cache,
         )
         warm = pool.submit(client.accounts)
@@ -313,8 +311,6 @@ def _verify_customer_owned(
             )
         tenant_id = found.tenant_id
         assert tenant_id is not None
-        if fresh:
-            client.remove_tokens_for_client()
         graph_token = timer.run(
             "token", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
         )
@@ -330,7 +326,6 @@ def _verify_customer_owned(
                 started,
                 TenantFacts(id=tenant_id),
                 found,
-                client.cache_text_if_changed(),
             )
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         sp_id = graph_token.claims.get("oid")
@@ -389,15 +384,6 @@ def _verify_customer_owned(
         exchange_granted = frozenset(_ROLE_NAMES_BY_ID[i] for i in ids if i in _EXCHANGE_IDS)
     token_roles = graph_token.roles or frozenset()
     pending = False
-    if graph_granted is not None and graph_token.source == "cache" and graph_granted - token_roles:
-        # The cached token predates a consent that Graph already shows: get a new one once.
-        client.remove_tokens_for_client()
-        refreshed = timer.run(
-            "token refresh", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
-        )
-        if refreshed.ok:
-            graph_token = refreshed
-            token_roles = refreshed.roles or frozenset()
     observed_app = graph_granted if graph_granted is not None else token_roles
     notes: dict[str, str] = {}
     if graph_granted is not None:
@@ -468,7 +454,6 @@ def _verify_customer_owned(
         steps=timer.steps,
         problem=report_problem,
         support=timer.support,
-        token_cache_text=client.cache_text_if_changed(),
         discovery=found,
         # Right after consent, a missing item most likely means Microsoft is still replicating.
         pending_replication=pending or (fresh and any(i.status == "missing" for i in items)),
@@ -546,7 +531,6 @@ def verify_customer_owned(
     client_id: str,
     credential: Credential,
     exchange: bool,
-    token_cache_text: str | None = None,
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
@@ -554,7 +538,11 @@ def verify_customer_owned(
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
-    """Check a customer-owned app end to end; `fresh` drops cached app tokens (after consent)."""
+    """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
+
+    `fresh`: the customer has just granted consent, so a missing item is reported as most likely
+    still replicating (`pending_replication`, and the message says so).
+    """
     own = session is None
     session = session or http_session(cloud_table, cloud_table.get(cloud_key))
     try:
@@ -565,7 +553,6 @@ def verify_customer_owned(
             client_id,
             credential,
             exchange,
-            token_cache_text,
             fresh=fresh,
             session=session,
             discovery_cache=discovery_cache,
