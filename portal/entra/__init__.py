@@ -9,7 +9,6 @@ from .certificates import (
     export_certificate,
     issue_certificate,
     load_certificate_info,
-    pick_signing_certificate,
 )
 from .client import (
     DELEGATED_SCOPE_NAMES,
@@ -79,7 +78,6 @@ __all__ = [
     "load_certificate_info",
     "load_cloud_table",
     "parse_tenant_input",
-    "pick_signing_certificate",
     "required_items",
     "verify_customer_owned",
 ]
