@@ -28,7 +28,7 @@ from .clouds import (
     http_session,
     load_cloud_table,
 )
-from .errors import EntraProblem, SupportCodes, classify
+from .errors import EntraProblem, SupportCodes, classify, classify_redirect_error
 from .graph import GraphClient, GraphError
 from .permissions import ChecklistItem, Observed, checklist, required_items
 from .tenant import (
@@ -71,6 +71,7 @@ __all__ = [
     "VerificationReport",
     "checklist",
     "classify",
+    "classify_redirect_error",
     "discover_tenant",
     "export_certificate",
     "http_session",
