@@ -54,7 +54,7 @@ from portal.entra.client import (
     SecretCredential,
 )
 from portal.entra.clouds import Cloud, http_session
-from portal.entra.errors import classify
+from portal.entra.errors import classify_redirect_error
 from portal.entra.permissions import DELEGATED_SCOPES
 from portal.security import cross_site_post, csrf, embeddable, framed_navigation, no_referrer
 from portal.services import caches, cloud_table
@@ -70,7 +70,6 @@ PRODUCT_SCOPES: tuple[str, ...] = tuple(
 _SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
 _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_AADSTS_RE = re.compile(r"AADSTS(\d{4,7})")
 
 
 # --- Operator settings -------------------------------------------------------------------------
@@ -532,46 +531,6 @@ def confirm_link(connection_id: str):
 
 # --- The callback ------------------------------------------------------------------------------
 
-#: Plain-words explanations of the errors Microsoft returns to the callback (entra.md §6).
-EXPLAINED: dict[object, tuple[str, str, str]] = {
-    65004: ("Consent was declined",
-            "The permissions were not accepted on Microsoft's page, so nothing was connected.",
-            "Click Link Account again and choose Accept on Microsoft's consent page."),
-    65001: ("Consent is required",
-            "Microsoft says the permissions have not been granted for your organization yet.",
-            "Click Link Account again and sign in with an administrator account, then accept."),
-    50020: ("Account from another organization",
-            "The account you signed in with does not belong to the organization you are "
-            "connecting (it may be a personal account or a guest).",
-            "Click Link Account again and choose 'Use another account' on Microsoft's page to "
-            "sign in with an administrator account of your own organization."),
-    90094: ("An administrator must approve",
-            "Your organization lets only administrators grant these permissions.",
-            "Ask a Global Administrator or Privileged Role Administrator of your organization to "
-            "sign in to this portal and click Link Account. If your organization uses admin "
-            "consent requests, they can also approve the request in the Microsoft Entra admin "
-            "center under Enterprise applications > Admin consent requests; then click Link "
-            "Account again."),
-    "tenant": ("Account from another organization",
-               "You signed in with an account of a different organization than the one this "
-               "connection belongs to. Nothing was stored.",
-               "Click Link Account again and sign in with an administrator account of the "
-               "organization of this connection."),
-}
-EXPLAINED["access_denied"] = EXPLAINED[65004]
-EXPLAINED["consent_required"] = EXPLAINED[65001]
-EXPLAINED[90095] = EXPLAINED[90094]
-
-
-def _error_code(params) -> int | None:
-    problem = classify({k: params.get(k) for k in ("error", "error_uri", "error_codes")
-                        if params.get(k)})
-    if problem.code is not None:
-        return problem.code
-    found = _AADSTS_RE.search(str(params.get("error_description") or ""))
-    return int(found.group(1)) if found else None
-
-
 def _rejected(reason: str, *, flow_matched: bool = False):
     """Refuse a callback. The flow cookie is cleared only when the answer belonged to this
     browser's flow: a forged answer (any site can post one) must not end the flow the browser is
@@ -637,13 +596,11 @@ def callback():
         # answer to it (and would leave a code in the browser's history).
         return _rejected("response mode does not match the flow", flow_matched=True)
     if params.get("error"):
-        code = _error_code(params)
-        explained = EXPLAINED.get(code) or EXPLAINED.get(params.get("error"))
-        if explained is None:
-            p = classify({k: params.get(k) for k in ("error", "error_uri") if params.get(k)})
-            explained = (p.title, p.message, p.fix)
-        return _failed(flow, connection, extras, title=explained[0], message=explained[1],
-                       fix=explained[2], code=code, reason=str(params.get("error"))[:64],
+        p = classify_redirect_error(str(params.get("error")),
+                                    str(params.get("error_description") or ""),
+                                    params.get("error_uri"))
+        return _failed(flow, connection, extras, title=p.title, message=p.message, fix=p.fix,
+                       code=p.code, reason=str(params.get("error"))[:64],
                        description=str(params.get("error_description") or "")[:1000])
     settings = sp_settings()
     cloud, why = _cloud_for(connection, settings) if settings.ok else (None, "")
@@ -667,8 +624,7 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
         log.warning("code redemption failed: %s", p.as_dict() if p else None)
         if p is not None and p.category == "our_configuration":
             log.error("the service provider app's credential was refused: alert the operator")
-        explained = EXPLAINED.get(p.code) if p else None
-        title, message, fix = explained or (
+        title, message, fix = (
             (p.title, p.message, p.fix) if p else
             ("Sign-in failed", "Microsoft did not complete the sign-in.", "Please try again."))
         return _failed(flow, connection, extras, title=title, message=message, fix=fix,
@@ -681,7 +637,12 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
     if not check.ok:
         log.warning("id token rejected (%s) for connection %s", check.reason, connection.id)
         if check.reason == "tenant":
-            title, message, fix = EXPLAINED["tenant"]
+            title, message, fix = (
+                "Account from another organization",
+                "You signed in with an account of a different organization than the one this "
+                "connection belongs to. Nothing was stored.",
+                "Click Link Account again and sign in with an administrator account of the "
+                "organization of this connection.")
         else:
             title, message, fix = (
                 "Sign-in couldn't be confirmed",

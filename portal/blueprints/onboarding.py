@@ -39,6 +39,7 @@ from portal.connections.verification import record_report, run_check
 from portal.entra import permissions
 from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
 from portal.entra.client import CertificateCredential
+from portal.entra.errors import classify_redirect_error
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
 from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable, framed_navigation
@@ -565,15 +566,17 @@ def admin_consent_return():
     error = request.args.get("error")
     if error:
         description = (request.args.get("error_description") or "").split("\r")[0][:300]
-        declined = error in ("access_denied", "permission_denied") or "65004" in description
+        found = classify_redirect_error(error, description, request.args.get("error_uri"))
         storage.record_audit("connection.admin_consent_failed", actor=current_user.id,
                            org_id=connection.org_id, connection_id=connection.id,
                            detail={"error": error[:64]})
-        if declined:
+        if found.declined:
             flash("Admin consent was declined, so nothing was granted. When you are ready, "
                   "start it again or grant consent in API permissions.", "error")
         else:
-            flash(f"Microsoft did not grant consent ({error[:64]}): {description}", "error")
+            answer = f"{error[:64]}: {description}" if description else error[:64]
+            flash(f"Microsoft did not grant consent. {found.message} {found.fix} (Microsoft's "
+                  f"answer: {answer})", "error")
         return _forget_cookie(redirect(back.replace("step-link", "step-permissions")))
     returned = (request.args.get("tenant") or "").strip().lower()
     if returned and returned != connection.tenant_id:

@@ -19,7 +19,7 @@ from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.services import caches, cloud_table, find_cloud
 from portal.storage import vault
 
-log = logging.getLogger("portal.checks")
+log = logging.getLogger("portal.verification")
 
 #: Warn this many days before the certificate in use expires (a rotation takes the customer a
 #: visit to the app registration; the warning leaves room for it).

@@ -9,7 +9,6 @@ from .certificates import (
     export_certificate,
     issue_certificate,
     load_certificate_info,
-    pick_signing_certificate,
 )
 from .client import (
     DELEGATED_SCOPE_NAMES,
@@ -29,7 +28,7 @@ from .clouds import (
     http_session,
     load_cloud_table,
 )
-from .errors import EntraProblem, SupportCodes, classify
+from .errors import EntraProblem, SupportCodes, classify, classify_redirect_error
 from .graph import GraphClient, GraphError
 from .permissions import ChecklistItem, Observed, checklist, required_items
 from .tenant import (
@@ -40,7 +39,7 @@ from .tenant import (
     discover_tenant,
     parse_tenant_input,
 )
-from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned, verify_delegated
+from .verify import Step, TenantFacts, VerificationReport, verify_customer_owned
 
 __all__ = [
     "BUILTIN_CLOUDS",
@@ -72,6 +71,7 @@ __all__ = [
     "VerificationReport",
     "checklist",
     "classify",
+    "classify_redirect_error",
     "discover_tenant",
     "export_certificate",
     "http_session",
@@ -79,8 +79,6 @@ __all__ = [
     "load_certificate_info",
     "load_cloud_table",
     "parse_tenant_input",
-    "pick_signing_certificate",
     "required_items",
     "verify_customer_owned",
-    "verify_delegated",
 ]

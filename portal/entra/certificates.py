@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +25,6 @@ __all__ = [
     "export_certificate",
     "issue_certificate",
     "load_certificate_info",
-    "pick_signing_certificate",
 ]
 
 MIN_KEY_SIZE = 2048  # Entra rejects smaller keys (AADSTS700027); RFC 7518 §3.3 requires 2048.
@@ -193,13 +191,3 @@ def export_certificate(cert: bytes | str, fmt: ExportFormat) -> tuple[bytes, str
         mime = "application/x-pem-file" if fmt == "pem" else "application/x-x509-ca-cert"
         return parsed.public_bytes(serialization.Encoding.PEM), mime
     raise ValueError(f"unknown certificate format {fmt!r}")
-
-
-def pick_signing_certificate(
-    certs: Iterable[CertificateInfo], now: dt.datetime, min_age: dt.timedelta = dt.timedelta(0)
-) -> CertificateInfo | None:
-    """During rotation two certificates are active: sign with the newest one valid now."""
-    valid: Sequence[CertificateInfo] = [
-        c for c in certs if c.is_valid_at(now) and now - c.not_before >= min_age
-    ]
-    return max(valid, key=lambda c: c.not_before, default=None)

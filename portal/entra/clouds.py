@@ -484,7 +484,7 @@ class GuardedSession(requests.Session):
             raise HostNotAllowedError(f"refused outbound request to {origin[0]}://{origin[1]}")
         return origin
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Apply the default timeout, refuse redirects and pick the origin's CA bundle."""
@@ -497,7 +497,7 @@ class GuardedSession(requests.Session):
             kwargs["verify"] = self.ca_bundles[origin]
         return super().request(method, url, *args, **kwargs)
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Check the final, prepared URL too: this is what urllib3 will connect to."""
         self.check_url(request.url or "")
         kwargs["allow_redirects"] = False

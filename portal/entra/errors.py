@@ -2,11 +2,14 @@
 
 Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes — Microsoft asks
 apps to branch on `error` and the numeric codes, never on `error_description` text, so we do.
+This is the one table: token errors (`classify`) and errors answered at our redirect URI
+(`classify_redirect_error`, sign-in and admin consent) are explained from it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -15,7 +18,14 @@ import requests
 
 from .clouds import Cloud, HostNotAllowedError
 
-__all__ = ["AADSTS", "EntraProblem", "SupportCodes", "classify", "problem"]
+__all__ = [
+    "AADSTS",
+    "EntraProblem",
+    "SupportCodes",
+    "classify",
+    "classify_redirect_error",
+    "problem",
+]
 
 Category = Literal["customer_action", "wrong_input", "transient", "our_configuration", "unknown"]
 
@@ -53,6 +63,8 @@ class EntraProblem:
     fix: str
     link: str | None = None
     raw: SupportCodes = field(default_factory=SupportCodes)
+    #: The user (or admin) said no on Microsoft's consent page: nothing is broken.
+    declined: bool = False
 
     def fix_url(self, cloud: Cloud, client_id: str | None = None) -> str | None:
         """The place to fix it in this cloud's portal (None when there is nothing to click)."""
@@ -105,6 +117,7 @@ class _Entry:
     message: str
     fix: str
     link: str | None
+    declined: bool = False
 
 
 _APP_NOT_FOUND = _Entry(
@@ -123,8 +136,18 @@ _APP_DISABLED = _Entry(
     "to Yes.",
     "enterprise_app",
 )
+_ADMIN_MUST_APPROVE = _Entry(
+    "customer_action",
+    "An administrator must approve",
+    "Your organization lets only administrators grant these permissions.",
+    "Ask a Global Administrator or Privileged Role Administrator of your organization to sign in "
+    "to this portal and start again. If your organization uses admin consent requests, they can "
+    "also approve the request in the Microsoft Entra admin center under Enterprise applications "
+    "> Admin consent requests; then start again.",
+    None,
+)
 
-# Every code of reference/entra.md §6 (plus 90094 used by admin-approval workflows).
+# Every code of reference/entra.md §6 (plus 90094 and 90095 of admin-approval workflows).
 AADSTS: dict[int, _Entry] = {
     90002: _Entry(
         "wrong_input",
@@ -194,25 +217,24 @@ AADSTS: dict[int, _Entry] = {
     70001: _APP_DISABLED,
     65001: _Entry(
         "customer_action",
-        "Consent not granted",
-        "An administrator hasn't granted consent for the application's permissions yet.",
-        "Open API permissions and select 'Grant admin consent'.",
+        "Consent is required",
+        "The permissions have not been granted for your organization yet.",
+        "An administrator has to grant them: start again, sign in with an administrator account "
+        "and accept on Microsoft's consent page (or select 'Grant admin consent' in API "
+        "permissions).",
         "api_permissions",
     ),
     65004: _Entry(
         "customer_action",
         "Consent was declined",
-        "The permission request was declined.",
-        "Start again and accept the permissions on Microsoft's consent page.",
+        "The permissions were not accepted on Microsoft's consent page, so nothing was granted.",
+        "When you are ready, start again and choose Accept on Microsoft's consent page.",
         None,
+        declined=True,
     ),
-    90094: _Entry(
-        "customer_action",
-        "An administrator must approve",
-        "Your organization requires an administrator to grant these permissions.",
-        "Ask a Global Administrator or Privileged Role Administrator to sign in and consent.",
-        None,
-    ),
+    90094: _ADMIN_MUST_APPROVE,
+    # With the admin consent workflow on, the user may send a consent request for review.
+    90095: _ADMIN_MUST_APPROVE,
     500011: _Entry(
         "customer_action",
         "Service not available in the tenant",
@@ -223,9 +245,11 @@ AADSTS: dict[int, _Entry] = {
     ),
     50020: _Entry(
         "wrong_input",
-        "Account from another tenant",
-        "The account you signed in with doesn't belong to this tenant.",
-        "Sign in with an administrator account of the tenant you are connecting.",
+        "Account from another organization",
+        "The account you signed in with does not belong to the organization you are connecting "
+        "(it may be a personal account or a guest).",
+        "Start again and choose 'Use another account' on Microsoft's page to sign in with an "
+        "administrator account of your own organization.",
         None,
     ),
     50011: _Entry(
@@ -374,6 +398,54 @@ _BY_ERROR: dict[str, _Entry] = {
     ),
 }
 
+# An error answered at our redirect URI (the authorize and admin consent endpoints) without a
+# code we know: its `error` value says what happened. Values: RFC 6749 §4.1.2.1
+# (https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1), OpenID Connect Core §3.1.2.6
+# (https://openid.net/specs/openid-connect-core-1_0.html#AuthError) and Microsoft's table of
+# authorization endpoint errors
+# (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#error-codes-for-authorization-endpoint-errors).
+# Any other value falls back to _BY_ERROR.
+_AT_REDIRECT: dict[str, _Entry] = {
+    # "Resource owner denied consent" (Microsoft's table).
+    "access_denied": AADSTS[65004],
+    # The v1 admin consent endpoint's answer when the admin cancels
+    # (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+    "permission_denied": AADSTS[65004],
+    "consent_required": AADSTS[65001],
+    "interaction_required": _Entry(
+        "customer_action",
+        "Another sign-in step is needed",
+        "Microsoft needs you to complete another step of the sign-in (for example multi-factor "
+        "authentication).",
+        "Start again and complete every step Microsoft asks for.",
+        None,
+    ),
+    "login_required": _Entry(
+        "customer_action",
+        "Sign in again",
+        "Microsoft needs you to sign in.",
+        "Start again and sign in with an administrator account of your organization.",
+        None,
+    ),
+    "invalid_request": _Entry(
+        "our_configuration",
+        "Sign-in request refused",
+        "Microsoft refused our sign-in request as malformed.",
+        "Nothing for you to change: please contact support.",
+        None,
+    ),
+    "unsupported_response_type": _Entry(
+        "our_configuration",
+        "Sign-in request refused",
+        "Microsoft doesn't accept the kind of answer our sign-in request asked for.",
+        "Nothing for you to change: please contact support.",
+        None,
+    ),
+}
+
+# Microsoft's descriptions start with the code: "AADSTS65004: User declined to consent ...".
+_LEADING_CODE = re.compile(r"AADSTS(\d{4,8}):")
+
 _UNKNOWN = _Entry(
     "unknown",
     "Microsoft returned an error",
@@ -430,7 +502,15 @@ def _from_entry(
     entry: _Entry, code: int | None, error: str | None, raw: SupportCodes
 ) -> EntraProblem:
     return EntraProblem(
-        entry.category, code, error, entry.title, entry.message, entry.fix, entry.link, raw
+        entry.category,
+        code,
+        error,
+        entry.title,
+        entry.message,
+        entry.fix,
+        entry.link,
+        raw,
+        entry.declined,
     )
 
 
@@ -484,6 +564,37 @@ def _classify_body(body: Mapping[str, Any], status: int | None = None) -> EntraP
     if status is not None and (status >= 500 or status == 429):
         return _from_entry(_HTTP_5XX, first, error, raw)
     return _from_entry(_UNKNOWN, first, error, raw)
+
+
+def _leading_code(description: str) -> int | None:
+    found = _LEADING_CODE.match(description.lstrip())
+    return int(found.group(1)) if found else None
+
+
+def classify_redirect_error(
+    error: str, error_description: str = "", error_uri: str | None = None
+) -> EntraProblem:
+    """Explain an error Microsoft answered at our redirect URI (sign-in or admin consent).
+
+    Such an answer carries `error`, `error_description` and at times `error_uri`, but no
+    `error_codes`. The AADSTS code is the one the description starts with (`AADSTSnnnnn:`), else
+    the `code` of `error_uri`; a code merely mentioned later in the text is not the error's. A
+    known code decides; without one the OAuth `error` value does (RFC 6749 §4.1.2.1).
+    """
+    error_value = error or None
+    code = _leading_code(error_description or "")
+    if code is None:
+        found = _code_from_uri(error_uri)
+        code = found[0] if found else None
+    raw = SupportCodes(error_codes=(code,) if code is not None else ())
+    if code in AADSTS:
+        return _from_entry(AADSTS[code], code, error_value, raw)
+    if code is not None and error in ("access_denied", "permission_denied"):
+        # Refused with a code we don't know: not necessarily a decline on the consent page (a
+        # policy refuses with access_denied too, e.g. AADSTS53003).
+        return _from_entry(_BY_ERROR["access_denied"], code, error_value, raw)
+    entry = _AT_REDIRECT.get(error) or _BY_ERROR.get(error) or _UNKNOWN
+    return _from_entry(entry, code, error_value, raw)
 
 
 def _response_body(response: Any) -> tuple[dict[str, Any] | None, int | None]:

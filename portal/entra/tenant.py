@@ -264,22 +264,24 @@ def identify_cloud(
 
 def _found(chosen: Cloud, probe: _Probe, ref: TenantRef, family: Sequence[Cloud]) -> Discovery:
     home = identify_cloud(probe.cloud, family, probe.scope, probe.sub_scope)
-    common = {
-        "tenant": ref,
-        "tenant_id": probe.tenant_id,
-        "region_scope": probe.scope,
-        "region_sub_scope": probe.sub_scope,
-        "issuer": probe.issuer,
-        "token_endpoint": probe.token_endpoint,
-    }
-    if home.key == chosen.key:
-        return Discovery("found", chosen.key, message="", **common)  # type: ignore[arg-type]
-    return Discovery(
-        "other_cloud",
+    found = Discovery(
+        "found",
         chosen.key,
+        tenant=ref,
+        tenant_id=probe.tenant_id,
+        region_scope=probe.scope,
+        region_sub_scope=probe.sub_scope,
+        issuer=probe.issuer,
+        token_endpoint=probe.token_endpoint,
+        message="",
+    )
+    if home.key == chosen.key:
+        return found
+    return replace(
+        found,
+        outcome="other_cloud",
         other_cloud=home.key,
         message=f"This tenant is in {home.name}, not {chosen.name}. Choose {home.name} instead.",
-        **common,  # type: ignore[arg-type]
     )
 
 

@@ -15,13 +15,12 @@ from typing import Any, Literal, TypeVar
 
 import requests
 
-from .client import DELEGATED_SCOPE_NAMES, Credential, EntraClient, TokenResult
+from .client import Credential, EntraClient, TokenResult
 from .clouds import Cloud, CloudTable, http_session
 from .errors import EntraProblem, SupportCodes, problem
 from .graph import GraphClient, GraphError
 from .permissions import (
     APP_PERMISSIONS,
-    DELEGATED_SCOPES,
     EXCHANGE_PERMISSION,
     ChecklistItem,
     Observed,
@@ -36,7 +35,7 @@ from .tenant import (
     parse_tenant_input,
 )
 
-__all__ = ["Step", "TenantFacts", "VerificationReport", "verify_customer_owned", "verify_delegated"]
+__all__ = ["Step", "TenantFacts", "VerificationReport", "verify_customer_owned"]
 
 T = TypeVar("T")
 _ROLE_NAMES_BY_ID = {p.id: p.name for p in APP_PERMISSIONS} | {
@@ -68,17 +67,15 @@ class VerificationReport:
     """The result of a check: checklist, tenant facts, timings, the blocking problem and codes."""
 
     ok: bool
-    kind: Literal["customer_owned", "service_provider"]
+    kind: Literal["customer_owned"]
     cloud_key: str
     checklist: list[ChecklistItem]
     tenant: TenantFacts
     steps: list[Step]
     problem: EntraProblem | None = None
     support: list[dict[str, Any]] = field(default_factory=list)
-    token_cache_text: str | None = field(default=None, repr=False)
     discovery: Discovery | None = field(default=None, compare=False)
     pending_replication: bool = False
-    missing_scopes: tuple[str, ...] = ()
 
     @property
     def missing(self) -> list[ChecklistItem]:
@@ -119,7 +116,6 @@ class VerificationReport:
             "problem": self.problem.as_dict() if self.problem else None,
             "support": self.support,
             "pending_replication": self.pending_replication,
-            "missing_scopes": list(self.missing_scopes),
         }
 
 
@@ -208,7 +204,7 @@ def _discovery_problem(found: Discovery) -> EntraProblem:
 
 
 def _blocked(
-    kind: Literal["customer_owned", "service_provider"],
+    kind: Literal["customer_owned"],
     cloud: Cloud,
     client_id: str,
     exchange: bool,
@@ -217,7 +213,6 @@ def _blocked(
     started: float,
     tenant: TenantFacts | None = None,
     discovery: Discovery | None = None,
-    cache_text: str | None = None,
 ) -> VerificationReport:
     timer.note("result", prob.raw)
     timer.steps.append(Step("total", (time.perf_counter() - started) * 1000, "failed"))
@@ -230,7 +225,6 @@ def _blocked(
         steps=timer.steps,
         problem=prob,
         support=timer.support,
-        token_cache_text=cache_text,
         discovery=discovery,
     )
 
@@ -256,7 +250,6 @@ def _verify_customer_owned(
     client_id: str,
     credential: Credential,
     exchange: bool,
-    token_cache_text: str | None = None,
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
@@ -264,7 +257,11 @@ def _verify_customer_owned(
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
-    """Check a customer-owned app end to end; `fresh` drops cached app tokens (after consent)."""
+    """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
+
+    `fresh`: the customer has just granted consent, so a missing item is reported as most likely
+    still replicating (`pending_replication`, and the message says so).
+    """
     started = time.perf_counter()
     timer = _Timer()
     cloud = cloud_table.get(cloud_key)
@@ -282,15 +279,13 @@ def _verify_customer_owned(
     assert session is not None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours. MSAL
-        # keys its cache by the tenant GUID from token_endpoint, so a domain authority is fine.
+        # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
             cloud,
             ref.value,
             client_id,
             credential,
             session=session,
-            token_cache_text=token_cache_text,
             http_cache=http_cache,
         )
         warm = pool.submit(client.accounts)
@@ -316,8 +311,6 @@ def _verify_customer_owned(
             )
         tenant_id = found.tenant_id
         assert tenant_id is not None
-        if fresh:
-            client.remove_tokens_for_client()
         graph_token = timer.run(
             "token", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
         )
@@ -333,7 +326,6 @@ def _verify_customer_owned(
                 started,
                 TenantFacts(id=tenant_id),
                 found,
-                client.cache_text_if_changed(),
             )
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         sp_id = graph_token.claims.get("oid")
@@ -392,15 +384,6 @@ def _verify_customer_owned(
         exchange_granted = frozenset(_ROLE_NAMES_BY_ID[i] for i in ids if i in _EXCHANGE_IDS)
     token_roles = graph_token.roles or frozenset()
     pending = False
-    if graph_granted is not None and graph_token.source == "cache" and graph_granted - token_roles:
-        # The cached token predates a consent that Graph already shows: get a new one once.
-        client.remove_tokens_for_client()
-        refreshed = timer.run(
-            "token refresh", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
-        )
-        if refreshed.ok:
-            graph_token = refreshed
-            token_roles = refreshed.roles or frozenset()
     observed_app = graph_granted if graph_granted is not None else token_roles
     notes: dict[str, str] = {}
     if graph_granted is not None:
@@ -471,7 +454,6 @@ def _verify_customer_owned(
         steps=timer.steps,
         problem=report_problem,
         support=timer.support,
-        token_cache_text=client.cache_text_if_changed(),
         discovery=found,
         # Right after consent, a missing item most likely means Microsoft is still replicating.
         pending_replication=pending or (fresh and any(i.status == "missing" for i in items)),
@@ -542,118 +524,6 @@ def _summary_problem(
     return None
 
 
-def _verify_delegated(
-    cloud_table: CloudTable,
-    cloud_key: str,
-    tenant_id: str,
-    client_id: str,
-    credential: Credential,
-    token_cache_text: str | None,
-    *,
-    account: dict[str, Any] | None = None,
-    fresh: bool = False,
-    session: requests.Session | None = None,
-    http_cache: MutableMapping[str, Any] | None = None,
-    graph_options: Mapping[str, Any] | None = None,
-    read_organization: bool = True,
-) -> VerificationReport:
-    """Check a service-provider connection through its refresh token: which scopes need consent."""
-    started = time.perf_counter()
-    timer = _Timer()
-    cloud = cloud_table.get(cloud_key)
-    kind: Literal["service_provider"] = "service_provider"
-    try:
-        ref = _tenant_ref(tenant_id)
-        if ref.kind != "guid":
-            raise TenantInputError("A delegated connection is stored with its tenant ID.")
-    except TenantInputError as exc:
-        return _blocked(kind, cloud, client_id, False, timer, _input_problem(str(exc)), started)
-    assert session is not None
-    client = EntraClient(
-        cloud,
-        ref.value,
-        client_id,
-        credential,
-        session=session,
-        token_cache_text=token_cache_text,
-        http_cache=http_cache,
-    )
-    wanted = list(DELEGATED_SCOPE_NAMES)
-
-    def silent(scopes: list[str]) -> TokenResult:
-        return client.acquire_delegated_silent(scopes, account, force_refresh=fresh)
-
-    token = timer.run("token", lambda: silent(wanted), _token_outcome)
-    if (
-        not token.ok
-        and token.problem is not None
-        and token.problem.code not in (700082, 50173)
-        and token.problem.category != "transient"
-        and client.has_refresh_token()
-    ):
-        # A scope not consented makes the refresh fail as a whole; `.default` returns whatever is
-        # granted so we can say which scopes are missing (https://learn.microsoft.com/entra/
-        # identity-platform/scopes-oidc#the-default-scope).
-        token = timer.run("token (.default)", lambda: silent([cloud.graph_scope()]), _token_outcome)
-    if not token.ok:
-        assert token.problem is not None
-        # The credential is our multi-tenant app's: a refused credential is ours to fix.
-        return _blocked(
-            kind,
-            cloud,
-            client_id,
-            False,
-            timer,
-            token.problem.as_ours(),
-            started,
-            TenantFacts(id=ref.value),
-            cache_text=client.cache_text_if_changed(),
-        )
-    observed = Observed(scopes=token.scopes, refresh_token=client.has_refresh_token())
-    items = checklist(kind, observed, cloud, client_id=client_id)
-    facts = TenantFacts(id=ref.value)
-    if read_organization:
-        graph = GraphClient(session, cloud, token.access_token or "", **(graph_options or {}))
-        try:
-            org = timer.run(
-                "organization",
-                lambda: graph.get_json(
-                    "organization", {"$select": "id,displayName,verifiedDomains"}
-                ),
-                lambda _: "ok",
-            )
-            facts = _org_facts(org, ref.value)
-        except GraphError:
-            pass  # tenant name is nice to have; the checklist stands without it
-    missing_scopes = tuple(
-        next(r.name for r in DELEGATED_SCOPES if r.key == i.key) for i in items if i.status != "ok"
-    )
-    prob = None
-    if missing_scopes:
-        prob = problem(
-            "customer_action",
-            "Consent needed",
-            "Microsoft hasn't granted: " + ", ".join(missing_scopes) + ".",
-            "Sign in again and accept the permissions we ask for.",
-        )
-    ok = prob is None
-    timer.steps.append(
-        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
-    )
-    return VerificationReport(
-        ok=ok,
-        kind=kind,
-        cloud_key=cloud.key,
-        checklist=items,
-        tenant=facts,
-        steps=timer.steps,
-        problem=prob,
-        support=timer.support,
-        token_cache_text=client.cache_text_if_changed(),
-        missing_scopes=missing_scopes,
-    )
-
-
 def verify_customer_owned(
     cloud_table: CloudTable,
     cloud_key: str,
@@ -661,7 +531,6 @@ def verify_customer_owned(
     client_id: str,
     credential: Credential,
     exchange: bool,
-    token_cache_text: str | None = None,
     *,
     fresh: bool = False,
     session: requests.Session | None = None,
@@ -669,7 +538,11 @@ def verify_customer_owned(
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
-    """Check a customer-owned app end to end; `fresh` drops cached app tokens (after consent)."""
+    """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
+
+    `fresh`: the customer has just granted consent, so a missing item is reported as most likely
+    still replicating (`pending_replication`, and the message says so).
+    """
     own = session is None
     session = session or http_session(cloud_table, cloud_table.get(cloud_key))
     try:
@@ -680,7 +553,6 @@ def verify_customer_owned(
             client_id,
             credential,
             exchange,
-            token_cache_text,
             fresh=fresh,
             session=session,
             discovery_cache=discovery_cache,
@@ -690,41 +562,3 @@ def verify_customer_owned(
     finally:
         if own:
             session.close()  # the connections end with the check
-
-
-def verify_delegated(
-    cloud_table: CloudTable,
-    cloud_key: str,
-    tenant_id: str,
-    client_id: str,
-    credential: Credential,
-    token_cache_text: str | None,
-    *,
-    account: dict[str, Any] | None = None,
-    fresh: bool = False,
-    session: requests.Session | None = None,
-    http_cache: MutableMapping[str, Any] | None = None,
-    graph_options: Mapping[str, Any] | None = None,
-    read_organization: bool = True,
-) -> VerificationReport:
-    """Check a service-provider connection through its refresh token: which scopes need consent."""
-    own = session is None
-    session = session or http_session(cloud_table, cloud_table.get(cloud_key))
-    try:
-        return _verify_delegated(
-            cloud_table,
-            cloud_key,
-            tenant_id,
-            client_id,
-            credential,
-            token_cache_text,
-            account=account,
-            fresh=fresh,
-            session=session,
-            http_cache=http_cache,
-            graph_options=graph_options,
-            read_organization=read_organization,
-        )
-    finally:
-        if own:
-            session.close()

@@ -9,12 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from portal.entra.certificates import (
-    export_certificate,
-    issue_certificate,
-    load_certificate_info,
-    pick_signing_certificate,
-)
+from portal.entra.certificates import export_certificate, issue_certificate, load_certificate_info
 
 
 def test_issued_certificate(cert):
@@ -65,12 +60,9 @@ def test_exports(cert):
         export_certificate(cert.cert_pem, "pfx")  # type: ignore[arg-type]
 
 
-def test_info_and_rotation(cert, other_cert):
+def test_certificate_info(cert):
     info = load_certificate_info(cert.cert_pem)
     assert info.thumbprint_sha1 == cert.thumbprint_sha1 and info.key_size == 2048
     assert info.not_after == cert.not_after
     now = dt.datetime.now(dt.UTC)
     assert info.is_valid_at(now) and info.days_left(now) in (364, 365)
-    newest = pick_signing_certificate([info, other_cert.info], now)
-    assert newest is not None and newest.not_before >= info.not_before
-    assert pick_signing_certificate([info], now + dt.timedelta(days=400)) is None

@@ -7,7 +7,7 @@ import requests
 from msal.exceptions import MsalServiceError
 
 from portal.entra.clouds import HostNotAllowedError, load_cloud_table
-from portal.entra.errors import AADSTS, classify
+from portal.entra.errors import AADSTS, classify, classify_redirect_error
 
 CLOUD = load_cloud_table(None).get("usgov-l4")
 APP = "11111111-2222-3333-4444-555555555555"
@@ -44,6 +44,7 @@ TABLE = [
     (700011, "unauthorized_client", "wrong_input", "app_registrations"),
     (70001, "unauthorized_client", "customer_action", "enterprise_app"),
     (90094, "invalid_grant", "customer_action", None),
+    (90095, "consent_required", "customer_action", None),
 ]
 
 
@@ -171,3 +172,91 @@ def test_refused_credential_of_our_own_app_is_our_configuration(code, error, our
     found = classify(body).as_ours()
     assert (found.category == "our_configuration") is ours
     assert found.raw.trace_id == "t"
+
+
+# --- errors answered at our redirect URI (sign-in and admin consent) ---------------------------
+
+TRAILER = "\r\nTrace ID: t-1\r\nCorrelation ID: c-1\r\nTimestamp: 2026-11-26 12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("error", "description", "code", "title", "declined"),
+    [
+        # Microsoft's own answers (as the simulator sends them).
+        ("access_denied", "AADSTS65004: User declined to consent to access the app." + TRAILER,
+         65004, "Consent was declined", True),
+        ("consent_required", "AADSTS65004: User declined to consent to access the app.",
+         65004, "Consent was declined", True),  # v2 admin consent: declined, despite `error`
+        ("consent_required", "AADSTS90094: The grant requires admin permission.",
+         90094, "An administrator must approve", False),
+        ("consent_required", "AADSTS90095: Admin consent is required.",
+         90095, "An administrator must approve", False),
+        ("consent_required", "AADSTS65001: The user or administrator has not consented.",
+         65001, "Consent is required", False),
+        ("invalid_request", "AADSTS50020: User account from identity provider does not exist.",
+         50020, "Account from another organization", False),
+        # "65004" in the text, but the error's code is another one (or none): not a decline.
+        ("invalid_request", "AADSTS50020: User account 65004@contoso.com does not exist.",
+         50020, "Account from another organization", False),
+        ("server_error", "Retry later (see AADSTS65004: earlier).", None, "Microsoft is busy",
+         False),
+        ("invalid_request", "Request id 65004 was malformed.", None, "Sign-in request refused",
+         False),
+        ("invalid_request", " AADSTS65004 was not the code: AADSTS90014: missing parameter.", None,
+         "Sign-in request refused", False),
+        # Refused by a policy: access_denied, but nobody declined anything.
+        ("access_denied", "AADSTS53003: Access has been blocked by Conditional Access policies.",
+         53003, "Blocked by Conditional Access", False),
+        ("access_denied", "AADSTS99999999: Something new.", 99999999, "Access denied", False),
+        # No code: the OAuth `error` value decides (RFC 6749 §4.1.2.1, OpenID Connect §3.1.2.6).
+        ("access_denied", "", None, "Consent was declined", True),
+        ("access_denied", "<script>alert(1)</script>", None, "Consent was declined", True),
+        ("permission_denied", "The admin canceled the request", None, "Consent was declined",
+         True),
+        ("consent_required", "", None, "Consent is required", False),
+        ("interaction_required", "", None, "Another sign-in step is needed", False),
+        ("login_required", "", None, "Sign in again", False),
+        ("invalid_request", "", None, "Sign-in request refused", False),
+        ("unsupported_response_type", "", None, "Sign-in request refused", False),
+        ("temporarily_unavailable", "", None, "Microsoft is busy", False),
+        ("invalid_scope", "", None, "Invalid permission request", False),
+        ("something_new", "", None, "Microsoft returned an error", False),
+    ],
+)
+def test_redirect_error(error, description, code, title, declined):
+    found = classify_redirect_error(error, description)
+    assert (found.code, found.title, found.declined) == (code, title, declined)
+    assert found.error == error
+    assert found.raw.error_codes == ((code,) if code is not None else ())
+    assert found.message and found.fix
+    assert "AADSTS" not in found.message + found.fix  # plain words, not codes
+
+
+@pytest.mark.parametrize(
+    ("error", "category"),
+    [
+        ("access_denied", "customer_action"),
+        ("consent_required", "customer_action"),
+        ("interaction_required", "customer_action"),
+        ("invalid_request", "our_configuration"),
+        ("server_error", "transient"),
+        ("something_new", "unknown"),
+    ],
+)
+def test_redirect_error_categories(error, category):
+    assert classify_redirect_error(error, "").category == category
+
+
+def test_redirect_error_code_from_error_uri_when_the_description_has_none():
+    uri = "https://login.microsoftonline.com/error?code=90094"
+    found = classify_redirect_error("consent_required", "see the page", uri)
+    assert found.code == 90094 and not found.declined
+    # The description's leading code is the error's own; error_uri only fills in.
+    assert classify_redirect_error("access_denied", "AADSTS65004: declined", uri).code == 65004
+    assert classify_redirect_error("access_denied", "", "not a url?code=x").code is None
+
+
+def test_token_errors_with_the_decline_code_are_declined_too():
+    assert classify(_body(65004, "access_denied")).declined
+    assert not classify(_body(65001, "invalid_grant")).declined
+    assert not classify({"error": "access_denied"}).declined  # the token endpoint's access_denied

@@ -291,6 +291,24 @@ def test_admin_consent_declined_in_plain_words(app, wizard, sim, tenant):
     assert connection(app, wizard.id).consented_at is None
 
 
+@pytest.mark.parametrize(("error", "description", "words"), [
+    ("invalid_request", "AADSTS50020: User account 65004@fabrikam.com is from another tenant.",
+     "does not belong to the organization you are connecting"),
+    ("access_denied", "AADSTS53003: Access has been blocked by Conditional Access policies.",
+     "A Conditional Access policy in your tenant blocked the sign-in."),
+])
+def test_admin_consent_refusal_that_is_not_a_decline(app, wizard, sim, tenant, error,
+                                                      description, words):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    wizard.client.get("/connections/admin-consent/return", query_string={
+        "error": error, "error_description": description, "state": query["state"][0]})
+    body = wizard.page()
+    assert "Admin consent was declined" not in body
+    assert "Microsoft did not grant consent." in body and words in body
+    assert connection(app, wizard.id).consented_at is None
+
+
 def test_admin_consent_other_error_is_escaped(app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
