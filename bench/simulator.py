@@ -33,10 +33,21 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def start_server() -> tuple[subprocess.Popen, str, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "entrasim", "serve", "--port", "0",
-                             "--cert-dir", os.path.join("/tmp", f"entrasim-bench-{os.getpid()}")],
-                            stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "entrasim",
+            "serve",
+            "--port",
+            "0",
+            "--cert-dir",
+            os.path.join("/tmp", f"entrasim-bench-{os.getpid()}"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     ca = url = None
     for line in proc.stdout:
         if line.startswith("CA certificate"):
@@ -66,13 +77,22 @@ def cpu_seconds(pid: int) -> float:
 def assertion(cert: SimCertificate, client_id: str, token_endpoint: str) -> str:
     now = time.time()
     x5t = base64.urlsafe_b64encode(bytes.fromhex(cert.sha1)).decode()  # MSAL keeps the padding
-    return jwt.encode({"aud": token_endpoint, "iss": client_id, "sub": client_id,
-                       "jti": str(uuid.uuid4()), "iat": now, "exp": now + 600},
-                      cert.key, algorithm="RS256", headers={"x5t": x5t, "typ": "JWT"})
+    return jwt.encode(
+        {
+            "aud": token_endpoint,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "exp": now + 600,
+        },
+        cert.key,
+        algorithm="RS256",
+        headers={"x5t": x5t, "typ": "JWT"},
+    )
 
 
-def worker(url, ca, tenant, client_id, cert, deadline, counts, errors, use_msal, presign,
-           barrier):
+def worker(url, ca, tenant, client_id, cert, deadline, counts, errors, use_msal, presign, barrier):
     session = trusting_session(ca)
     endpoint = f"{url}/{tenant}/oauth2/v2.0/token"
     scope = "https://graph.microsoft.com/.default"
@@ -81,9 +101,12 @@ def worker(url, ca, tenant, client_id, cert, deadline, counts, errors, use_msal,
         import msal
 
         app = msal.ConfidentialClientApplication(
-            client_id, authority=f"{url}/{tenant}", http_client=session,
+            client_id,
+            authority=f"{url}/{tenant}",
+            http_client=session,
             instance_discovery=False,
-            client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1})
+            client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1},
+        )
     # Assertions are signed before the clock starts (each with its own jti), so the figure measures
     # the simulator rather than this client's RSA signing; --msal signs inside the loop like MSAL.
     pool = [] if use_msal else [assertion(cert, client_id, endpoint) for _ in range(presign)]
@@ -94,9 +117,13 @@ def worker(url, ca, tenant, client_id, cert, deadline, counts, errors, use_msal,
             app.remove_tokens_for_client()  # force a network request every time
             ok = "access_token" in app.acquire_token_for_client([scope])
         else:
-            data = {"grant_type": "client_credentials", "client_id": client_id, "scope": scope,
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": pool[i % len(pool)]}
+            data = {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "scope": scope,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": pool[i % len(pool)],
+            }
             i += 1
             with session.post(endpoint, data=data, timeout=30) as resp:
                 ok = resp.status_code == 200
@@ -131,20 +158,40 @@ def main() -> int:
         s = trusting_session(ca)
         endpoint = f"{url}/{tenant}/oauth2/v2.0/token"
         for _ in range(5):
-            s.post(endpoint, data={"grant_type": "client_credentials", "client_id": app["app_id"],
-                                   "scope": "https://graph.microsoft.com/.default",
-                                   "client_assertion_type": ASSERTION_TYPE,
-                                   "client_assertion": assertion(cert, app["app_id"], endpoint)}
-                   ).close()
+            s.post(
+                endpoint,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": app["app_id"],
+                    "scope": "https://graph.microsoft.com/.default",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion(cert, app["app_id"], endpoint),
+                },
+            ).close()
         s.close()
         counts, errors = [], []
         barrier = threading.Barrier(args.threads + 1)
         presign = max(50, int(400 * args.seconds / args.threads))
         box = {}
-        threads = [threading.Thread(target=worker, args=(url, ca, tenant, app["app_id"], cert,
-                                                          box, counts, errors, args.msal,
-                                                          presign, barrier))
-                   for _ in range(args.threads)]
+        threads = [
+            threading.Thread(
+                target=worker,
+                args=(
+                    url,
+                    ca,
+                    tenant,
+                    app["app_id"],
+                    cert,
+                    box,
+                    counts,
+                    errors,
+                    args.msal,
+                    presign,
+                    barrier,
+                ),
+            )
+            for _ in range(args.threads)
+        ]
         for t in threads:
             t.start()
         box["deadline"] = time.monotonic() + 3600  # set properly once every pool is signed
@@ -156,14 +203,18 @@ def main() -> int:
             t.join()
         elapsed = time.monotonic() - start
         total = sum(counts)
-        print(f"client-credentials token requests: {total} in {elapsed:.1f}s with "
-              f"{args.threads} threads{' (msal)' if args.msal else ''} -> "
-              f"{total / elapsed:.0f}/s, errors: {sum(errors)}")
+        print(
+            f"client-credentials token requests: {total} in {elapsed:.1f}s with "
+            f"{args.threads} threads{' (msal)' if args.msal else ''} -> "
+            f"{total / elapsed:.0f}/s, errors: {sum(errors)}"
+        )
         if proc and total:
             # Load-independent figure: what one request costs the simulator.
             cpu = cpu_seconds(proc.pid) - cpu_before
-            print(f"simulator CPU per request: {cpu / total * 1000:.2f} ms "
-                  f"(about {total / cpu:.0f} requests per CPU-second)")
+            print(
+                f"simulator CPU per request: {cpu / total * 1000:.2f} ms "
+                f"(about {total / cpu:.0f} requests per CPU-second)"
+            )
     finally:
         if proc:
             proc.terminate()

@@ -37,9 +37,21 @@ def free_port() -> int:
 
 def gunicorn(app: str, port: int, env: dict, chdir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--chdir", str(chdir), app],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(chdir),
+            app,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -73,9 +85,17 @@ def session_cookie(base: str) -> str:
     session.trust_env = False
     page = session.get(base + "/login", timeout=5)
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page.text).group(1)
-    answer = session.post(base + "/login", data={
-        "email": "bench@example.com", "password": PASSWORD, "csrf_token": token,
-    }, headers={"Origin": base}, allow_redirects=False, timeout=10)
+    answer = session.post(
+        base + "/login",
+        data={
+            "email": "bench@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+        },
+        headers={"Origin": base},
+        allow_redirects=False,
+        timeout=10,
+    )
     if answer.status_code != 302:
         raise SystemExit(f"sign-in failed: {answer.status_code}")
     check = session.get(base + FRAGMENT, headers={"HX-Request": "true"}, timeout=5)
@@ -109,8 +129,10 @@ def main() -> int:
         make_bench_user(instance)
         env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance)}
         portal_port, hello_port = free_port(), free_port()
-        servers = [gunicorn("wsgi:app", portal_port, env, ROOT),
-                   gunicorn("hello:app", hello_port, env, ROOT / "bench")]
+        servers = [
+            gunicorn("wsgi:app", portal_port, env, ROOT),
+            gunicorn("hello:app", hello_port, env, ROOT / "bench"),
+        ]
         try:
             portal, hello = f"http://127.0.0.1:{portal_port}", f"http://127.0.0.1:{hello_port}"
             wait_until_up(portal + "/login")
@@ -122,16 +144,19 @@ def main() -> int:
             hello_rates, fragment_rates = [], []
             for _ in range(args.rounds):
                 hello_rates.append(wrk(hello + "/", args.seconds, args.connections, {}))
-                fragment_rates.append(wrk(portal + FRAGMENT, args.seconds, args.connections,
-                                          fragment_headers))
+                fragment_rates.append(
+                    wrk(portal + FRAGMENT, args.seconds, args.connections, fragment_headers)
+                )
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=10)
 
     ratios = [f / h for f, h in zip(fragment_rates, hello_rates, strict=True)]
-    print(f"gunicorn 2 sync workers, wrk -t2 -c{args.connections}, {args.rounds} x "
-          f"{args.seconds} s rounds, loopback, {os.cpu_count()} cores")
+    print(
+        f"gunicorn 2 sync workers, wrk -t2 -c{args.connections}, {args.rounds} x "
+        f"{args.seconds} s rounds, loopback, {os.cpu_count()} cores"
+    )
     print("hello-world req/s:      " + "  ".join(f"{r:8.0f}" for r in hello_rates))
     print("format fragment req/s:  " + "  ".join(f"{r:8.0f}" for r in fragment_rates))
     print("ratio per round:        " + "  ".join(f"{r:8.2f}" for r in ratios))

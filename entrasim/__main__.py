@@ -91,12 +91,21 @@ def _signer(cert_dir: Path) -> Signer:
 
 
 def serve(args) -> int:
-    cert_dir = Path(args.cert_dir or (Path(args.state).resolve().parent / "entrasim-tls"
-                                      if args.state else Path.home() / ".cache" / "entrasim"))
+    cert_dir = Path(
+        args.cert_dir
+        or (
+            Path(args.state).resolve().parent / "entrasim-tls"
+            if args.state
+            else Path.home() / ".cache" / "entrasim"
+        )
+    )
     cert_dir.mkdir(parents=True, exist_ok=True)
     if args.port:
-        busy = [p for p in range(args.port, args.port + len(catalog.CLOUDS))
-                if not port_free(args.host, p)]
+        busy = [
+            p
+            for p in range(args.port, args.port + len(catalog.CLOUDS))
+            if not port_free(args.host, p)
+        ]
         if busy:
             print(f"entrasim: port(s) {busy} already in use", file=sys.stderr)
             return 2
@@ -110,10 +119,14 @@ def serve(args) -> int:
         certs, ports = server.certs, [server.port(key) for key in catalog.CLOUDS]
     else:
         certs = Certificates(cert_dir)
-        ports = ([args.port + i for i in range(len(catalog.CLOUDS))] if args.port
-                 else [_free_port(args.host) for _ in catalog.CLOUDS])
-    bases = {key: f"https://{args.host}:{port}"
-             for key, port in zip(catalog.CLOUDS, ports, strict=True)}
+        ports = (
+            [args.port + i for i in range(len(catalog.CLOUDS))]
+            if args.port
+            else [_free_port(args.host) for _ in catalog.CLOUDS]
+        )
+    bases = {
+        key: f"https://{args.host}:{port}" for key, port in zip(catalog.CLOUDS, ports, strict=True)
+    }
     print(f"CA certificate (trust this): {certs.ca_path}")
     for key, base in bases.items():
         print(f"{key:9} {base}   admin center: {base}/_sim/admin")
@@ -129,8 +142,9 @@ def serve(args) -> int:
 
     def announce():  # once the listeners accept connections
         if args.write_clouds:
-            print(f"clouds file: {write_clouds(args.write_clouds, bases, certs.ca_path)}",
-                  flush=True)
+            print(
+                f"clouds file: {write_clouds(args.write_clouds, bases, certs.ca_path)}", flush=True
+            )
 
     if server is None:
         return _run_gunicorn(sim, args.host, ports, bases, certs, state, args.threads, announce)
@@ -153,8 +167,12 @@ def _run_gunicorn(sim, host, ports, bases, certs, state, threads, on_ready) -> i
     from .production import GunicornServer, PortDispatch
 
     app = create_app(sim)
-    dispatch = PortDispatch({port: Listener(app, key, bases[key])
-                             for key, port in zip(catalog.CLOUDS, ports, strict=True)})
+    dispatch = PortDispatch(
+        {
+            port: Listener(app, key, bases[key])
+            for key, port in zip(catalog.CLOUDS, ports, strict=True)
+        }
+    )
     cert_file = str(Path(certs.dir) / "server.pem")
     certs.server_cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
     Path(cert_file).chmod(0o600)
@@ -164,9 +182,16 @@ def _run_gunicorn(sim, host, ports, bases, certs, state, threads, on_ready) -> i
             state.load()  # a re-spawned worker continues from the last saved state
             threading.Thread(target=state.run, daemon=True, name="entrasim-state").start()
 
-    GunicornServer(dispatch, host, ports, cert_file, threads=threads, on_ready=on_ready,
-                   on_worker_start=started,
-                   on_worker_exit=state.stop if state else None).run()
+    GunicornServer(
+        dispatch,
+        host,
+        ports,
+        cert_file,
+        threads=threads,
+        on_ready=on_ready,
+        on_worker_start=started,
+        on_worker_exit=state.stop if state else None,
+    ).run()
     return 0
 
 
@@ -189,21 +214,33 @@ def _free_port(host: str) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m entrasim",
-                                     description="Entra ID / Microsoft Graph simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m entrasim", description="Entra ID / Microsoft Graph simulator"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve HTTPS on 127.0.0.1, one port per cloud")
-    s.add_argument("--port", type=int, default=8443,
-                   help="first port (global); the other clouds take the next ones; 0: ephemeral")
+    s.add_argument(
+        "--port",
+        type=int,
+        default=8443,
+        help="first port (global); the other clouds take the next ones; 0: ephemeral",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--state", help="JSON state file: loaded at start, saved on change")
     s.add_argument("--latency-ms", type=int, default=0, help="added to every protocol endpoint")
     s.add_argument("--write-clouds", metavar="FILE", help="write a PORTAL_CLOUDS_FILE")
-    s.add_argument("--seed-demo", action="store_true",
-                   help="create the 'Contoso demo' tenant and its admin (idempotent)")
+    s.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help="create the 'Contoso demo' tenant and its admin (idempotent)",
+    )
     s.add_argument("--cert-dir", help="where the CA and signing key are kept")
-    s.add_argument("--server", choices=["gunicorn", "werkzeug"], default="gunicorn",
-                   help="gunicorn (keep-alive, fast; default) or the werkzeug dev server")
+    s.add_argument(
+        "--server",
+        choices=["gunicorn", "werkzeug"],
+        default="gunicorn",
+        help="gunicorn (keep-alive, fast; default) or the werkzeug dev server",
+    )
     s.add_argument("--threads", type=int, default=64, help="gunicorn worker threads")
     args = parser.parse_args(argv)
     return serve(args)

@@ -55,8 +55,9 @@ def _replication_delay(sim, seconds):
     return {"replication_delay": sim.store.replication_delay}
 
 
-def _set_fault(sim, endpoint, kind, times=None, status=None, retry_after=None, ms=None,
-               seconds=None):
+def _set_fault(
+    sim, endpoint, kind, times=None, status=None, retry_after=None, ms=None, seconds=None
+):
     sim.faults.add(Fault(endpoint, kind, times, status, retry_after, ms, seconds))
     return {"faults": sim.faults.describe()}
 
@@ -92,13 +93,17 @@ OPERATIONS = {
     "add_client_secret": _store_op(directory.add_client_secret),
     "set_service_principal_enabled": _store_op(
         lambda store, tenant_id, app_id, enabled: directory.set_sp_enabled(
-            store, tenant_id, app_id, enabled)),
+            store, tenant_id, app_id, enabled
+        )
+    ),
     "add_required_permission": _store_op(directory.add_required_permission),
     "grant_app_role": _store_op(directory.grant_app_role),
     "revoke_app_role": _store_op(directory.revoke_app_role),
     "grant_delegated": _store_op(
         lambda store, tenant_id, app_id, scopes: directory.grant_delegated(
-            store, tenant_id, app_id, scopes)),
+            store, tenant_id, app_id, scopes
+        )
+    ),
     "revoke_delegated": _store_op(directory.revoke_delegated),
     "assign_directory_role": _store_op(directory.assign_directory_role),
     "remove_directory_role": _store_op(directory.remove_directory_role),

@@ -43,16 +43,18 @@ class SimAdmin:
         self.session.close()
 
     def _call(self, operation: str, **kwargs):
-        with self.session.post(f"{self.base_url}/_sim/api/{operation}", json=kwargs,
-                               timeout=30) as resp:
+        with self.session.post(
+            f"{self.base_url}/_sim/api/{operation}", json=kwargs, timeout=30
+        ) as resp:
             body = resp.json()
             if resp.status_code != 200:
                 raise SimAdminError(resp.status_code, body)
             return body
 
     def _get(self, path: str, **params):
-        with self.session.get(f"{self.base_url}/_sim/api/{path}", params=params,
-                              timeout=30) as resp:
+        with self.session.get(
+            f"{self.base_url}/_sim/api/{path}", params=params, timeout=30
+        ) as resp:
             resp.raise_for_status()
             return resp.json()
 
@@ -68,63 +70,108 @@ class SimAdmin:
 
     # --- directory --------------------------------------------------------------------------
     def create_tenant(self, cloud="global", domains=None, display_name=None, tenant_id=None):
-        return self._call("create_tenant", cloud=cloud, domains=domains,
-                          display_name=display_name, tenant_id=tenant_id)
+        return self._call(
+            "create_tenant",
+            cloud=cloud,
+            domains=domains,
+            display_name=display_name,
+            tenant_id=tenant_id,
+        )
 
     def create_user(self, tenant_id, upn, display_name=None, admin=True):
-        return self._call("create_user", tenant_id=tenant_id, upn=upn,
-                          display_name=display_name, admin=admin)
+        return self._call(
+            "create_user", tenant_id=tenant_id, upn=upn, display_name=display_name, admin=admin
+        )
 
-    def create_app(self, tenant_id, display_name="app", multi_tenant=False, redirect_uris=(),
-                   app_id=None):
-        return self._call("create_app", tenant_id=tenant_id, display_name=display_name,
-                          multi_tenant=multi_tenant, redirect_uris=list(redirect_uris),
-                          app_id=app_id)
+    def create_app(
+        self, tenant_id, display_name="app", multi_tenant=False, redirect_uris=(), app_id=None
+    ):
+        return self._call(
+            "create_app",
+            tenant_id=tenant_id,
+            display_name=display_name,
+            multi_tenant=multi_tenant,
+            redirect_uris=list(redirect_uris),
+            app_id=app_id,
+        )
 
     def upload_certificate(self, tenant_id, app_id, cert, display_name=None):
         data = cert.encode() if isinstance(cert, str) else bytes(cert)
-        return self._call("upload_certificate", tenant_id=tenant_id, app_id=app_id,
-                          cert_b64=base64.b64encode(data).decode(), display_name=display_name)
+        return self._call(
+            "upload_certificate",
+            tenant_id=tenant_id,
+            app_id=app_id,
+            cert_b64=base64.b64encode(data).decode(),
+            display_name=display_name,
+        )
 
     def remove_certificate(self, tenant_id, app_id, thumbprint):
-        return self._call("remove_certificate", tenant_id=tenant_id, app_id=app_id,
-                          thumbprint=thumbprint)
+        return self._call(
+            "remove_certificate", tenant_id=tenant_id, app_id=app_id, thumbprint=thumbprint
+        )
 
     def add_client_secret(self, tenant_id, app_id, expires_in_days=180):
-        return self._call("add_client_secret", tenant_id=tenant_id, app_id=app_id,
-                          expires_in_days=expires_in_days)
+        return self._call(
+            "add_client_secret", tenant_id=tenant_id, app_id=app_id, expires_in_days=expires_in_days
+        )
 
     def set_service_principal_enabled(self, tenant_id, app_id, enabled):
-        return self._call("set_service_principal_enabled", tenant_id=tenant_id, app_id=app_id,
-                          enabled=enabled)
+        return self._call(
+            "set_service_principal_enabled", tenant_id=tenant_id, app_id=app_id, enabled=enabled
+        )
 
     def add_required_permission(self, app_id, permission, resource="graph", type="Role"):
-        return self._call("add_required_permission", app_id=app_id, permission=permission,
-                          resource=resource, type=type)
+        return self._call(
+            "add_required_permission",
+            app_id=app_id,
+            permission=permission,
+            resource=resource,
+            type=type,
+        )
 
     def grant_app_role(self, tenant_id, app_id, permission, resource="graph"):
-        return self._call("grant_app_role", tenant_id=tenant_id, app_id=app_id,
-                          permission=permission, resource=resource)
+        return self._call(
+            "grant_app_role",
+            tenant_id=tenant_id,
+            app_id=app_id,
+            permission=permission,
+            resource=resource,
+        )
 
     def revoke_app_role(self, tenant_id, app_id, permission, resource="graph"):
-        return self._call("revoke_app_role", tenant_id=tenant_id, app_id=app_id,
-                          permission=permission, resource=resource)
+        return self._call(
+            "revoke_app_role",
+            tenant_id=tenant_id,
+            app_id=app_id,
+            permission=permission,
+            resource=resource,
+        )
 
     def grant_delegated(self, tenant_id, app_id, scopes):
-        return self._call("grant_delegated", tenant_id=tenant_id, app_id=app_id,
-                          scopes=_scopes(scopes))
+        return self._call(
+            "grant_delegated", tenant_id=tenant_id, app_id=app_id, scopes=_scopes(scopes)
+        )
 
     def revoke_delegated(self, tenant_id, app_id, scopes):
-        return self._call("revoke_delegated", tenant_id=tenant_id, app_id=app_id,
-                          scopes=_scopes(scopes))
+        return self._call(
+            "revoke_delegated", tenant_id=tenant_id, app_id=app_id, scopes=_scopes(scopes)
+        )
 
     def assign_directory_role(self, tenant_id, app_id, role_template_id):
-        return self._call("assign_directory_role", tenant_id=tenant_id, app_id=app_id,
-                          role_template_id=role_template_id)
+        return self._call(
+            "assign_directory_role",
+            tenant_id=tenant_id,
+            app_id=app_id,
+            role_template_id=role_template_id,
+        )
 
     def remove_directory_role(self, tenant_id, app_id, role_template_id):
-        return self._call("remove_directory_role", tenant_id=tenant_id, app_id=app_id,
-                          role_template_id=role_template_id)
+        return self._call(
+            "remove_directory_role",
+            tenant_id=tenant_id,
+            app_id=app_id,
+            role_template_id=role_template_id,
+        )
 
     # --- sign-in behaviour and tokens -------------------------------------------------------------
     def set_interaction(self, mode="consent", user=None):
@@ -143,10 +190,19 @@ class SimAdmin:
         return self._call("set_replication_delay", seconds=seconds)
 
     # --- faults and the request log ---------------------------------------------------------
-    def set_fault(self, endpoint, kind, times=None, status=None, retry_after=None, ms=None,
-                  seconds=None):
-        return self._call("set_fault", endpoint=endpoint, kind=kind, times=times, status=status,
-                          retry_after=retry_after, ms=ms, seconds=seconds)
+    def set_fault(
+        self, endpoint, kind, times=None, status=None, retry_after=None, ms=None, seconds=None
+    ):
+        return self._call(
+            "set_fault",
+            endpoint=endpoint,
+            kind=kind,
+            times=times,
+            status=status,
+            retry_after=retry_after,
+            ms=ms,
+            seconds=seconds,
+        )
 
     def clear_faults(self):
         return self._call("clear_faults")

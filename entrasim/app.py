@@ -121,8 +121,9 @@ def create_app(sim: Sim | None = None) -> Flask:
         # The simulator's own pages (sign-in, form_post, errors) load scripts only from its origin
         # and are never framed. No form-action: the form_post page posts to the client's origin.
         if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy",
-                                        "default-src 'self'; frame-ancestors 'none'")
+            response.headers.setdefault(
+                "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"
+            )
         return response
 
     @app.after_request
@@ -131,11 +132,16 @@ def create_app(sim: Sim | None = None) -> Flask:
         if name:
             s = current_sim()
             dropped = request.environ.get("entrasim.drop")
-            s.faults.record({
-                "endpoint": name, "method": request.method, "path": request.path,
-                "cloud": cloud_key(), "status": None if dropped else response.status_code,
-                "at": s.store.now(),
-            })
+            s.faults.record(
+                {
+                    "endpoint": name,
+                    "method": request.method,
+                    "path": request.path,
+                    "cloud": cloud_key(),
+                    "status": None if dropped else response.status_code,
+                    "at": s.store.now(),
+                }
+            )
         return response
 
     return app
@@ -145,14 +151,24 @@ def _status_fault(name: str, status: int, retry_after: int | None):
     s = current_sim()
     now = s.store.now()
     if name.startswith("graph."):
-        code = {429: "TooManyRequests", 503: "serviceNotAvailable",
-                504: "gatewayTimeout"}.get(status, "generalException")
-        resp = graph_error(status, code, "The service is temporarily unavailable." if status != 429
-                           else "Too many requests.", now)
+        code = {429: "TooManyRequests", 503: "serviceNotAvailable", 504: "gatewayTimeout"}.get(
+            status, "generalException"
+        )
+        resp = graph_error(
+            status,
+            code,
+            "The service is temporarily unavailable." if status != 429 else "Too many requests.",
+            now,
+        )
     else:
         # https://learn.microsoft.com/entra/identity-platform/reference-error-codes (90033)
-        body = aadsts_body("temporarily_unavailable", 90033,
-                           "A transient error has occurred. Please try again.", now, base_url())
+        body = aadsts_body(
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.",
+            now,
+            base_url(),
+        )
         resp = jsonify(body)
         resp.status_code = status
     if retry_after is not None:
@@ -178,5 +194,12 @@ class Listener:
         return result
 
 
-__all__ = ["Sim", "create_app", "Listener", "DroppedConnection", "current_sim", "cloud_key",
-           "base_url"]
+__all__ = [
+    "Sim",
+    "create_app",
+    "Listener",
+    "DroppedConnection",
+    "current_sim",
+    "cloud_key",
+    "base_url",
+]

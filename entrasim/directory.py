@@ -46,12 +46,17 @@ def app(store: Store, app_id: str) -> App:
 
 
 def tenant_json(t: Tenant) -> dict:
-    return {"id": t.id, "cloud": t.cloud, "domains": list(t.domains),
-            "display_name": t.display_name}
+    return {
+        "id": t.id,
+        "cloud": t.cloud,
+        "domains": list(t.domains),
+        "display_name": t.display_name,
+    }
 
 
-def create_tenant(store: Store, cloud="global", domains=None, display_name=None,
-                  tenant_id=None) -> dict:
+def create_tenant(
+    store: Store, cloud="global", domains=None, display_name=None, tenant_id=None
+) -> dict:
     if cloud not in catalog.CLOUDS:
         raise ValueError(f"unknown cloud {cloud!r}; one of {sorted(catalog.CLOUDS)}")
     tid = (tenant_id or new_id()).lower()
@@ -62,7 +67,8 @@ def create_tenant(store: Store, cloud="global", domains=None, display_name=None,
             raise ValueError(f"tenant {tid} exists")
         name = display_name or "Tenant " + tid[:8]
         doms = [d.lower() for d in (domains or [])] or [
-            re.sub(r"[^a-z0-9]", "", name.lower())[:20] + tid[:4] + ".onmicrosoft.com"]
+            re.sub(r"[^a-z0-9]", "", name.lower())[:20] + tid[:4] + ".onmicrosoft.com"
+        ]
         for d in doms:
             if not DNS.match(d):
                 raise ValueError(f"domain {d!r} is not a DNS name")
@@ -82,22 +88,39 @@ def create_user(store: Store, tenant_id, upn, display_name=None, admin=True) -> 
             raise ValueError("upn must look like name@domain")
         if store.find_user(upn):
             raise ValueError(f"user {upn!r} exists")
-        u = User(new_id(), t.id, upn, display_name or upn.split("@")[0].title(), bool(admin),
-                 tokens_valid_from=0.0)
+        u = User(
+            new_id(),
+            t.id,
+            upn,
+            display_name or upn.split("@")[0].title(),
+            bool(admin),
+            tokens_valid_from=0.0,
+        )
         store.users[u.id] = u
         if admin:
-            r = RoleAssignment(id=_role_assignment_id(), tenant_id=t.id, principal_id=u.id,
-                               role_definition_id=catalog.GLOBAL_ADMINISTRATOR)
+            r = RoleAssignment(
+                id=_role_assignment_id(),
+                tenant_id=t.id,
+                principal_id=u.id,
+                role_definition_id=catalog.GLOBAL_ADMINISTRATOR,
+            )
             store.role_assignments[r.id] = r
         return {"id": u.id, "upn": u.upn, "display_name": u.display_name, "admin": u.admin}
 
 
-def create_app(store: Store, tenant_id, display_name="app", multi_tenant=False,
-               redirect_uris=(), app_id=None) -> dict:
+def create_app(
+    store: Store, tenant_id, display_name="app", multi_tenant=False, redirect_uris=(), app_id=None
+) -> dict:
     with store.lock:
         t = tenant(store, tenant_id)
-        a = App((app_id or new_id()).lower(), new_id(), t.id, display_name, bool(multi_tenant),
-                list(redirect_uris))
+        a = App(
+            (app_id or new_id()).lower(),
+            new_id(),
+            t.id,
+            display_name,
+            bool(multi_tenant),
+            list(redirect_uris),
+        )
         if a.app_id in store.apps:
             raise ValueError(f"app {a.app_id} exists")
         store.apps[a.app_id] = a
@@ -106,14 +129,27 @@ def create_app(store: Store, tenant_id, display_name="app", multi_tenant=False,
 
 
 def app_json(store: Store, a: App) -> dict:
-    return {"app_id": a.app_id, "object_id": a.object_id, "tenant_id": a.tenant_id,
-            "display_name": a.display_name, "multi_tenant": a.multi_tenant,
-            "redirect_uris": list(a.redirect_uris),
-            "certificates": [{"key_id": k.key_id, "thumbprint": k.thumbprint,
-                              "start": k.start, "end": k.end, "display_name": k.display_name}
-                             for k in a.key_credentials],
-            "required_permissions": [{"resource": p.resource, "name": p.name, "type": p.type}
-                                     for p in a.required_permissions]}
+    return {
+        "app_id": a.app_id,
+        "object_id": a.object_id,
+        "tenant_id": a.tenant_id,
+        "display_name": a.display_name,
+        "multi_tenant": a.multi_tenant,
+        "redirect_uris": list(a.redirect_uris),
+        "certificates": [
+            {
+                "key_id": k.key_id,
+                "thumbprint": k.thumbprint,
+                "start": k.start,
+                "end": k.end,
+                "display_name": k.display_name,
+            }
+            for k in a.key_credentials
+        ],
+        "required_permissions": [
+            {"resource": p.resource, "name": p.name, "type": p.type} for p in a.required_permissions
+        ],
+    }
 
 
 def ensure_sp(store: Store, tenant_id: str, a: App) -> ServicePrincipal:
@@ -122,8 +158,9 @@ def ensure_sp(store: Store, tenant_id: str, a: App) -> ServicePrincipal:
         sp = store.sp_for(tenant_id, a.app_id)
         if sp is None:
             if tenant_id != a.tenant_id and not a.multi_tenant:
-                raise ValueError(f"app {a.app_id} is single-tenant; it cannot be added to "
-                                 f"tenant {tenant_id}")
+                raise ValueError(
+                    f"app {a.app_id} is single-tenant; it cannot be added to tenant {tenant_id}"
+                )
             sp = ServicePrincipal(new_id(), a.app_id, tenant_id, a.display_name)
             store.service_principals[sp.id] = sp
         return sp
@@ -150,20 +187,34 @@ def upload_certificate(store: Store, tenant_id, app_id, cert, display_name=None)
         a = app(store, app_id)
         if any(k.thumbprint == info["thumbprint"] for k in a.key_credentials):
             raise ValueError(f"certificate {info['thumbprint']} is already uploaded")
-        k = KeyCredential(str(uuid.uuid4()), info["thumbprint"], info["thumbprint_sha256"],
-                          info["cert_pem"], info["start"], info["end"],
-                          display_name or info["subject"])
+        k = KeyCredential(
+            str(uuid.uuid4()),
+            info["thumbprint"],
+            info["thumbprint_sha256"],
+            info["cert_pem"],
+            info["start"],
+            info["end"],
+            display_name or info["subject"],
+        )
         a.key_credentials.append(k)
-        return {"key_id": k.key_id, "thumbprint": k.thumbprint,
-                "thumbprint_sha256": k.thumbprint_sha256, "start": k.start, "end": k.end}
+        return {
+            "key_id": k.key_id,
+            "thumbprint": k.thumbprint,
+            "thumbprint_sha256": k.thumbprint_sha256,
+            "start": k.start,
+            "end": k.end,
+        }
 
 
 def remove_certificate(store: Store, tenant_id, app_id, thumbprint) -> dict:
     with store.lock:
         a = app(store, app_id)
         before = len(a.key_credentials)
-        a.key_credentials = [k for k in a.key_credentials
-                             if k.thumbprint != thumbprint.upper() and k.key_id != thumbprint]
+        a.key_credentials = [
+            k
+            for k in a.key_credentials
+            if k.thumbprint != thumbprint.upper() and k.key_id != thumbprint
+        ]
         if len(a.key_credentials) == before:
             raise LookupError(f"certificate {thumbprint} not found on app {app_id}")
         return {"removed": before - len(a.key_credentials)}
@@ -174,8 +225,9 @@ def add_client_secret(store: Store, tenant_id, app_id, expires_in_days=180) -> d
         a = app(store, app_id)
         value = secrets.token_urlsafe(30)
         now = store.now()
-        p = PasswordCredential(str(uuid.uuid4()), value, value[:3], now,
-                               now + float(expires_in_days) * 86400)
+        p = PasswordCredential(
+            str(uuid.uuid4()), value, value[:3], now, now + float(expires_in_days) * 86400
+        )
         a.password_credentials.append(p)
         return {"secret": value, "key_id": p.key_id, "end": p.end}
 
@@ -197,12 +249,15 @@ def _role_id(kind: str, permission: str) -> str:
     try:
         return catalog.APP_ROLES[kind][permission]
     except KeyError:
-        raise ValueError(f"{permission!r} is not an application permission of {kind}; known: "
-                         f"{sorted(catalog.APP_ROLES[kind])}") from None
+        raise ValueError(
+            f"{permission!r} is not an application permission of {kind}; known: "
+            f"{sorted(catalog.APP_ROLES[kind])}"
+        ) from None
 
 
-def add_required_permission(store: Store, app_id, permission, resource="graph",
-                            type="Role") -> dict:
+def add_required_permission(
+    store: Store, app_id, permission, resource="graph", type="Role"
+) -> dict:
     """Add an entry to the registration's "API permissions" (what admin consent grants)."""
     kind = _kind(resource)
     if type == "Role":
@@ -214,8 +269,9 @@ def add_required_permission(store: Store, app_id, permission, resource="graph",
         raise ValueError("type must be 'Role' or 'Scope'")
     with store.lock:
         a = app(store, app_id)
-        if not any((p.resource, p.name, p.type) == (kind, permission, type)
-                   for p in a.required_permissions):
+        if not any(
+            (p.resource, p.name, p.type) == (kind, permission, type) for p in a.required_permissions
+        ):
             a.required_permissions.append(RequiredPermission(kind, permission, type))
         return app_json(store, a)
 
@@ -242,11 +298,20 @@ def _grant_role(store: Store, sp: ServicePrincipal, kind: str, role_id: str) -> 
     resource = store.resource_sp(sp.tenant_id, kind)
     for existing in store.app_role_assignments.values():
         if (existing.principal_id, existing.resource_id, existing.app_role_id) == (
-                sp.id, resource.id, role_id) and existing.removed_from is None:
+            sp.id,
+            resource.id,
+            role_id,
+        ) and existing.removed_from is None:
             return {"id": existing.id, "app_role_id": role_id}
-    a = AppRoleAssignment(visible_from=now + store.replication_delay, id=_assignment_id(),
-                          tenant_id=sp.tenant_id, principal_id=sp.id, resource_id=resource.id,
-                          app_role_id=role_id, created=now)
+    a = AppRoleAssignment(
+        visible_from=now + store.replication_delay,
+        id=_assignment_id(),
+        tenant_id=sp.tenant_id,
+        principal_id=sp.id,
+        resource_id=resource.id,
+        app_role_id=role_id,
+        created=now,
+    )
     store.app_role_assignments[a.id] = a
     return {"id": a.id, "app_role_id": role_id}
 
@@ -257,9 +322,13 @@ def revoke_app_role(store: Store, tenant_id, app_id, permission, resource="graph
     with store.lock:
         sp = sp_of(store, tenant_id, app_id)
         resource_sp = store.resource_sp(sp.tenant_id, kind)
-        n = _remove(store, store.app_role_assignments.values(),
-                    lambda x: (x.principal_id, x.resource_id, x.app_role_id) == (
-                        sp.id, resource_sp.id, role_id))
+        n = _remove(
+            store,
+            store.app_role_assignments.values(),
+            lambda x: (
+                (x.principal_id, x.resource_id, x.app_role_id) == (sp.id, resource_sp.id, role_id)
+            ),
+        )
         if not n:
             raise LookupError(f"{permission} is not granted to app {app_id} in {tenant_id}")
         return {"revoked": n}
@@ -276,8 +345,9 @@ def _remove(store: Store, items, match) -> int:
     return n
 
 
-def grant_delegated(store: Store, tenant_id, app_id, scopes, principal_id=None,
-                    delayed=True) -> dict:
+def grant_delegated(
+    store: Store, tenant_id, app_id, scopes, principal_id=None, delayed=True
+) -> dict:
     """An oauth2PermissionGrant for Microsoft Graph scopes (AllPrincipals unless `principal_id`)."""
     names = scopes.split() if isinstance(scopes, str) else list(scopes)
     for name in names:
@@ -288,15 +358,23 @@ def grant_delegated(store: Store, tenant_id, app_id, scopes, principal_id=None,
         resource = store.resource_sp(sp.tenant_id, "graph")
         now = store.now()
         have = store.delegated_scopes(sp.tenant_id, sp.id, "graph", principal_id)
-        pending = {g.scope for g in store.delegated_grants.values()
-                   if g.client_id == sp.id and g.removed_from is None
-                   and g.principal_id == principal_id}
+        pending = {
+            g.scope
+            for g in store.delegated_grants.values()
+            if g.client_id == sp.id and g.removed_from is None and g.principal_id == principal_id
+        }
         for name in names:
             if name in have or name in pending:
                 continue
-            g = DelegatedGrant(visible_from=now + (store.replication_delay if delayed else 0),
-                               id=new_id(), tenant_id=sp.tenant_id, client_id=sp.id,
-                               resource_id=resource.id, scope=name, principal_id=principal_id)
+            g = DelegatedGrant(
+                visible_from=now + (store.replication_delay if delayed else 0),
+                id=new_id(),
+                tenant_id=sp.tenant_id,
+                client_id=sp.id,
+                resource_id=resource.id,
+                scope=name,
+                principal_id=principal_id,
+            )
             store.delegated_grants[g.id] = g
         return {"sp_id": sp.id, "scopes": sorted(set(names) | have)}
 
@@ -305,8 +383,11 @@ def revoke_delegated(store: Store, tenant_id, app_id, scopes) -> dict:
     names = set(scopes.split() if isinstance(scopes, str) else scopes)
     with store.lock:
         sp = sp_of(store, tenant_id, app_id)
-        n = _remove(store, store.delegated_grants.values(),
-                    lambda g: g.client_id == sp.id and g.scope in names)
+        n = _remove(
+            store,
+            store.delegated_grants.values(),
+            lambda g: g.client_id == sp.id and g.scope in names,
+        )
         return {"revoked": n}
 
 
@@ -316,12 +397,18 @@ def assign_directory_role(store: Store, tenant_id, app_id, role_template_id) -> 
     with store.lock:
         sp = sp_of(store, tenant_id, app_id, create=True)
         for r in store.role_assignments.values():
-            if (r.principal_id, r.role_definition_id) == (sp.id, role_template_id) \
-                    and r.removed_from is None:
+            if (r.principal_id, r.role_definition_id) == (
+                sp.id,
+                role_template_id,
+            ) and r.removed_from is None:
                 return {"id": r.id}
-        r = RoleAssignment(visible_from=store.now() + store.replication_delay,
-                           id=_role_assignment_id(), tenant_id=sp.tenant_id,
-                           principal_id=sp.id, role_definition_id=role_template_id)
+        r = RoleAssignment(
+            visible_from=store.now() + store.replication_delay,
+            id=_role_assignment_id(),
+            tenant_id=sp.tenant_id,
+            principal_id=sp.id,
+            role_definition_id=role_template_id,
+        )
         store.role_assignments[r.id] = r
         return {"id": r.id}
 
@@ -329,15 +416,18 @@ def assign_directory_role(store: Store, tenant_id, app_id, role_template_id) -> 
 def remove_directory_role(store: Store, tenant_id, app_id, role_template_id) -> dict:
     with store.lock:
         sp = sp_of(store, tenant_id, app_id)
-        n = _remove(store, store.role_assignments.values(),
-                    lambda r: (r.principal_id, r.role_definition_id) == (sp.id, role_template_id))
+        n = _remove(
+            store,
+            store.role_assignments.values(),
+            lambda r: (r.principal_id, r.role_definition_id) == (sp.id, role_template_id),
+        )
         if not n:
             raise LookupError(f"role {role_template_id} is not assigned to app {app_id}")
         return {"removed": n}
 
 
 def revoke_refresh_tokens(store: Store, tenant_id, upn) -> dict:
-    """"Revoke sessions": refresh tokens issued before now stop working (AADSTS50173)."""
+    """ "Revoke sessions": refresh tokens issued before now stop working (AADSTS50173)."""
     with store.lock:
         t = tenant(store, tenant_id)
         u = store.find_user(upn, t.id)

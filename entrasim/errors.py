@@ -31,8 +31,10 @@ def aadsts_body(error: str, code: int, message: str, now: float, login_base: str
     stamp = utc_stamp(now)
     return {
         "error": error,
-        "error_description": (f"AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\n"
-                              f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}"),
+        "error_description": (
+            f"AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\n"
+            f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}"
+        ),
         "error_codes": [code],
         "timestamp": stamp,
         "trace_id": trace_id,
@@ -58,10 +60,19 @@ class AADSTSError(Exception):
 
 
 def graph_error(status: int, code: str, message: str, now: float):
-    resp = jsonify({"error": {"code": code, "message": message, "innerError": {
-        "date": iso(now),
-        "request-id": str(uuid.uuid4()),
-        "client-request-id": request.headers.get("client-request-id") or str(uuid.uuid4()),
-    }}})
+    resp = jsonify(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": iso(now),
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": request.headers.get("client-request-id")
+                    or str(uuid.uuid4()),
+                },
+            }
+        }
+    )
     resp.status_code = status
     return resp

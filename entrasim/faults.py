@@ -17,8 +17,16 @@ from dataclasses import asdict, dataclass
 KINDS = {"latency", "status", "hang", "drop"}
 
 ENDPOINTS = {
-    "openid-configuration", "keys", "authorize", "token", "adminconsent", "graph.organization",
-    "graph.serviceprincipal", "graph.approleassignments", "graph.roleassignments", "graph.me",
+    "openid-configuration",
+    "keys",
+    "authorize",
+    "token",
+    "adminconsent",
+    "graph.organization",
+    "graph.serviceprincipal",
+    "graph.approleassignments",
+    "graph.roleassignments",
+    "graph.me",
     "graph.users",
 }
 

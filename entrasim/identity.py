@@ -51,20 +51,26 @@ def resolve_tenant(ident: str) -> Tenant | str:
     if low in ALIASES:
         return low
     if not (directory.GUID.match(ident) or directory.DNS.match(ident)):
-        raise AADSTSError("invalid_request", 900023,
-                          f"Specified tenant identifier '{ident}' is neither a valid DNS name, nor "
-                          "a valid external domain.")
+        raise AADSTSError(
+            "invalid_request",
+            900023,
+            f"Specified tenant identifier '{ident}' is neither a valid DNS name, nor "
+            "a valid external domain.",
+        )
     t = current_sim().store.find_tenant(ident, _login_group())
     if t is None:
         raise AADSTSError(
-            "invalid_tenant", 90002,
+            "invalid_tenant",
+            90002,
             f"Tenant '{ident}' not found. Check to make sure you have the correct tenant ID and "
             "are signing into the correct cloud. Check with your subscription administrator, this "
-            "may happen if there are no active subscriptions for the tenant.")
+            "may happen if there are no active subscriptions for the tenant.",
+        )
     return t
 
 
 # --- discovery -------------------------------------------------------------------------------
+
 
 @bp.get("/<tenant>/v2.0/.well-known/openid-configuration")
 def openid_configuration(tenant):
@@ -74,8 +80,11 @@ def openid_configuration(tenant):
     cloud = catalog.CLOUDS[t.cloud if isinstance(t, Tenant) else cloud_key()]
     doc = {
         "token_endpoint": f"{base}/{seg}/oauth2/v2.0/token",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                  "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
         "jwks_uri": f"{base}/{seg}/discovery/v2.0/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
@@ -90,10 +99,27 @@ def openid_configuration(tenant):
         "http_logout_supported": True,
         "frontchannel_logout_supported": True,
         "end_session_endpoint": f"{base}/{seg}/oauth2/v2.0/logout",
-        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                             "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat",
-                             "auth_time", "acr", "nonce", "preferred_username", "name", "tid",
-                             "ver", "at_hash", "c_hash", "email"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "cloud_instance_name",
+            "cloud_instance_host_name",
+            "cloud_graph_host_name",
+            "msgraph_host",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "acr",
+            "nonce",
+            "preferred_username",
+            "name",
+            "tid",
+            "ver",
+            "at_hash",
+            "c_hash",
+            "email",
+        ],
         "kerberos_endpoint": f"{base}/{seg}/kerberos",
         "tenant_region_scope": cloud.tenant_region_scope if isinstance(t, Tenant) else None,
         "cloud_instance_name": cloud.cloud_instance_name,
@@ -118,14 +144,17 @@ def instance_discovery():
     """MSAL's instance (alias) discovery, so MSAL without instance_discovery=False works."""
     base = base_url()
     host = base.split("://", 1)[1]
-    return jsonify({
-        "tenant_discovery_endpoint": f"{base}/{{tenant}}/v2.0/.well-known/openid-configuration",
-        "api-version": "1.1",
-        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-    })
+    return jsonify(
+        {
+            "tenant_discovery_endpoint": f"{base}/{{tenant}}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        }
+    )
 
 
 # --- token claims --------------------------------------------------------------------------------
+
 
 def _issuer(tid: str) -> str:
     return f"{base_url()}/{tid}/v2.0"
@@ -133,18 +162,36 @@ def _issuer(tid: str) -> str:
 
 def _common_claims(tid: str, aud: str, now: float, lifetime: int) -> dict:
     iat = int(now)
-    return {"aud": aud, "iss": _issuer(tid), "iat": iat, "nbf": iat, "exp": iat + lifetime,
-            "tid": tid, "uti": b64url(uuid.uuid4().bytes)[:22], "ver": "2.0",
-            "rh": "0." + b64url(secrets.token_bytes(24))}
+    return {
+        "aud": aud,
+        "iss": _issuer(tid),
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat + lifetime,
+        "tid": tid,
+        "uti": b64url(uuid.uuid4().bytes)[:22],
+        "ver": "2.0",
+        "rh": "0." + b64url(secrets.token_bytes(24)),
+    }
 
 
 def _app_only_token(tenant: Tenant, app, sp, kind: str, resource: str, acr: str) -> str:
     s = current_sim()
     store = s.store
     claims = _common_claims(tenant.id, resource, store.now(), ACCESS_TOKEN_LIFETIME)
-    claims.update({"app_displayname": app.display_name, "appid": app.app_id, "appidacr": acr,
-                   "azp": app.app_id, "azpacr": acr, "idp": f"https://sts.windows.net/{tenant.id}/",
-                   "idtyp": "app", "oid": sp.id, "sub": sp.id})
+    claims.update(
+        {
+            "app_displayname": app.display_name,
+            "appid": app.app_id,
+            "appidacr": acr,
+            "azp": app.app_id,
+            "azpacr": acr,
+            "idp": f"https://sts.windows.net/{tenant.id}/",
+            "idtyp": "app",
+            "oid": sp.id,
+            "sub": sp.id,
+        }
+    )
     roles = store.app_roles_of(tenant.id, sp.id, kind)
     if roles:  # absent, not empty, when nothing is granted (client-creds doc)
         claims["roles"] = roles
@@ -162,8 +209,15 @@ def _pairwise_sub(user: User, app_id: str) -> str:
     return b64url(hashlib.sha256(f"{user.id}|{app_id}".encode()).digest())
 
 
-def _user_tokens(tenant: Tenant, app, user: User, scopes: list[str], nonce: str | None,
-                 acr: str, with_client_info: bool) -> dict:
+def _user_tokens(
+    tenant: Tenant,
+    app,
+    user: User,
+    scopes: list[str],
+    nonce: str | None,
+    acr: str,
+    with_client_info: bool,
+) -> dict:
     """Access token (+ id token, refresh token, client_info) for a signed-in user."""
     s = current_sim()
     store = s.store
@@ -177,28 +231,53 @@ def _user_tokens(tenant: Tenant, app, user: User, scopes: list[str], nonce: str 
         missing = [n for n in names if n not in granted]
         if missing:
             raise AADSTSError(
-                "invalid_grant", 65001,
+                "invalid_grant",
+                65001,
                 f"The user or administrator has not consented to use the application with ID "
                 f"'{app.app_id}' named '{app.display_name}'. Send an interactive authorization "
-                "request for this user and resource.")
+                "request for this user and resource.",
+            )
         scp = names
     oidc = [x for x in scopes if x in catalog.OIDC_SCOPES]
     claims = _common_claims(tenant.id, resource, now, ACCESS_TOKEN_LIFETIME)
-    claims.update({"app_displayname": app.display_name, "appid": app.app_id, "appidacr": acr,
-                   "azp": app.app_id, "azpacr": acr, "idtyp": "user", "name": user.display_name,
-                   "oid": user.id, "preferred_username": user.upn, "unique_name": user.upn,
-                   "upn": user.upn, "scp": " ".join(scp or oidc),
-                   "sub": _pairwise_sub(user, app.app_id)})
+    claims.update(
+        {
+            "app_displayname": app.display_name,
+            "appid": app.app_id,
+            "appidacr": acr,
+            "azp": app.app_id,
+            "azpacr": acr,
+            "idtyp": "user",
+            "name": user.display_name,
+            "oid": user.id,
+            "preferred_username": user.upn,
+            "unique_name": user.upn,
+            "upn": user.upn,
+            "scp": " ".join(scp or oidc),
+            "sub": _pairwise_sub(user, app.app_id),
+        }
+    )
     wids = store.directory_roles_of(user.id)
     if wids:
         claims["wids"] = wids
     shown = [x if kind == "graph" else f"{resource}/{x}" for x in (scp or [])]
-    body = {"token_type": "Bearer", "scope": " ".join(shown + oidc),
-            "expires_in": ACCESS_TOKEN_LIFETIME, "ext_expires_in": ACCESS_TOKEN_LIFETIME,
-            "access_token": s.signer.sign(claims)}
+    body = {
+        "token_type": "Bearer",
+        "scope": " ".join(shown + oidc),
+        "expires_in": ACCESS_TOKEN_LIFETIME,
+        "ext_expires_in": ACCESS_TOKEN_LIFETIME,
+        "access_token": s.signer.sign(claims),
+    }
     if "offline_access" in scopes:
-        rt = RefreshToken("1.A" + secrets.token_urlsafe(48), tenant.id, user.id, app.app_id,
-                          list(scopes), now, now)
+        rt = RefreshToken(
+            "1.A" + secrets.token_urlsafe(48),
+            tenant.id,
+            user.id,
+            app.app_id,
+            list(scopes),
+            now,
+            now,
+        )
         with store.lock:
             store.refresh_tokens[rt.token] = rt
         body["refresh_token"] = rt.token
@@ -212,8 +291,15 @@ def _user_tokens(tenant: Tenant, app, user: User, scopes: list[str], nonce: str 
 def _id_token(tenant: Tenant, app, user: User, nonce: str | None) -> str:
     s = current_sim()
     claims = _common_claims(tenant.id, app.app_id, s.store.now(), ID_TOKEN_LIFETIME)
-    claims.update({"name": user.display_name, "oid": user.id, "preferred_username": user.upn,
-                   "sub": _pairwise_sub(user, app.app_id), "sid": str(uuid.uuid4())})
+    claims.update(
+        {
+            "name": user.display_name,
+            "oid": user.id,
+            "preferred_username": user.upn,
+            "sub": _pairwise_sub(user, app.app_id),
+            "sid": str(uuid.uuid4()),
+        }
+    )
     if nonce is not None:
         claims["nonce"] = nonce  # echoed exactly as sent (MSAL sends it already hashed)
     with s.store.lock:
@@ -241,23 +327,30 @@ def _delegated_resource(scopes: list[str], tenant: Tenant) -> tuple[str, str, li
     if not found:
         return cloud.graph_resource, "graph", []
     if len(found) > 1:
-        raise AADSTSError("invalid_scope", 28000,
-                          "Provided value for the input parameter scope is not valid because it "
-                          "contains more than one resource. Scope "
-                          f"{' '.join(scopes)} is not valid.")
+        raise AADSTSError(
+            "invalid_scope",
+            28000,
+            "Provided value for the input parameter scope is not valid because it "
+            "contains more than one resource. Scope "
+            f"{' '.join(scopes)} is not valid.",
+        )
     res, names = next(iter(found.items()))
     kind = _resource_kind(res, cloud, " ".join(scopes), tenant, client_credentials=False)
     resource = cloud.graph_resource if kind == "graph" else cloud.exchange_resource
     if ".default" in names and len(names) > 1:
-        raise AADSTSError("invalid_scope", 70011,
-                          "The provided request must include a 'scope' input parameter. The "
-                          "provided value for the input parameter 'scope' is not valid. "
-                          ".default cannot be combined with other scopes.")
+        raise AADSTSError(
+            "invalid_scope",
+            70011,
+            "The provided request must include a 'scope' input parameter. The "
+            "provided value for the input parameter 'scope' is not valid. "
+            ".default cannot be combined with other scopes.",
+        )
     return resource, kind, names
 
 
-def _resource_kind(res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant,
-                   client_credentials: bool = True) -> str:
+def _resource_kind(
+    res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant, client_credentials: bool = True
+) -> str:
     if res.lower() == catalog.GRAPH_APP_ID:
         return "graph"
     if res.lower() == catalog.EXCHANGE_APP_ID:
@@ -265,28 +358,39 @@ def _resource_kind(res: str, cloud: catalog.Cloud, scope: str, tenant: Tenant,
     found = catalog.cloud_of_resource(res)
     if found is None:
         raise AADSTSError(
-            "invalid_resource", 500011,
+            "invalid_resource",
+            500011,
             f"The resource principal named {res} was not found in the tenant named "
             f"{tenant.display_name}. This can happen if the application has not been installed by "
             "the administrator of the tenant or consented to by any user in the tenant. You might "
-            "have sent your authentication request to the wrong tenant.")
+            "have sent your authentication request to the wrong tenant.",
+        )
     if found[0] != cloud.key:
         # Another national cloud's resource: what Entra answers for e.g. graph.microsoft.us/.default
         # against a commercial tenant (Learn Q&A 1526220).
-        tail = (" Client credential flows must have a scope value with /.default suffixed to the "
-                "resource identifier (application ID URI)." if client_credentials else "")
-        raise AADSTSError("invalid_scope", 1002012,
-                          f"The provided value for scope {scope} is not valid.{tail}")
+        tail = (
+            " Client credential flows must have a scope value with /.default suffixed to the "
+            "resource identifier (application ID URI)."
+            if client_credentials
+            else ""
+        )
+        raise AADSTSError(
+            "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid.{tail}"
+        )
     return found[1]
 
 
 # --- token endpoint ---------------------------------------------------------------------------
 
+
 def _require(form, name: str) -> str:
     value = form.get(name)
     if not value:
-        raise AADSTSError("invalid_request", 900144,
-                          f"The request body must contain the following parameter: '{name}'.")
+        raise AADSTSError(
+            "invalid_request",
+            900144,
+            f"The request body must contain the following parameter: '{name}'.",
+        )
     return value
 
 
@@ -296,52 +400,73 @@ def _client(tenant: Tenant, form) -> tuple:
     basic = request.authorization
     client_id = form.get("client_id") or (basic.username if basic else None)
     if not client_id:
-        raise AADSTSError("invalid_request", 900144,
-                          "The request body must contain the following parameter: 'client_id'.")
+        raise AADSTSError(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        )
     app = store.apps.get(client_id.lower())
-    if app is not None and catalog.CLOUDS[store.tenants[app.tenant_id].cloud].login_group \
-            != _login_group():
+    if (
+        app is not None
+        and catalog.CLOUDS[store.tenants[app.tenant_id].cloud].login_group != _login_group()
+    ):
         app = None
     sp = store.sp_for(tenant.id, app.app_id) if app else None
     if app is None or sp is None:
         raise AADSTSError(
-            "unauthorized_client", 700016,
+            "unauthorized_client",
+            700016,
             f"Application with identifier '{client_id}' was not found in the directory "
             f"'{tenant.display_name}'. This can happen if the application has not been installed "
             "by the administrator of the tenant or consented to by any user in the tenant. You may "
-            "have sent your authentication request to the wrong tenant.")
+            "have sent your authentication request to the wrong tenant.",
+        )
     if not sp.enabled:
-        raise AADSTSError("unauthorized_client", 7000112,
-                          f"Application '{app.app_id}'({app.display_name}) is disabled.")
+        raise AADSTSError(
+            "unauthorized_client",
+            7000112,
+            f"Application '{app.app_id}'({app.display_name}) is disabled.",
+        )
     now = store.now()
     assertion = form.get("client_assertion")
     secret = form.get("client_secret") or (basic.password if basic else None)
     if assertion:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
-            raise AADSTSError("invalid_request", 900144, "The request body must contain the "
-                              "following parameter: 'client_assertion_type'.")
+            raise AADSTSError(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion_type'.",
+            )
         verify_client_assertion(assertion, app, app.app_id, now, _assertion_audiences(tenant))
         return app, sp, "2"
     if secret:
-        match = next((p for p in app.password_credentials
-                      if secrets.compare_digest(p.secret, secret)), None)
+        match = next(
+            (p for p in app.password_credentials if secrets.compare_digest(p.secret, secret)), None
+        )
         if match is None:
             raise AADSTSError(
-                "invalid_client", 7000215,
+                "invalid_client",
+                7000215,
                 "Invalid client secret provided. Ensure the secret being sent in the request is "
                 f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{app.app_id}'.")
+                f"'{app.app_id}'.",
+            )
         if match.end < now:
             raise AADSTSError(
-                "invalid_client", 7000222,
+                "invalid_client",
+                7000222,
                 f"The provided client secret keys for app '{app.app_id}' are expired. Visit the "
                 "Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or "
                 "consider using certificate credentials for added security: "
-                "https://aka.ms/certCreds.")
+                "https://aka.ms/certCreds.",
+            )
         return app, sp, "1"
-    raise AADSTSError("invalid_client", 7000218,
-                      "The request body must contain the following parameter: 'client_assertion' "
-                      "or 'client_secret'.")
+    raise AADSTSError(
+        "invalid_client",
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' "
+        "or 'client_secret'.",
+    )
 
 
 def _assertion_audiences(tenant: Tenant) -> set[str]:
@@ -362,16 +487,20 @@ def token(tenant):
         return _authorization_code(t, form)
     if grant == "refresh_token":
         return _refresh_token(t, form)
-    raise AADSTSError("unsupported_grant_type", 70003,
-                      f"The app requested an unsupported grant type '{grant}'.")
+    raise AADSTSError(
+        "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+    )
 
 
 def _specific(t: Tenant | str) -> Tenant:
     if isinstance(t, Tenant):
         return t
-    raise AADSTSError("invalid_request", 90019,
-                      "No tenant-identifying information found in either the request or implied "
-                      "by any provided credentials.")
+    raise AADSTSError(
+        "invalid_request",
+        90019,
+        "No tenant-identifying information found in either the request or implied "
+        "by any provided credentials.",
+    )
 
 
 def _client_credentials(t, form):
@@ -380,21 +509,32 @@ def _client_credentials(t, form):
     scopes = _require(form, "scope").split()
     for sc in scopes:
         if not sc.endswith("/.default"):
-            raise AADSTSError("invalid_scope", 1002012,
-                              f"The provided value for scope {sc} is not valid. Client credential "
-                              "flows must have a scope value with /.default suffixed to the "
-                              "resource identifier (application ID URI).")
+            raise AADSTSError(
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {sc} is not valid. Client credential "
+                "flows must have a scope value with /.default suffixed to the "
+                "resource identifier (application ID URI).",
+            )
     if len(scopes) != 1:
-        raise AADSTSError("invalid_scope", 70011,
-                          "The provided value for the input parameter 'scope' is not valid. "
-                          "Client credential flows accept exactly one resource's /.default scope.")
+        raise AADSTSError(
+            "invalid_scope",
+            70011,
+            "The provided value for the input parameter 'scope' is not valid. "
+            "Client credential flows accept exactly one resource's /.default scope.",
+        )
     cloud = catalog.CLOUDS[tenant.cloud]
     res = scopes[0].removesuffix("/.default")
     kind = _resource_kind(res, cloud, scopes[0], tenant)
     resource = cloud.graph_resource if kind == "graph" else cloud.exchange_resource
-    return jsonify({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME,
-                    "ext_expires_in": ACCESS_TOKEN_LIFETIME,
-                    "access_token": _app_only_token(tenant, app, sp, kind, resource, acr)})
+    return jsonify(
+        {
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME,
+            "access_token": _app_only_token(tenant, app, sp, kind, resource, acr),
+        }
+    )
 
 
 def _grant_error(code: int, message: str, error: str = "invalid_grant"):
@@ -409,8 +549,11 @@ def _authorization_code(t, form):
         if code is None:
             raise _grant_error(9002313, "Invalid request. Request is malformed or invalid.")
         if code.redeemed:
-            raise _grant_error(54005, "OAuth2 Authorization code was already redeemed, please "
-                               "retry with a new valid code or use an existing refresh token.")
+            raise _grant_error(
+                54005,
+                "OAuth2 Authorization code was already redeemed, please "
+                "retry with a new valid code or use an existing refresh token.",
+            )
         code.redeemed = True  # single use, even when the rest of this request fails
     tenant = store.tenants[code.tenant_id]
     if isinstance(t, Tenant) and t.id != tenant.id:
@@ -419,18 +562,28 @@ def _authorization_code(t, form):
     if app.app_id != code.app_id:
         raise _grant_error(70000, "Provided grant is invalid or malformed.")
     if store.now() > code.issued_at + CODE_LIFETIME:
-        raise _grant_error(70008, "The provided authorization code or refresh token has expired "
-                           "due to inactivity. Send a new interactive authorization request for "
-                           "this user and resource.")
+        raise _grant_error(
+            70008,
+            "The provided authorization code or refresh token has expired "
+            "due to inactivity. Send a new interactive authorization request for "
+            "this user and resource.",
+        )
     if form.get("redirect_uri") != code.redirect_uri:
-        raise _grant_error(500112, f"The reply address '{form.get('redirect_uri')}' does not "
-                           f"match the reply address '{code.redirect_uri}' provided when "
-                           "requesting Authorization code.", error="invalid_request")
+        raise _grant_error(
+            500112,
+            f"The reply address '{form.get('redirect_uri')}' does not "
+            f"match the reply address '{code.redirect_uri}' provided when "
+            "requesting Authorization code.",
+            error="invalid_request",
+        )
     verifier = form.get("code_verifier") or ""
     challenge = b64url(hashlib.sha256(verifier.encode()).digest())
     if not verifier or not secrets.compare_digest(challenge, code.code_challenge):
-        raise _grant_error(501481, "The Code_Verifier does not match the code_challenge supplied "
-                           "in the authorization request.")
+        raise _grant_error(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied "
+            "in the authorization request.",
+        )
     user = store.users[code.user_id]
     return jsonify(_user_tokens(tenant, app, user, code.scopes, code.nonce, acr, True))
 
@@ -450,15 +603,21 @@ def _refresh_token(t, form):
     now = store.now()
     if user is None or user.tokens_valid_from >= rt.issued_at:
         valid_from = directory_stamp(user.tokens_valid_from if user else now)
-        raise _grant_error(50173, "The provided grant has expired due to it being revoked, a "
-                           "fresh auth token is needed. The user might have changed or reset "
-                           "their password. The grant was issued on "
-                           f"'{directory_stamp(rt.issued_at)}' and the TokensValidFrom date "
-                           f"(before which tokens are not valid) for this user is '{valid_from}'.")
+        raise _grant_error(
+            50173,
+            "The provided grant has expired due to it being revoked, a "
+            "fresh auth token is needed. The user might have changed or reset "
+            "their password. The grant was issued on "
+            f"'{directory_stamp(rt.issued_at)}' and the TokensValidFrom date "
+            f"(before which tokens are not valid) for this user is '{valid_from}'.",
+        )
     if now - rt.last_used_at > RT_MAX_INACTIVE:
-        raise _grant_error(700082, "The refresh token has expired due to inactivity. The token "
-                           f"was issued on {directory_stamp(rt.issued_at)} and was inactive for "
-                           "90.00:00:00.")
+        raise _grant_error(
+            700082,
+            "The refresh token has expired due to inactivity. The token "
+            f"was issued on {directory_stamp(rt.issued_at)} and was inactive for "
+            "90.00:00:00.",
+        )
     rt.last_used_at = now
     scopes = form.get("scope", "").split() or rt.scopes
     body = _user_tokens(tenant, app, user, scopes, None, acr, form.get("client_info") == "1")
@@ -476,6 +635,7 @@ def directory_stamp(at: float) -> str:
 
 # --- authorize -----------------------------------------------------------------------------------
 
+
 def error_page(code: int, message: str, status: int = 400):
     """Entra shows errors it cannot safely redirect (bad client or reply URL) on its own page."""
     body = aadsts_body("invalid_request", code, message, current_sim().store.now(), base_url())
@@ -486,18 +646,26 @@ def _validated_client(client_id: str | None, redirect_uri: str | None, v1_prefix
     store = current_sim().store
     app = store.apps.get((client_id or "").lower())
     if app is None:
-        return None, error_page(700016, f"Application with identifier '{client_id}' was not "
-                                "found in the directory. This can happen if the application has "
-                                "not been installed by the administrator of the tenant.")
+        return None, error_page(
+            700016,
+            f"Application with identifier '{client_id}' was not "
+            "found in the directory. This can happen if the application has "
+            "not been installed by the administrator of the tenant.",
+        )
     ok = redirect_uri in app.redirect_uris or (
-        v1_prefix and redirect_uri and any(redirect_uri.startswith(u.rstrip("/") + "/")
-                                           for u in app.redirect_uris))
+        v1_prefix
+        and redirect_uri
+        and any(redirect_uri.startswith(u.rstrip("/") + "/") for u in app.redirect_uris)
+    )
     if not ok:
-        return None, error_page(50011, f"The redirect URI '{redirect_uri}' specified in the "
-                                "request does not match the redirect URIs configured for the "
-                                f"application '{app.app_id}'. Make sure the redirect URI sent in "
-                                "the request matches one added to your application in the Azure "
-                                "portal.")
+        return None, error_page(
+            50011,
+            f"The redirect URI '{redirect_uri}' specified in the "
+            "request does not match the redirect URIs configured for the "
+            f"application '{app.app_id}'. Make sure the redirect URI sent in "
+            "the request matches one added to your application in the Azure "
+            "portal.",
+        )
     return app, None
 
 
@@ -514,8 +682,12 @@ def respond(redirect_uri: str, params: dict, mode: str = "query"):
 
 def error_params(error: str, code: int, message: str, state: str | None, extra=None) -> dict:
     body = aadsts_body(error, code, message, current_sim().store.now(), base_url())
-    params = {"error": error, "error_description": body["error_description"],
-              "error_uri": body["error_uri"], "state": state}
+    params = {
+        "error": error,
+        "error_description": body["error_description"],
+        "error_uri": body["error_uri"],
+        "state": state,
+    }
     params.update(extra or {})
     return params
 
@@ -535,23 +707,47 @@ def authorize(tenant):
     mode = args.get("response_mode") or "query"
     state = args.get("state")
     if mode not in ("query", "fragment", "form_post"):
-        return respond(args["redirect_uri"], error_params(
-            "invalid_request", 900144, f"Invalid response_mode '{mode}'.", state))
+        return respond(
+            args["redirect_uri"],
+            error_params("invalid_request", 900144, f"Invalid response_mode '{mode}'.", state),
+        )
     if args.get("response_type") != "code":
-        return respond(args["redirect_uri"], error_params(
-            "unsupported_response_type", 70005, "The provided value for the input parameter "
-            "'response_type' is not allowed for this request. Expected value: code.", state), mode)
+        return respond(
+            args["redirect_uri"],
+            error_params(
+                "unsupported_response_type",
+                70005,
+                "The provided value for the input parameter "
+                "'response_type' is not allowed for this request. Expected value: code.",
+                state,
+            ),
+            mode,
+        )
     if not args.get("code_challenge") or args.get("code_challenge_method") != "S256":
         # Entra requires PKCE only for some clients; this simulator requires S256 everywhere so
         # that the portal's flow is always checked with it.
-        return respond(args["redirect_uri"], error_params(
-            "invalid_request", 9002325, "Proof Key for Code Exchange is required for cross-origin "
-            "authorization code redemption (code_challenge_method must be S256).", state), mode)
+        return respond(
+            args["redirect_uri"],
+            error_params(
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required for cross-origin "
+                "authorization code redemption (code_challenge_method must be S256).",
+                state,
+            ),
+            mode,
+        )
     request_info = {
-        "kind": "authorize", "tenant": t.id if isinstance(t, Tenant) else t,
-        "client_id": app.app_id, "redirect_uri": args["redirect_uri"], "mode": mode,
-        "state": state, "nonce": args.get("nonce"), "scopes": args.get("scope", "").split(),
-        "code_challenge": args["code_challenge"], "login_hint": args.get("login_hint"),
+        "kind": "authorize",
+        "tenant": t.id if isinstance(t, Tenant) else t,
+        "client_id": app.app_id,
+        "redirect_uri": args["redirect_uri"],
+        "mode": mode,
+        "state": state,
+        "nonce": args.get("nonce"),
+        "scopes": args.get("scope", "").split(),
+        "code_challenge": args["code_challenge"],
+        "login_hint": args.get("login_hint"),
         "prompt": args.get("prompt"),
     }
     return interaction.begin(request_info)
@@ -560,16 +756,28 @@ def authorize(tenant):
 def finish_authorize(info: dict, user: User) -> Response:
     """Consent granted for `user`: issue a single-use code bound to the PKCE challenge."""
     store = current_sim().store
-    code = AuthCode("1.A" + secrets.token_urlsafe(64), user.tenant_id, user.id, info["client_id"],
-                    info["redirect_uri"], info["scopes"], info["code_challenge"], info["nonce"],
-                    store.now())
+    code = AuthCode(
+        "1.A" + secrets.token_urlsafe(64),
+        user.tenant_id,
+        user.id,
+        info["client_id"],
+        info["redirect_uri"],
+        info["scopes"],
+        info["code_challenge"],
+        info["nonce"],
+        store.now(),
+    )
     with store.lock:
         store.auth_codes[code.code] = code
-    return respond(info["redirect_uri"], {"code": code.code, "state": info["state"],
-                                          "session_state": str(uuid.uuid4())}, info["mode"])
+    return respond(
+        info["redirect_uri"],
+        {"code": code.code, "state": info["state"], "session_state": str(uuid.uuid4())},
+        info["mode"],
+    )
 
 
 # --- admin consent --------------------------------------------------------------------------------
+
 
 @bp.get("/<tenant>/adminconsent")
 def adminconsent_v1(tenant):
@@ -589,21 +797,34 @@ def _adminconsent(tenant: str, v2: bool):
     except AADSTSError as exc:
         return error_page(exc.code, exc.message)
     args = request.args
-    app, page = _validated_client(args.get("client_id"), args.get("redirect_uri"),
-                                  v1_prefix=not v2)
+    app, page = _validated_client(args.get("client_id"), args.get("redirect_uri"), v1_prefix=not v2)
     if page:
         return page
     scope = args.get("scope")
     if v2 and not scope:
-        return respond(args["redirect_uri"], error_params(
-            "invalid_request", 900144, "The request body must contain the following parameter: "
-            "'scope'.", args.get("state")))
-    return interaction.begin({
-        "kind": "adminconsent", "v2": v2, "tenant": t.id if isinstance(t, Tenant) else t,
-        "client_id": app.app_id, "redirect_uri": args["redirect_uri"], "mode": "query",
-        "state": args.get("state"), "scope": scope, "scopes": (scope or "").split(),
-        "login_hint": args.get("login_hint"),
-    })
+        return respond(
+            args["redirect_uri"],
+            error_params(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+                args.get("state"),
+            ),
+        )
+    return interaction.begin(
+        {
+            "kind": "adminconsent",
+            "v2": v2,
+            "tenant": t.id if isinstance(t, Tenant) else t,
+            "client_id": app.app_id,
+            "redirect_uri": args["redirect_uri"],
+            "mode": "query",
+            "state": args.get("state"),
+            "scope": scope,
+            "scopes": (scope or "").split(),
+            "login_hint": args.get("login_hint"),
+        }
+    )
 
 
 def finish_adminconsent(info: dict, user: User) -> Response:
@@ -614,4 +835,3 @@ def finish_adminconsent(info: dict, user: User) -> Response:
     if info["v2"]:
         params["scope"] = " ".join(granted)
     return respond(info["redirect_uri"], params)
-

@@ -87,11 +87,15 @@ def complete(info: dict, user: User):
     store = current_sim().store
     app = store.apps[info["client_id"]]
     if user.tenant_id != app.tenant_id and not app.multi_tenant:
-        return _fail(info, "unauthorized_client", 700016,
-                     f"Application with identifier '{app.app_id}' was not found in the directory "
-                     f"'{store.tenants[user.tenant_id].display_name}'. This can happen if the "
-                     "application has not been installed by the administrator of the tenant or "
-                     "consented to by any user in the tenant.")
+        return _fail(
+            info,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{app.app_id}' was not found in the directory "
+            f"'{store.tenants[user.tenant_id].display_name}'. This can happen if the "
+            "application has not been installed by the administrator of the tenant or "
+            "consented to by any user in the tenant.",
+        )
     if info["kind"] == "adminconsent":
         if not user.admin:
             return _fail(info, "consent_required", 90094, "The grant requires admin permission.")
@@ -105,23 +109,36 @@ def complete(info: dict, user: User):
         if names == [".default"]:
             sp = store.sp_for(tenant.id, app.app_id)
             if sp is None or not store.delegated_scopes(tenant.id, sp.id, "graph", user.id):
-                names = [p.name for p in app.required_permissions
-                         if p.type == "Scope" and p.resource == "graph"]
+                names = [
+                    p.name
+                    for p in app.required_permissions
+                    if p.type == "Scope" and p.resource == "graph"
+                ]
             else:
                 names = []
         unknown = [n for n in names if n not in catalog.GRAPH_SCOPES]
         if unknown:
-            return _fail(info, "invalid_client", 650053,
-                         f"The application '{app.display_name}' asked for scope '{unknown[0]}' "
-                         "that doesn't exist on the resource "
-                         f"'{catalog.GRAPH_APP_ID}'. Contact the app vendor.")
+            return _fail(
+                info,
+                "invalid_client",
+                650053,
+                f"The application '{app.display_name}' asked for scope '{unknown[0]}' "
+                "that doesn't exist on the resource "
+                f"'{catalog.GRAPH_APP_ID}'. Contact the app vendor.",
+            )
         if any(catalog.GRAPH_SCOPES[n][1] for n in names) and not user.admin:
             return _fail(info, "consent_required", 90094, "The grant requires admin permission.")
         if names:
             # An admin's consent here is for the whole organisation (AllPrincipals); a user's is
             # for themselves only.
-            directory.grant_delegated(store, tenant.id, app.app_id, names,
-                                      principal_id=None if user.admin else user.id, delayed=False)
+            directory.grant_delegated(
+                store,
+                tenant.id,
+                app.app_id,
+                names,
+                principal_id=None if user.admin else user.id,
+                delayed=False,
+            )
     else:
         directory.ensure_sp(store, tenant.id, app)
     return finish_authorize(info, user)
@@ -130,16 +147,36 @@ def complete(info: dict, user: User):
 def decline(info: dict):
     if info["kind"] == "adminconsent" and not info.get("v2"):
         # v1 admin consent reports a cancel this way (v2-oauth2-client-creds-grant-flow).
-        return respond(info["redirect_uri"], {"error": "permission_denied",
-                                              "error_description": "The admin canceled the request",
-                                              "state": info["state"]})
+        return respond(
+            info["redirect_uri"],
+            {
+                "error": "permission_denied",
+                "error_description": "The admin canceled the request",
+                "state": info["state"],
+            },
+        )
     if info["kind"] == "adminconsent":
-        return respond(info["redirect_uri"], error_params(
-            "consent_required", 65004, "User declined to consent to access the app.",
-            info["state"], {"admin_consent": "True"}))
-    return respond(info["redirect_uri"], error_params(
-        "access_denied", 65004, "User declined to consent to access the app.", info["state"],
-        {"error_subcode": "cancel"}), info["mode"])
+        return respond(
+            info["redirect_uri"],
+            error_params(
+                "consent_required",
+                65004,
+                "User declined to consent to access the app.",
+                info["state"],
+                {"admin_consent": "True"},
+            ),
+        )
+    return respond(
+        info["redirect_uri"],
+        error_params(
+            "access_denied",
+            65004,
+            "User declined to consent to access the app.",
+            info["state"],
+            {"error_subcode": "cancel"},
+        ),
+        info["mode"],
+    )
 
 
 def _other_tenant(info: dict, upn: str):
@@ -147,22 +184,28 @@ def _other_tenant(info: dict, upn: str):
     app = store.apps[info["client_id"]]
     tid = info["tenant"]
     t = store.tenants.get(tid)
-    return _fail(info, "invalid_request", 50020,
-                 f"User account '{upn}' from identity provider "
-                 f"'https://sts.windows.net/{secrets.token_hex(4)}/' does not exist in tenant "
-                 f"'{t.display_name if t else tid}' and cannot access the application "
-                 f"'{app.app_id}'({app.display_name}) in that tenant. The account needs to be "
-                 "added as an external user in the tenant first. Sign out and sign in again with a "
-                 "different Azure Active Directory user account.")
+    return _fail(
+        info,
+        "invalid_request",
+        50020,
+        f"User account '{upn}' from identity provider "
+        f"'https://sts.windows.net/{secrets.token_hex(4)}/' does not exist in tenant "
+        f"'{t.display_name if t else tid}' and cannot access the application "
+        f"'{app.app_id}'({app.display_name}) in that tenant. The account needs to be "
+        "added as an external user in the tenant first. Sign out and sign in again with a "
+        "different Azure Active Directory user account.",
+    )
 
 
 def _fail(info: dict, error: str, code: int, message: str):
     extra = {"admin_consent": "True"} if info["kind"] == "adminconsent" and info.get("v2") else None
-    return respond(info["redirect_uri"], error_params(error, code, message, info["state"], extra),
-                   info["mode"])
+    return respond(
+        info["redirect_uri"], error_params(error, code, message, info["state"], extra), info["mode"]
+    )
 
 
 # --- the sign-in / consent page ("page" mode) --------------------------------------------------
+
 
 def _csrf(pending_id: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
@@ -178,18 +221,28 @@ def _page(info: dict):
             s.pending.pop(next(iter(s.pending)))
         s.pending[pending_id] = info
     tid = info["tenant"]
-    users = [u for u in store.users.values()
-             if tid in ("common", "organizations") or u.tenant_id == tid]
+    users = [
+        u for u in store.users.values() if tid in ("common", "organizations") or u.tenant_id == tid
+    ]
     app = store.apps[info["client_id"]]
     if info["kind"] == "adminconsent":
-        asked = [f"{catalog.RESOURCES[p.resource][1]}: {p.name} "
-                 f"({'application' if p.type == 'Role' else 'delegated'})"
-                 for p in app.required_permissions]
+        asked = [
+            f"{catalog.RESOURCES[p.resource][1]}: {p.name} "
+            f"({'application' if p.type == 'Role' else 'delegated'})"
+            for p in app.required_permissions
+        ]
     else:
         asked = [sc for sc in info["scopes"]]
-    return render_template("signin.html", info=info, app=app, users=users, asked=asked,
-                           pending_id=pending_id, csrf=_csrf(pending_id),
-                           hint=info.get("login_hint") or "")
+    return render_template(
+        "signin.html",
+        info=info,
+        app=app,
+        users=users,
+        asked=asked,
+        pending_id=pending_id,
+        csrf=_csrf(pending_id),
+        hint=info.get("login_hint") or "",
+    )
 
 
 @bp.post("/<pending_id>")

@@ -26,9 +26,17 @@ class PortDispatch:
 
 
 class GunicornServer(BaseApplication):
-    def __init__(self, app: PortDispatch, host: str, ports: list[int], cert_file: str,
-                 threads: int = 64, on_ready=None, on_worker_start=None,
-                 on_worker_exit=None) -> None:
+    def __init__(
+        self,
+        app: PortDispatch,
+        host: str,
+        ports: list[int],
+        cert_file: str,
+        threads: int = 64,
+        on_ready=None,
+        on_worker_start=None,
+        on_worker_exit=None,
+    ) -> None:
         self.dispatch, self.host, self.ports, self.cert_file = app, host, ports, cert_file
         self.threads, self.on_start, self.on_exit = threads, on_worker_start, on_worker_exit
         self.on_ready = on_ready
@@ -37,10 +45,16 @@ class GunicornServer(BaseApplication):
     def load_config(self) -> None:
         settings = {
             "bind": [f"{self.host}:{p}" for p in self.ports],
-            "workers": 1, "worker_class": "gthread", "threads": self.threads,
-            "worker_connections": 2000, "keepalive": 30,
-            "certfile": self.cert_file, "keyfile": self.cert_file,
-            "loglevel": "warning", "accesslog": None, "timeout": 0,
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": self.threads,
+            "worker_connections": 2000,
+            "keepalive": 30,
+            "certfile": self.cert_file,
+            "keyfile": self.cert_file,
+            "loglevel": "warning",
+            "accesslog": None,
+            "timeout": 0,
             # A `hang` fault holds a thread for its duration; keep enough for many at once.
         }
         settings["when_ready"] = lambda server: self._ready()

@@ -45,8 +45,9 @@ class QuietHandler(WSGIRequestHandler):
 class TLSServer(ThreadedWSGIServer):
     def __init__(self, host, port, app, ssl_context: ssl.SSLContext):
         super().__init__(host, port, app, handler=QuietHandler)
-        self.socket = ssl_context.wrap_socket(self.socket, server_side=True,
-                                              do_handshake_on_connect=False)
+        self.socket = ssl_context.wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
         self.ssl_context = ssl_context  # werkzeug reads it for wsgi.url_scheme
 
     def handle_error(self, request, client_address):
@@ -84,8 +85,9 @@ class Certificates:
 class SimServer:
     """A running simulator: one HTTPS listener per cloud on 127.0.0.1."""
 
-    def __init__(self, sim: Sim | None = None, port: int = 0, host: str = "127.0.0.1",
-                 cert_dir=None) -> None:
+    def __init__(
+        self, sim: Sim | None = None, port: int = 0, host: str = "127.0.0.1", cert_dir=None
+    ) -> None:
         self.sim = sim or Sim()
         self.app = create_app(self.sim)
         self.host = host
@@ -102,8 +104,12 @@ class SimServer:
             server = TLSServer(self.host, self._port + i if self._port else 0, listener, ctx)
             listener.base = f"https://{self.host}:{server.socket.getsockname()[1]}"
             self._servers[key] = server
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                      name=f"entrasim-{key}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"entrasim-{key}",
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -136,10 +142,15 @@ def cloud_entry(key: str, base: str, ca_path: str) -> dict:
     """One cloud in the portal's PORTAL_CLOUDS_FILE format (README)."""
     c = catalog.CLOUDS[key]
     return {
-        "key": f"sim-{key}", "label": c.label, "mirrors": key,
-        "login_base": base, "graph_base": base,
-        "graph_resource": c.graph_resource, "exchange_resource": c.exchange_resource,
-        "portal_url": f"{base}/_sim/admin", "entra_url": f"{base}/_sim/admin",
+        "key": f"sim-{key}",
+        "label": c.label,
+        "mirrors": key,
+        "login_base": base,
+        "graph_base": base,
+        "graph_resource": c.graph_resource,
+        "exchange_resource": c.exchange_resource,
+        "portal_url": f"{base}/_sim/admin",
+        "entra_url": f"{base}/_sim/admin",
         "ca_bundle": ca_path,
         "tenant_region_scope": c.tenant_region_scope,
         "tenant_region_sub_scope": c.tenant_region_sub_scope,

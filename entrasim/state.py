@@ -156,12 +156,21 @@ class AuthCode:
 
 
 _TABLES = {
-    "tenants": Tenant, "users": User, "apps": App, "service_principals": ServicePrincipal,
-    "app_role_assignments": AppRoleAssignment, "delegated_grants": DelegatedGrant,
-    "role_assignments": RoleAssignment, "refresh_tokens": RefreshToken, "auth_codes": AuthCode,
+    "tenants": Tenant,
+    "users": User,
+    "apps": App,
+    "service_principals": ServicePrincipal,
+    "app_role_assignments": AppRoleAssignment,
+    "delegated_grants": DelegatedGrant,
+    "role_assignments": RoleAssignment,
+    "refresh_tokens": RefreshToken,
+    "auth_codes": AuthCode,
 }
-_NESTED = {"key_credentials": KeyCredential, "password_credentials": PasswordCredential,
-           "required_permissions": RequiredPermission}
+_NESTED = {
+    "key_credentials": KeyCredential,
+    "password_credentials": PasswordCredential,
+    "required_permissions": RequiredPermission,
+}
 
 
 def _build(cls, data: dict):
@@ -205,8 +214,11 @@ class Store:
     def to_dict(self) -> dict:
         with self.lock:
             data = {name: [asdict(v) for v in getattr(self, name).values()] for name in _TABLES}
-            data.update(clock_offset=self.clock_offset, replication_delay=self.replication_delay,
-                        interaction=dict(self.interaction))
+            data.update(
+                clock_offset=self.clock_offset,
+                replication_delay=self.replication_delay,
+                interaction=dict(self.interaction),
+            )
             return data
 
     def load(self, data: dict) -> None:
@@ -216,9 +228,13 @@ class Store:
                 table = getattr(self, name)
                 for item in data.get(name, []):
                     obj = _build(cls, item)
-                    key = obj.token if cls is RefreshToken else (
-                        obj.code if cls is AuthCode else (
-                            obj.app_id if cls is App else obj.id))
+                    key = (
+                        obj.token
+                        if cls is RefreshToken
+                        else (
+                            obj.code if cls is AuthCode else (obj.app_id if cls is App else obj.id)
+                        )
+                    )
                     table[key] = obj
             self.clock_offset = float(data.get("clock_offset", 0.0))
             self.replication_delay = float(data.get("replication_delay", 0.0))
@@ -267,23 +283,39 @@ class Store:
         resource = self.resource_sp(tenant_id, kind)
         by_id = {v: k for k, v in catalog.APP_ROLES[kind].items()}
         with self.lock:
-            return sorted({
-                by_id[a.app_role_id] for a in self.app_role_assignments.values()
-                if a.principal_id == sp_id and a.resource_id == resource.id and a.visible(now)
-                and a.app_role_id in by_id
-            })
+            return sorted(
+                {
+                    by_id[a.app_role_id]
+                    for a in self.app_role_assignments.values()
+                    if a.principal_id == sp_id
+                    and a.resource_id == resource.id
+                    and a.visible(now)
+                    and a.app_role_id in by_id
+                }
+            )
 
     def directory_roles_of(self, principal_id: str) -> list[str]:
         now = self.now()
         with self.lock:
-            return sorted({r.role_definition_id for r in self.role_assignments.values()
-                           if r.principal_id == principal_id and r.visible(now)})
+            return sorted(
+                {
+                    r.role_definition_id
+                    for r in self.role_assignments.values()
+                    if r.principal_id == principal_id and r.visible(now)
+                }
+            )
 
-    def delegated_scopes(self, tenant_id: str, client_sp_id: str, kind: str,
-                         user_id: str | None) -> set[str]:
+    def delegated_scopes(
+        self, tenant_id: str, client_sp_id: str, kind: str, user_id: str | None
+    ) -> set[str]:
         now = self.now()
         resource = self.resource_sp(tenant_id, kind)
         with self.lock:
-            return {g.scope for g in self.delegated_grants.values()
-                    if g.client_id == client_sp_id and g.resource_id == resource.id
-                    and g.visible(now) and g.principal_id in (None, user_id)}
+            return {
+                g.scope
+                for g in self.delegated_grants.values()
+                if g.client_id == client_sp_id
+                and g.resource_id == resource.id
+                and g.visible(now)
+                and g.principal_id in (None, user_id)
+            }

@@ -28,6 +28,7 @@ from .server import SimServer
 
 # --- helpers for tests -----------------------------------------------------------------------
 
+
 class SimCertificate:
     """A self-signed RSA certificate and key for client-assertion tests (MSAL credential forms)."""
 
@@ -35,14 +36,21 @@ class SimCertificate:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         now = dt.datetime.now(dt.UTC)
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - dt.timedelta(days=1))
-                     .not_valid_after(now + dt.timedelta(days=days))
-                     .sign(self.key, hashes.SHA256()))
-        self.key_pem = self.key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()).decode()
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .sign(self.key, hashes.SHA256())
+        )
+        self.key_pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
         self.der = self.cert.public_bytes(serialization.Encoding.DER)
         self.sha1 = hashlib.sha1(self.der).hexdigest().upper()
@@ -54,8 +62,15 @@ class SimCertificate:
         return {"private_key": self.key_pem, "public_certificate": self.cert_pem}
 
 
-AADSTS_FIELDS = {"error", "error_description", "error_codes", "timestamp", "trace_id",
-                 "correlation_id", "error_uri"}
+AADSTS_FIELDS = {
+    "error",
+    "error_description",
+    "error_codes",
+    "timestamp",
+    "trace_id",
+    "correlation_id",
+    "error_uri",
+}
 
 
 def assert_aadsts(body: dict, error: str, code: int) -> None:
@@ -64,8 +79,11 @@ def assert_aadsts(body: dict, error: str, code: int) -> None:
     assert body["error"] == error, body
     assert body["error_codes"] == [code], body
     assert body["error_description"].startswith(f"AADSTS{code}:"), body
-    assert re.search(r"\r\nTrace ID: .+\r\nCorrelation ID: .+\r\nTimestamp: \d{4}-\d\d-\d\d "
-                     r"\d\d:\d\d:\d\dZ$", body["error_description"]), body
+    assert re.search(
+        r"\r\nTrace ID: .+\r\nCorrelation ID: .+\r\nTimestamp: \d{4}-\d\d-\d\d "
+        r"\d\d:\d\d:\d\dZ$",
+        body["error_description"],
+    ), body
     assert body["error_uri"].endswith(f"/error?code={code}"), body
 
 
@@ -95,8 +113,9 @@ def follow_authorize(session: requests.Session, auth_uri: str) -> tuple[str, dic
         parser = _FormParser()
         parser.feed(resp.text)
         if resp.status_code != 200 or parser.action is None:
-            raise AssertionError(f"no redirect or form_post from {auth_uri}: {resp.status_code} "
-                                 f"{resp.text[:500]}")
+            raise AssertionError(
+                f"no redirect or form_post from {auth_uri}: {resp.status_code} {resp.text[:500]}"
+            )
         return parser.action, parser.fields
 
 

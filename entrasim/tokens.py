@@ -41,6 +41,7 @@ def b64url_decode(text: str) -> bytes:
 # Hand-rolled rather than PyJWT: one parse per token instead of two, which matters at hundreds of
 # token requests per second (see bench/simulator.py).
 
+
 class InvalidToken(Exception):
     """A JWT that cannot be parsed or whose signature does not verify."""
 
@@ -84,6 +85,7 @@ def jws_verify(alg: str, key, signing_input: bytes, signature: bytes) -> None:
 
 # --- certificates ------------------------------------------------------------------------
 
+
 def load_certificate(data: bytes | str) -> x509.Certificate:
     """A certificate from PEM or DER (what the admin center's .cer/.pem/.crt upload accepts)."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -117,6 +119,7 @@ def public_key_of(cert_pem: str):
 
 # --- the simulator's signing key ------------------------------------------------------------
 
+
 class Signer:
     """The token-signing key pair, its self-signed certificate (for `x5c`) and its `kid`."""
 
@@ -127,11 +130,16 @@ class Signer:
             self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "entrasim token signing")])
         now = dt.datetime.now(dt.UTC)
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - dt.timedelta(days=1))
-                     .not_valid_after(now + dt.timedelta(days=3650))
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .sign(self.key, hashes.SHA256())
+        )
         der = self.cert.public_bytes(serialization.Encoding.DER)
         self.kid = b64url(hashlib.sha1(der).digest())  # noqa: S324 - Entra's kid is the x5t
         self.x5c = base64.b64encode(der).decode()
@@ -139,17 +147,23 @@ class Signer:
         self._rogue = None
 
     def private_pem(self) -> bytes:
-        return self.key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     def jwk(self, issuer: str) -> dict:
         numbers = self.public_key.public_numbers()
         return {
-            "kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.kid,
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
             "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
             "e": b64url(numbers.e.to_bytes(3, "big")),
-            "x5c": [self.x5c], "issuer": issuer,
+            "x5c": [self.x5c],
+            "issuer": issuer,
         }
 
     def sign(self, claims: dict, bad_signature: bool = False) -> str:
@@ -174,8 +188,10 @@ class Signer:
 
 # --- client assertions ----------------------------------------------------------------------
 
-def verify_client_assertion(assertion: str, app, client_id: str, now: float,
-                            audiences: set[str] | None = None) -> None:
+
+def verify_client_assertion(
+    assertion: str, app, client_id: str, now: float, audiences: set[str] | None = None
+) -> None:
     """Check a `private_key_jwt` assertion against the app's uploaded certificates.
 
     Raises AADSTSError with Entra's codes: 700027 (key not registered, bad signature, weak key),
@@ -184,13 +200,17 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float,
     try:
         header, claims, signing_input, signature = jws_parse(assertion)
     except InvalidToken as exc:
-        raise AADSTSError("invalid_client", 50027,
-                          f"JWT token is invalid or malformed. [Reason - {exc}]") from exc
+        raise AADSTSError(
+            "invalid_client", 50027, f"JWT token is invalid or malformed. [Reason - {exc}]"
+        ) from exc
     alg = header.get("alg")
     if alg not in ("RS256", "PS256"):
-        raise AADSTSError("invalid_client", 700027,
-                          "Client assertion failed signature validation. "
-                          f"[Reason - The algorithm '{alg}' is not supported.]")
+        raise AADSTSError(
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation. "
+            f"[Reason - The algorithm '{alg}' is not supported.]",
+        )
     credential = None
     if header.get("x5t#S256"):
         wanted = header["x5t#S256"].rstrip("=")
@@ -204,7 +224,8 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float,
         shown = ""
     if credential is None:
         raise AADSTSError(
-            "invalid_client", 700027,
+            "invalid_client",
+            700027,
             "The certificate with identifier used to sign the client assertion is not registered "
             f"on application. [Reason - The key was not found., Thumbprint of key used by client: "
             f"'{shown}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to "
@@ -212,50 +233,69 @@ def verify_client_assertion(assertion: str, app, client_id: str, now: float,
             "https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding "
             "service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get"
             "?view=graph-rest-1.0&tabs=http to build a query request URL, such as "
-            f"'https://graph.microsoft.com/beta/applications/{app.app_id}']")
+            f"'https://graph.microsoft.com/beta/applications/{app.app_id}']",
+        )
     if credential.end < now:
-        raise AADSTSError("invalid_client", 700027,
-                          "Client assertion contains an invalid signature. [Reason - The key used "
-                          "is expired., Thumbprint of key used by client: "
-                          f"'{credential.thumbprint}'"
-                          f", Found key 'Start={utc_stamp(credential.start)}, "
-                          f"End={utc_stamp(credential.end)}']")
+        raise AADSTSError(
+            "invalid_client",
+            700027,
+            "Client assertion contains an invalid signature. [Reason - The key used "
+            "is expired., Thumbprint of key used by client: "
+            f"'{credential.thumbprint}'"
+            f", Found key 'Start={utc_stamp(credential.start)}, "
+            f"End={utc_stamp(credential.end)}']",
+        )
     key, bits = public_key_of(credential.cert_pem)
     if bits < MIN_RSA_BITS:
-        raise AADSTSError("invalid_client", 700027,
-                          "Client assertion failed signature validation. [Reason - RSA key size "
-                          f"{bits} is less than the minimum required {MIN_RSA_BITS} bits.]")
+        raise AADSTSError(
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation. [Reason - RSA key size "
+            f"{bits} is less than the minimum required {MIN_RSA_BITS} bits.]",
+        )
     try:
         jws_verify(alg, key, signing_input, signature)
     except InvalidToken as exc:
-        raise AADSTSError("invalid_client", 700027,
-                          "Client assertion contains an invalid signature. [Reason - The key was "
-                          "found but the signature could not be verified., Thumbprint of key used "
-                          f"by client: '{credential.thumbprint}']") from exc
+        raise AADSTSError(
+            "invalid_client",
+            700027,
+            "Client assertion contains an invalid signature. [Reason - The key was "
+            "found but the signature could not be verified., Thumbprint of key used "
+            f"by client: '{credential.thumbprint}']",
+        ) from exc
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
-        raise AADSTSError("invalid_client", 50027,
-                          "JWT token is invalid: the 'iss' and 'sub' claims must be the client id.")
+        raise AADSTSError(
+            "invalid_client",
+            50027,
+            "JWT token is invalid: the 'iss' and 'sub' claims must be the client id.",
+        )
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else (aud if isinstance(aud, list) else [])
     if audiences is not None and not any(str(a).rstrip("/").lower() in audiences for a in auds):
         # Entra wants the token endpoint the request is sent to (public issue reports:
         # "AADSTS50012: Client assertion audience claim does not match Realm issuer.").
-        raise AADSTSError("invalid_client", 50012,
-                          "Client assertion audience claim does not match Realm issuer.")
+        raise AADSTSError(
+            "invalid_client", 50012, "Client assertion audience claim does not match Realm issuer."
+        )
     exp = claims.get("exp")
     start = claims.get("nbf", claims.get("iat"))
     number = int | float
     if not isinstance(exp, number) or (start is not None and not isinstance(start, number)):
-        raise AADSTSError("invalid_client", 50027,
-                          "JWT token is invalid: the 'exp' claim is missing or not a number.")
+        raise AADSTSError(
+            "invalid_client",
+            50027,
+            "JWT token is invalid: the 'exp' claim is missing or not a number.",
+        )
     if now > exp + ASSERTION_SKEW or (start is not None and now < start - ASSERTION_SKEW):
         raise AADSTSError(
-            "invalid_client", 700024,
+            "invalid_client",
+            700024,
             f"Client assertion is not within its valid time range. Current time: "
             f"{_iso7(now)}, assertion valid from {_iso7(start) if start else 'unspecified'}, "
             f"expiry time of assertion {_iso7(exp)}. Review the documentation at "
             "https://docs.microsoft.com/en-us/azure/active-directory/develop/"
-            "active-directory-certificate-credentials .")
+            "active-directory-certificate-credentials .",
+        )
 
 
 def _iso7(at: float) -> str:

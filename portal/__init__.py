@@ -61,8 +61,11 @@ def bare_app(test_config: dict | None = None) -> Flask:
         instance_path = test_config.get("INSTANCE_PATH")
     else:
         instance_path = os.environ.get("PORTAL_INSTANCE_PATH")
-    return Flask(__name__, instance_relative_config=True,
-                 instance_path=os.path.abspath(instance_path) if instance_path else None)
+    return Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=os.path.abspath(instance_path) if instance_path else None,
+    )
 
 
 def _register_template_globals(app: Flask) -> None:
@@ -124,20 +127,24 @@ def _register_error_handlers(app: Flask) -> None:
         if request.blueprint == "api" or request.accept_mimetypes.best == "application/json":
             return jsonify(error=title, message=message), status
         if htmx.is_htmx():
-            body = render_template("fragments/_alert.html", level="error", title=title,
-                                   message=message)
+            body = render_template(
+                "fragments/_alert.html", level="error", title=title, message=message
+            )
             return htmx.retarget_to_alerts(app.make_response((body, status)))
-        return render_template("pages/error.html", status=status, title=title,
-                               message=message), status
+        return render_template(
+            "pages/error.html", status=status, title=title, message=message
+        ), status
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        log.warning("CSRF check failed on %s %s: %s", request.method, request.path,
-                    error.description)
+        log.warning(
+            "CSRF check failed on %s %s: %s", request.method, request.path, error.description
+        )
         return render_error(
-            400, "This form has expired",
-            "The page was open too long or came from another site. Reload the page and try "
-            "again.")
+            400,
+            "This form has expired",
+            "The page was open too long or came from another site. Reload the page and try again.",
+        )
 
     @app.errorhandler(vault.SecretUnreadable)
     def secret_unreadable(error):
@@ -145,12 +152,15 @@ def _register_error_handlers(app: Flask) -> None:
         connection_id = storage.connection_id_for_secret(error.owner_table, error.owner_id)
         if connection_id:
             lifecycle.needs_reconnect(connection_id, f"stored secret unreadable: {error.reason}")
-        message = ("We could not read the stored credentials of this connection. Please "
-                   "reconnect it: run Link Account again.")
+        message = (
+            "We could not read the stored credentials of this connection. Please "
+            "reconnect it: run Link Account again."
+        )
         if htmx.is_htmx():
             return render_error(409, "Needs reconnect", message)
-        return render_template("pages/needs_reconnect.html", connection_id=connection_id,
-                               message=message), 409
+        return render_template(
+            "pages/needs_reconnect.html", connection_id=connection_id, message=message
+        ), 409
 
     @app.errorhandler(storage.ConnectionDeleted)
     def connection_deleted(error):
@@ -181,5 +191,6 @@ def _register_error_handlers(app: Flask) -> None:
         if app.testing:
             raise error
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(500, "Something went wrong",
-                            "We have been told. Please try again in a moment.")
+        return render_error(
+            500, "Something went wrong", "We have been told. Please try again in a moment."
+        )

@@ -80,8 +80,12 @@ def roles_required(*roles: str):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if current_user.role not in roles:
-                log.warning("forbidden: user %s (%s) on %s", current_user.id, current_user.role,
-                            request.endpoint)
+                log.warning(
+                    "forbidden: user %s (%s) on %s",
+                    current_user.id,
+                    current_user.role,
+                    request.endpoint,
+                )
                 abort(403)
             return view(*args, **kwargs)
 
@@ -183,8 +187,9 @@ def current_org_id() -> int | None:
     return None
 
 
-def load_connection_or_404(connection_id: str, write: bool = False,
-                           deleted_ok: bool = False) -> storage.Connection:
+def load_connection_or_404(
+    connection_id: str, write: bool = False, deleted_ok: bool = False
+) -> storage.Connection:
     """The connection if the signed-in user may see it (and change it, with ``write``).
 
     Another organization's connection is a 404, never its data. Support may read any
@@ -198,18 +203,24 @@ def load_connection_or_404(connection_id: str, write: bool = False,
         abort(404)
     if current_user.is_admin:
         if connection.org_id != current_user.org_id:
-            log.warning("user %s asked for connection of org %s", current_user.id,
-                        connection.org_id)
+            log.warning(
+                "user %s asked for connection of org %s", current_user.id, connection.org_id
+            )
             abort(404)
         return connection
     if current_user.is_support:
         if write:
-            log.warning("support user %s tried to change connection %s", current_user.id,
-                        connection.id)
+            log.warning(
+                "support user %s tried to change connection %s", current_user.id, connection.id
+            )
             abort(403)
-        storage.record_audit("support.view_connection", actor=current_user.id,
-                           org_id=connection.org_id, connection_id=connection.id,
-                           detail={"endpoint": request.endpoint})
+        storage.record_audit(
+            "support.view_connection",
+            actor=current_user.id,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            detail={"endpoint": request.endpoint},
+        )
         return connection
     abort(404)
 

@@ -29,15 +29,20 @@ def init_db_command():
         applied = db.apply_migrations(database)
     finally:
         database.conn.close()
-    click.echo(f"Database {current_app.config['DATABASE']}: "
-               + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    click.echo(
+        f"Database {current_app.config['DATABASE']}: "
+        + (f"applied {', '.join(applied)}" if applied else "up to date")
+    )
 
 
 @click.command("create-org")
 @with_appcontext
 @click.argument("name")
-@click.option("--require-mfa", is_flag=True,
-              help="Its admins must sign in with a second factor (see 'org require-mfa').")
+@click.option(
+    "--require-mfa",
+    is_flag=True,
+    help="Its admins must sign in with a second factor (see 'org require-mfa').",
+)
 def create_org_command(name: str, require_mfa: bool):
     """Create an organization (a customer)."""
     if storage.get_organization_by_name(name):
@@ -45,10 +50,13 @@ def create_org_command(name: str, require_mfa: bool):
     org = storage.create_organization(name)
     if require_mfa:
         storage.set_organization_require_mfa(org.id, True)
-    storage.record_audit("cli.create_org", org_id=org.id,
-                       detail={"name": org.name, "require_mfa": require_mfa})
-    click.echo(f"Created organization {org.name!r} (id {org.id})"
-               + (", two-step sign-in required." if require_mfa else "."))
+    storage.record_audit(
+        "cli.create_org", org_id=org.id, detail={"name": org.name, "require_mfa": require_mfa}
+    )
+    click.echo(
+        f"Created organization {org.name!r} (id {org.id})"
+        + (", two-step sign-in required." if require_mfa else ".")
+    )
 
 
 @org_cli.command("require-mfa")
@@ -74,8 +82,10 @@ def org_require_mfa(name: str, off: bool):
     if off:
         click.echo(f"{org.name!r}: two-step sign-in no longer required.")
     else:
-        click.echo(f"{org.name!r}: two-step sign-in required; {signed_out} admin(s) without it "
-                   "signed out, to set it up at their next sign-in.")
+        click.echo(
+            f"{org.name!r}: two-step sign-in required; {signed_out} admin(s) without it "
+            "signed out, to set it up at their next sign-in."
+        )
 
 
 @click.command("create-user")
@@ -107,8 +117,9 @@ def create_user_command(email: str, org_name: str | None, role: str):
     elif len(password) < 8:
         raise click.ClickException("The password from stdin must have at least 8 characters.")
     user = storage.create_user(email, role, hash_password(password), org.id if org else None)
-    storage.record_audit("cli.create_user", org_id=user.org_id,
-                       detail={"user_id": user.id, "role": role})
+    storage.record_audit(
+        "cli.create_user", org_id=user.org_id, detail={"user_id": user.id, "role": role}
+    )
     click.echo(f"Created {role} {user.email}" + (f" in {org.name!r}." if org else "."))
     if generated:
         click.echo(f"Password (shown once): {password}")
@@ -138,12 +149,15 @@ def vault_add_key():
     if not path.exists():
         raise click.ClickException(
             f"{path} does not exist: create the first key with 'flask --app portal vault init' "
-            "(or, when the keys come from PORTAL_VAULT_KEYS, add the key there).")
+            "(or, when the keys come from PORTAL_VAULT_KEYS, add the key there)."
+        )
     keyring = vault.Keyring.generate(vault.Keyring.parse(path.read_text()))
     vault.write_keyring_file(path, keyring)
     storage.record_audit("vault.add_key", detail={"key_id": keyring.primary_kid})
-    click.echo(f"New primary key {keyring.primary_kid}. Restart the portal, then run "
-               "'flask --app portal vault rotate'.")
+    click.echo(
+        f"New primary key {keyring.primary_kid}. Restart the portal, then run "
+        "'flask --app portal vault rotate'."
+    )
 
 
 @vault_cli.command("rotate")
@@ -152,8 +166,10 @@ def vault_rotate():
     keyring = current_app.config["VAULT_KEYS"]
     counts = storage.rotate_secrets(keyring)
     storage.record_audit("vault.rotate", detail={"key_id": keyring.primary_kid, **counts})
-    click.echo(f"Primary key {keyring.primary_kid}: {counts['rotated']} re-encrypted, "
-               f"{counts['current']} already current, {counts['unreadable']} unreadable.")
+    click.echo(
+        f"Primary key {keyring.primary_kid}: {counts['rotated']} re-encrypted, "
+        f"{counts['current']} already current, {counts['unreadable']} unreadable."
+    )
     if counts["unreadable"]:
         sys.exit(1)
 
@@ -173,7 +189,8 @@ def vault_remove_key(key_id: str):
     in_use = storage.vault_key_usage().get(key_id, 0)
     if in_use:
         raise click.ClickException(
-            f"{in_use} secret(s) still use {key_id}: run 'flask --app portal vault rotate' first.")
+            f"{in_use} secret(s) still use {key_id}: run 'flask --app portal vault rotate' first."
+        )
     remaining = vault.Keyring([(kid, keyring.key(kid)) for kid in keyring.key_ids if kid != key_id])
     vault.write_keyring_file(path, remaining)
     storage.record_audit("vault.remove_key", detail={"key_id": key_id})
@@ -184,13 +201,25 @@ def vault_remove_key(key_id: str):
 def vault_status():
     """Which keys exist and how many secrets each one protects (no key material)."""
     keyring = current_app.config["VAULT_KEYS"]
-    click.echo(json.dumps({"primary": keyring.primary_kid, "keys": list(keyring.key_ids),
-                           "blobs_per_key": storage.vault_key_usage()}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "primary": keyring.primary_kid,
+                "keys": list(keyring.key_ids),
+                "blobs_per_key": storage.vault_key_usage(),
+            },
+            indent=2,
+        )
+    )
 
 
 @click.command("refresh-tokens")
-@click.option("--idle-hours", type=float, default=None,
-              help="Refresh connections idle this long (default 24 or REFRESH_IDLE_HOURS).")
+@click.option(
+    "--idle-hours",
+    type=float,
+    default=None,
+    help="Refresh connections idle this long (default 24 or REFRESH_IDLE_HOURS).",
+)
 @click.option("--verbose", is_flag=True, help="Also list refreshed and skipped connections.")
 @with_appcontext
 def refresh_tokens_command(idle_hours: float | None, verbose: bool):
@@ -219,7 +248,8 @@ def check_health_command():
 
 
 link_review_cli = AppGroup(
-    "link-review", help="Delegated links held because another organization linked the tenant.")
+    "link-review", help="Delegated links held because another organization linked the tenant."
+)
 
 
 @link_review_cli.command("list")
@@ -231,10 +261,12 @@ def link_review_list_command():
         who = review.detail.get("signed_in", {})
         others = [_org_name(o) for o in review.other_org_ids]
         requester = _org_name(review.org_id)
-        click.echo(f"{review.id}  tenant {review.tenant_id}  requested by {requester}"
-                   f" (connection {review.connection_id})  already linked by {', '.join(others)}"
-                   f"  signed in as {who.get('username') or who.get('object_id')}"
-                   f"  since {review.created_at}")
+        click.echo(
+            f"{review.id}  tenant {review.tenant_id}  requested by {requester}"
+            f" (connection {review.connection_id})  already linked by {', '.join(others)}"
+            f"  signed in as {who.get('username') or who.get('object_id')}"
+            f"  since {review.created_at}"
+        )
     click.echo(f"{len(reviews)} held")
 
 
@@ -265,16 +297,25 @@ def _decide(review_id: str, *, approve: bool, decided_by: str) -> None:
     from portal.blueprints.oauth import required_scopes
     from portal.connections import delegated_link
 
-    outcome = delegated_link.decide_review(review_id, approve=approve, decided_by=decided_by,
-                                           required=required_scopes(current_app.config))
+    outcome = delegated_link.decide_review(
+        review_id,
+        approve=approve,
+        decided_by=decided_by,
+        required=required_scopes(current_app.config),
+    )
     if outcome is None:
         raise click.ClickException(f"No held review {review_id!r}.")
     click.echo(f"Review {review_id}: {outcome}")
 
 
 def init_app(app) -> None:
-    for command in (init_db_command, create_org_command, create_user_command,
-                    refresh_tokens_command, check_health_command):
+    for command in (
+        init_db_command,
+        create_org_command,
+        create_user_command,
+        refresh_tokens_command,
+        check_health_command,
+    ):
         app.cli.add_command(command)
     app.cli.add_command(vault_cli)
     app.cli.add_command(link_review_cli)

@@ -193,8 +193,6 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
 
 
-
-
 # --- Bootstrapping a new instance (``flask --app portal vault init``) -------------------------
 
 
@@ -217,7 +215,8 @@ def bootstrap_keys(app) -> list[str]:
         raise ConfigError(
             f"Already initialised: {vault_path} (or PORTAL_VAULT_KEYS) and {secret_path} (or "
             "PORTAL_SECRET_KEY) exist. Nothing was overwritten; add a vault key with "
-            "'flask --app portal vault add-key'.")
+            "'flask --app portal vault add-key'."
+        )
     make_private_dir(instance)
     done = []
     if have_vault:
@@ -225,8 +224,10 @@ def bootstrap_keys(app) -> list[str]:
     else:
         keyring = vault.Keyring.generate()
         write_private(vault_path, keyring.dumps())
-        done.append(f"Created {vault_path} (primary key {keyring.primary_kid}, mode 0600). "
-                    "Back it up: without it no stored secret can be read.")
+        done.append(
+            f"Created {vault_path} (primary key {keyring.primary_kid}, mode 0600). "
+            "Back it up: without it no stored secret can be read."
+        )
     if have_secret:
         done.append(f"Session signing key: kept what exists ({secret_path} or PORTAL_SECRET_KEY).")
     else:
@@ -243,8 +244,10 @@ def _ensure_secret_key(app) -> list[str]:
     elif path.exists():
         app.config["SECRET_KEY"] = path.read_text().strip()
     elif app.config["ENV"] == "production":
-        return [f"No session signing key: set PORTAL_SECRET_KEY or create {path} with "
-                f"'{BOOTSTRAP_COMMAND}'. Production never invents a key."]
+        return [
+            f"No session signing key: set PORTAL_SECRET_KEY or create {path} with "
+            f"'{BOOTSTRAP_COMMAND}'. Production never invents a key."
+        ]
     else:
         key = secrets.token_hex(32)
         write_private(path, key + "\n")
@@ -267,9 +270,11 @@ def _ensure_vault_keys(app) -> list[str]:
         elif path.exists():
             keyring, where = _parse_keyring(path.read_text(), str(path)), str(path)
         elif production:
-            return [f"No vault key: set PORTAL_VAULT_KEYS or create {path} with "
-                    f"'{BOOTSTRAP_COMMAND}'. Production never invents a key and never stores "
-                    "secrets unencrypted."]
+            return [
+                f"No vault key: set PORTAL_VAULT_KEYS or create {path} with "
+                f"'{BOOTSTRAP_COMMAND}'. Production never invents a key and never stores "
+                "secrets unencrypted."
+            ]
         else:
             keyring, where = vault.Keyring.generate(), str(path)
             write_private(path, keyring.dumps())
@@ -303,22 +308,30 @@ def _cookie_policy(app) -> None:
 def production_problems(app) -> list[str]:
     """Every setting that is fine for development but unsafe in production (empty when safe)."""
     config = app.config
-    return [*_demo_problems(config), *_debug_problems(config), *_public_url_problems(config),
-            *_cloud_problems(config)]
+    return [
+        *_demo_problems(config),
+        *_debug_problems(config),
+        *_public_url_problems(config),
+        *_cloud_problems(config),
+    ]
 
 
 def _demo_problems(config) -> list[str]:
     if config.get("DEMO"):
-        return ["PORTAL_DEMO must be off in production (demo mode offers the Entra simulator "
-                "and shows demo hints)"]
+        return [
+            "PORTAL_DEMO must be off in production (demo mode offers the Entra simulator "
+            "and shows demo hints)"
+        ]
     return []
 
 
 def _debug_problems(config) -> list[str]:
     # The Werkzeug debugger runs Python sent from the browser, and debug mode shows tracebacks.
     if config.get("DEBUG") or get_debug_flag():
-        return ["DEBUG / FLASK_DEBUG must be off in production (debug mode shows tracebacks and "
-                "can run code sent from the browser)"]
+        return [
+            "DEBUG / FLASK_DEBUG must be off in production (debug mode shows tracebacks and "
+            "can run code sent from the browser)"
+        ]
     return []
 
 
@@ -332,12 +345,13 @@ def _public_url_problems(config) -> list[str]:
     except ValueError:
         parts, host = None, None
     if parts is None or parts.scheme != "https" or not host:
-        unset = " — the development default: it is not set" \
-            if url == DEFAULTS["PUBLIC_URL"] else ""
+        unset = " — the development default: it is not set" if url == DEFAULTS["PUBLIC_URL"] else ""
         return [f"PORTAL_PUBLIC_URL must be https:// in production (got {url!r}{unset})"]
     if is_loopback_host(host):
-        return [f"PORTAL_PUBLIC_URL must be the portal's public address, not a loopback host "
-                f"(got {url!r})"]
+        return [
+            f"PORTAL_PUBLIC_URL must be the portal's public address, not a loopback host "
+            f"(got {url!r})"
+        ]
     return []
 
 
@@ -353,9 +367,11 @@ def _cloud_problems(config) -> list[str]:
     for cloud in table.all():
         signs = simulator_signs(cloud)
         if signs:
-            problems.append(f"PORTAL_CLOUDS_FILE: cloud {cloud.key!r} is a simulator or local "
-                            f"cloud ({'; '.join(signs)}): production talks only to real "
-                            "Microsoft clouds")
+            problems.append(
+                f"PORTAL_CLOUDS_FILE: cloud {cloud.key!r} is a simulator or local "
+                f"cloud ({'; '.join(signs)}): production talks only to real "
+                "Microsoft clouds"
+            )
     return problems
 
 
@@ -401,14 +417,20 @@ def weak_key_problems(keyring: vault.Keyring, where: str) -> list[str]:
         key = keyring.key(kid)
         distinct = len(set(key))
         if distinct == 1:
-            problems.append(f"{where}: vault key {kid!r} is weak: every byte is the same (such as "
-                            "all zero); generate keys with the vault commands")
+            problems.append(
+                f"{where}: vault key {kid!r} is weak: every byte is the same (such as "
+                "all zero); generate keys with the vault commands"
+            )
         elif distinct <= 16:
-            problems.append(f"{where}: vault key {kid!r} is weak: too few different byte values "
-                            "for a random key; generate keys with the vault commands")
+            problems.append(
+                f"{where}: vault key {kid!r} is weak: too few different byte values "
+                "for a random key; generate keys with the vault commands"
+            )
         if key in seen:
-            problems.append(f"{where}: vault keys {seen[key]!r} and {kid!r} are the same key; "
-                            "each key must be generated on its own")
+            problems.append(
+                f"{where}: vault keys {seen[key]!r} and {kid!r} are the same key; "
+                "each key must be generated on its own"
+            )
         seen.setdefault(key, kid)
     return problems
 

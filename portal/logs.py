@@ -26,16 +26,24 @@ _SECRET_KEYS = (
 )
 _PATTERNS: list[tuple[re.Pattern, str]] = [
     # PEM blocks (private keys, certificates): the whole block.
-    (re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S),
-     "[redacted PEM]"),
+    (
+        re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S),
+        "[redacted PEM]",
+    ),
     # Authorization headers / bearer tokens.
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
     # JSON / Python-repr pairs: "refresh_token": "…"  or  'secret': '…'
-    (re.compile(r"""(?i)(["'](?:""" + _SECRET_KEYS + r""")["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""),
-     r"\1\2" + REDACTED + r"\2"),
+    (
+        re.compile(
+            r"""(?i)(["'](?:""" + _SECRET_KEYS + r""")["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""
+        ),
+        r"\1\2" + REDACTED + r"\2",
+    ),
     # Header style: Authorization: …  Cookie: …
-    (re.compile(r"(?im)^((?:authorization|cookie|set-cookie|x-csrftoken)\s*:\s*).*$"),
-     r"\1" + REDACTED),
+    (
+        re.compile(r"(?im)^((?:authorization|cookie|set-cookie|x-csrftoken)\s*:\s*).*$"),
+        r"\1" + REDACTED,
+    ),
     # Form / query style: code=…&client_assertion=…
     (re.compile(r"(?i)\b(" + _SECRET_KEYS + r")=([^&\s\"',;]+)"), r"\1=" + REDACTED),
     # JWTs anywhere (id tokens, access tokens, client assertions).
@@ -59,9 +67,11 @@ def scrub(text: str) -> str:
 
 def escape_controls(text: str) -> str:
     """Escape CR, LF and other control characters (no forged log lines)."""
-    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]",
-                  lambda m: {"\n": "\\n", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}"),
-                  text)
+    return re.sub(
+        r"[\x00-\x08\x0a-\x1f\x7f]",
+        lambda m: {"\n": "\\n", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}"),
+        text,
+    )
 
 
 def _clean_record(record: logging.LogRecord) -> logging.LogRecord:
@@ -177,18 +187,28 @@ def _start_request():
 def _end_request(response):
     request_id = g.get("request_id", "-")
     response.headers["X-Request-ID"] = request_id
-    duration_ms = round((time.perf_counter() - g.get("request_started", time.perf_counter()))
-                        * 1000, 1)
+    duration_ms = round(
+        (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 1
+    )
     from flask_login import current_user
 
     user_id = current_user.id if current_user and current_user.is_authenticated else None
     # The path only: query strings can carry codes and states.
     request_log.info(
-        "%s %s %s %sms user=%s", request.method, request.path, response.status_code,
-        duration_ms, user_id or "-",
-        extra={"method": request.method, "path": request.path,
-               "status": response.status_code, "duration_ms": duration_ms,
-               "user_id": user_id, "remote_addr": request.remote_addr},
+        "%s %s %s %sms user=%s",
+        request.method,
+        request.path,
+        response.status_code,
+        duration_ms,
+        user_id or "-",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+            "user_id": user_id,
+            "remote_addr": request.remote_addr,
+        },
     )
     return response
 

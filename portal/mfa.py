@@ -37,19 +37,19 @@ def new_secret() -> str:
 def provisioning_uri(secret: str, account: str) -> str:
     """The ``otpauth://`` URI an authenticator app reads from the QR code."""
     return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
-        name=account, issuer_name=ISSUER)
+        name=account, issuer_name=ISSUER
+    )
 
 
 def qr_data_uri(uri: str) -> str:
     """The QR code of ``uri`` as an SVG ``data:`` URI: an ``<img>`` the CSP allows
     (``img-src 'self' data:``), no script and no inline style."""
-    return segno.make(uri, error="m").svg_data_uri(scale=5, border=4, dark="#000",
-                                                   light="#fff")
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=4, dark="#000", light="#fff")
 
 
 def grouped(secret: str) -> str:
     """The secret in groups of four, for typing it into an app by hand."""
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def current_step(now: float | None = None) -> int:

@@ -46,8 +46,12 @@ def limiter_of(app) -> Limiter:
 def init_app(app) -> None:
     """A limiter per app (so two apps, as in tests, never share counters), applied to the
     endpoints of ``LIMITS`` once every blueprint is registered."""
-    limiter = Limiter(key_func=_who, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-                      headers_enabled=True)
+    limiter = Limiter(
+        key_func=_who,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        headers_enabled=True,
+    )
     app.extensions[_EXTENSION] = limiter
     for endpoint, limit in LIMITS.items():
         view = app.view_functions.get(endpoint)

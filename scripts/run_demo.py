@@ -43,16 +43,30 @@ def start_simulator(port: int) -> subprocess.Popen:
     if CLOUDS_FILE.exists():
         CLOUDS_FILE.unlink()
     process = subprocess.Popen(
-        [sys.executable, "-m", "entrasim", "serve", "--port", str(port),
-         "--state", str(INSTANCE / "entrasim-state.json"), "--cert-dir", str(SIM_DIR),
-         "--write-clouds", str(CLOUDS_FILE), "--seed-demo"],
+        [
+            sys.executable,
+            "-m",
+            "entrasim",
+            "serve",
+            "--port",
+            str(port),
+            "--state",
+            str(INSTANCE / "entrasim-state.json"),
+            "--cert-dir",
+            str(SIM_DIR),
+            "--write-clouds",
+            str(CLOUDS_FILE),
+            "--seed-demo",
+        ],
         cwd=ROOT,
     )
     deadline = time.monotonic() + 30
     while not CLOUDS_FILE.exists():
         if process.poll() is not None:
-            raise SystemExit(f"the Entra simulator exited ({process.returncode}); "
-                             f"is port {port} (or one of the next three) in use?")
+            raise SystemExit(
+                f"the Entra simulator exited ({process.returncode}); "
+                f"is port {port} (or one of the next three) in use?"
+            )
         if time.monotonic() > deadline:
             process.terminate()
             raise SystemExit("the Entra simulator did not start within 30 s")
@@ -74,15 +88,29 @@ def register_service_provider_app(clouds: list[dict], public_url: str) -> str:
         demo = json.loads(DEMO_FILE.read_text()) if DEMO_FILE.exists() else {}
         state = admin.state()
         known_apps = json.dumps(state)
-        if demo.get("sp_client_id") and demo["sp_client_id"] in known_apps \
-                and SP_CERT_FILE.exists():
+        if (
+            demo.get("sp_client_id")
+            and demo["sp_client_id"] in known_apps
+            and SP_CERT_FILE.exists()
+        ):
             return demo["sp_client_id"]
-        tenant = admin.create_tenant(cloud="global", domains=[PUBLISHER_DOMAIN],
-                                     display_name="HR Automation (publisher, demo)")
-        app = admin.create_app(tenant["id"], display_name=SP_APP_NAME, multi_tenant=True,
-                               redirect_uris=[public_url + "/oauth/callback"])
-        cert = issue_certificate("HR Automation demo service provider app", "demo-sp-app",
-                                 validity_days=365, key_size=2048)
+        tenant = admin.create_tenant(
+            cloud="global",
+            domains=[PUBLISHER_DOMAIN],
+            display_name="HR Automation (publisher, demo)",
+        )
+        app = admin.create_app(
+            tenant["id"],
+            display_name=SP_APP_NAME,
+            multi_tenant=True,
+            redirect_uris=[public_url + "/oauth/callback"],
+        )
+        cert = issue_certificate(
+            "HR Automation demo service provider app",
+            "demo-sp-app",
+            validity_days=365,
+            key_size=2048,
+        )
         admin.upload_certificate(tenant["id"], app["app_id"], cert.cert_pem)
         write_private(SP_CERT_FILE, cert.private_key_pem + b"\n" + _bytes(cert.cert_pem))
         demo["sp_client_id"] = app["app_id"]
@@ -144,7 +172,8 @@ def main() -> int:
         }
         password = ensure_demo_login(env)
         admin_center = next(c for c in clouds if c["key"] == "sim-global")["portal_url"]
-        print(f"""
+        print(
+            f"""
   Portal (demo mode)   {public_url}
   Sign in as           {DEMO_EMAIL}
   Password             {password}
@@ -153,12 +182,23 @@ def main() -> int:
                         'Contoso demo', contosodemo.onmicrosoft.com, in the simulator's global
                         cloud)
   Stop with Ctrl-C.
-""", flush=True)
+""",
+            flush=True,
+        )
         # gunicorn, as in production: it forks its workers before any database connection.
         portal = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
-             f"127.0.0.1:{args.port}", "wsgi:app"],
-            cwd=ROOT, env={**os.environ, **env},
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{args.port}",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
         )
         try:
             return portal.wait()

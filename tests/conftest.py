@@ -106,8 +106,9 @@ def totp_code(app, user) -> str:
 def pass_second_factor(client, app, user):
     """Answer the second-factor page a sign-in was sent to; returns the POST response."""
     token = csrf_token(client, "/login/second-factor")
-    return client.post("/login/second-factor",
-                       data={"code": totp_code(app, user), "csrf_token": token})
+    return client.post(
+        "/login/second-factor", data={"code": totp_code(app, user), "csrf_token": token}
+    )
 
 
 @pytest.fixture
@@ -129,14 +130,23 @@ def make_user(app, make_org):
     (``totp=None``: only support; ``True``/``False`` to choose).
     """
 
-    def make(email: str | None = None, role: str = "admin", org=None,
-             password: str = TEST_PASSWORD, totp: bool | None = None) -> storage.User:
+    def make(
+        email: str | None = None,
+        role: str = "admin",
+        org=None,
+        password: str = TEST_PASSWORD,
+        totp: bool | None = None,
+    ) -> storage.User:
         if role == "admin" and org is None:
             org = make_org()
         email = email or f"user{next(_counter)}@example.com"
         with app.app_context():
-            user = storage.create_user(email, role, generate_password_hash(password, FAST_HASH),
-                                     org.id if org is not None and role == "admin" else None)
+            user = storage.create_user(
+                email,
+                role,
+                generate_password_hash(password, FAST_HASH),
+                org.id if org is not None and role == "admin" else None,
+            )
         if totp or (totp is None and role == "support"):
             enrol_totp(app, user)
             with app.app_context():
@@ -150,8 +160,9 @@ def make_user(app, make_org):
 def make_connection(app):
     """``make_connection(org, kind="customer_owned", display_name=None, **fields)``."""
 
-    def make(org, kind: str = "customer_owned", display_name: str | None = None,
-             **fields) -> storage.Connection:
+    def make(
+        org, kind: str = "customer_owned", display_name: str | None = None, **fields
+    ) -> storage.Connection:
         with app.app_context():
             connection = storage.create_connection(org.id, kind, display_name)
             if fields:

@@ -37,10 +37,17 @@ class Provider:
 
     @classmethod
     def register(cls, sim, cert: SimCertificate | None = None) -> Provider:
-        home = sim.create_tenant(cloud="global", domains=["provider.onmicrosoft.com"],
-                                 display_name="HR automation (provider)")
-        app = sim.create_app(home["id"], display_name="HR automation", multi_tenant=True,
-                             redirect_uris=[REDIRECT_URI])
+        home = sim.create_tenant(
+            cloud="global",
+            domains=["provider.onmicrosoft.com"],
+            display_name="HR automation (provider)",
+        )
+        app = sim.create_app(
+            home["id"],
+            display_name="HR automation",
+            multi_tenant=True,
+            redirect_uris=[REDIRECT_URI],
+        )
         # A year: tests move the simulator's clock by 91 days (inactivity).
         secret = sim.add_client_secret(home["id"], app["app_id"], expires_in_days=365)["secret"]
         if cert is not None:
@@ -55,15 +62,25 @@ class Provider:
     def config(self, use_cert_file: str | None = None) -> dict:
         """The ``SP_*`` settings of the portal for this app."""
         if use_cert_file:
-            return {"SP_CLIENT_ID": self.client_id, "SP_CERT_FILE": use_cert_file,
-                    "SP_CLIENT_SECRET": None}
+            return {
+                "SP_CLIENT_ID": self.client_id,
+                "SP_CERT_FILE": use_cert_file,
+                "SP_CLIENT_SECRET": None,
+            }
         return {"SP_CLIENT_ID": self.client_id, "SP_CLIENT_SECRET": self.secret}
 
-    def customer(self, domain: str = "contoso.onmicrosoft.com",
-                 admin: str | None = None, display_name: str | None = None) -> Customer:
+    def customer(
+        self,
+        domain: str = "contoso.onmicrosoft.com",
+        admin: str | None = None,
+        display_name: str | None = None,
+    ) -> Customer:
         """A customer tenant with a Global Administrator."""
-        t = self.sim.create_tenant(cloud="global", domains=[domain],
-                                   display_name=display_name or domain.split(".")[0].title())
+        t = self.sim.create_tenant(
+            cloud="global",
+            domains=[domain],
+            display_name=display_name or domain.split(".")[0].title(),
+        )
         upn = admin or f"admin@{domain}"
         self.sim.create_user(t["id"], upn, display_name="Ada Admin", admin=True)
         return Customer(t["id"], upn, domain)
@@ -85,18 +102,24 @@ class Linked:
     oid: str = ""
 
 
-def sign_in(sim, sim_server, provider: Provider, customer: Customer,
-            scopes=SCOPES) -> tuple[str, dict]:
+def sign_in(
+    sim, sim_server, provider: Provider, customer: Customer, scopes=SCOPES
+) -> tuple[str, dict]:
     """The real auth-code flow with msal against the simulator; returns (cache text, result)."""
     http = trusting_session(sim_server.ca_path)
     cache = msal.SerializableTokenCache()
     client = msal.ConfidentialClientApplication(
-        provider.client_id, client_credential=provider.secret,
+        provider.client_id,
+        client_credential=provider.secret,
         authority=f"{sim_server.base_url('global')}/{customer.tenant_id}",
-        http_client=http, instance_discovery=False, token_cache=cache)
+        http_client=http,
+        instance_discovery=False,
+        token_cache=cache,
+    )
     sim.set_interaction("consent", user=customer.admin_upn)
-    flow = client.initiate_auth_code_flow(list(scopes), redirect_uri=REDIRECT_URI,
-                                          response_mode="form_post")
+    flow = client.initiate_auth_code_flow(
+        list(scopes), redirect_uri=REDIRECT_URI, response_mode="form_post"
+    )
     target, params = follow_authorize(http, flow["auth_uri"])
     assert target == REDIRECT_URI, target
     result = client.acquire_token_by_auth_code_flow(flow, params)
@@ -105,23 +128,41 @@ def sign_in(sim, sim_server, provider: Provider, customer: Customer,
     return cache.serialize(), result
 
 
-def link_connection(app, sim, sim_server, provider: Provider, customer: Customer, org, *,
-                    consented_at: datetime | None = None, display_name: str | None = None,
-                    state: str = "connected", scopes=SCOPES) -> Linked:
+def link_connection(
+    app,
+    sim,
+    sim_server,
+    provider: Provider,
+    customer: Customer,
+    org,
+    *,
+    consented_at: datetime | None = None,
+    display_name: str | None = None,
+    state: str = "connected",
+    scopes=SCOPES,
+) -> Linked:
     """A linked service-provider connection of ``org`` (consented at ``consented_at``, default
     two days ago so it is due for a keep-alive refresh)."""
     cache_text, result = sign_in(sim, sim_server, provider, customer, scopes)
     claims = result["id_token_claims"]
     at = (consented_at or datetime.now(UTC) - timedelta(days=2)).astimezone(UTC)
     with app.app_context():
-        connection = storage.create_connection(org.id, "service_provider",
-                                             display_name or customer.domain)
+        connection = storage.create_connection(
+            org.id, "service_provider", display_name or customer.domain
+        )
         storage.put_secret("connections", connection.id, "token_cache", cache_text.encode())
         connection = set_columns(
-            connection.id, cloud=SIM_CLOUD, tenant_id=claims["tid"], tenant_domain=customer.domain,
-            consented_by_oid=claims["oid"], consented_by_name=claims.get("name"),
+            connection.id,
+            cloud=SIM_CLOUD,
+            tenant_id=claims["tid"],
+            tenant_domain=customer.domain,
+            consented_by_oid=claims["oid"],
+            consented_by_name=claims.get("name"),
             granted_scopes=result.get("scope", "").split(),
-            consented_at=at.isoformat(timespec="seconds"), state=state, health="healthy")
+            consented_at=at.isoformat(timespec="seconds"),
+            state=state,
+            health="healthy",
+        )
     return Linked(connection, result["refresh_token"], claims["oid"])
 
 

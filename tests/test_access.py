@@ -14,13 +14,15 @@ def test_admin_sees_own_connection(client_a, org_a, make_connection):
 
 
 def test_other_organizations_connection_is_404_without_data(client_b, org_a, make_connection):
-    connection = make_connection(org_a, display_name="Contoso secret name",
-                                 tenant_id="11111111-2222-3333-4444-555555555555")
+    connection = make_connection(
+        org_a, display_name="Contoso secret name", tenant_id="11111111-2222-3333-4444-555555555555"
+    )
     response = client_b.get(f"/connections/{connection.id}")
     assert response.status_code == 404
     assert b"Contoso" not in response.data and b"11111111" not in response.data
     missing = client_b.get("/connections/ffffffffffffffffffffffffffffffff")
     assert missing.status_code == 404
+
     def normalized(r):
         return r.get_data(as_text=True).replace(r.headers["X-Request-ID"], "")
 
@@ -50,8 +52,10 @@ def test_anonymous_is_sent_to_sign_in_with_next(client, org_a, make_connection):
 
 def test_expired_session_in_htmx_request_answers_hx_redirect(client, org_a, make_connection):
     connection = make_connection(org_a)
-    response = client.get(f"/connections/{connection.id}", headers={
-        "HX-Request": "true", "HX-Current-URL": "http://localhost/connections/"})
+    response = client.get(
+        f"/connections/{connection.id}",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/connections/"},
+    )
     assert response.status_code == 200
     assert response.headers["HX-Redirect"] == "/login?next=/connections/"
     assert "Location" not in response.headers
@@ -59,8 +63,9 @@ def test_expired_session_in_htmx_request_answers_hx_redirect(client, org_a, make
 
 
 def test_hx_redirect_ignores_a_foreign_current_url(client):
-    response = client.get("/connections/", headers={
-        "HX-Request": "true", "HX-Current-URL": "https://evil.example/x"})
+    response = client.get(
+        "/connections/", headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/x"}
+    )
     assert response.headers["HX-Redirect"] == "/login?next=/connections/"
 
 
@@ -73,16 +78,16 @@ def test_hx_redirect_after_sign_out(client_a):
     assert response.headers["HX-Redirect"].startswith("/login")
 
 
-def test_support_sees_every_org_read_only_and_is_audited(app, support_client, org_a, org_b,
-                                                         make_connection):
+def test_support_sees_every_org_read_only_and_is_audited(
+    app, support_client, org_a, org_b, make_connection
+):
     a = make_connection(org_a, display_name="A conn")
     b = make_connection(org_b, display_name="B conn")
     for connection in (a, b):
         assert support_client.get(f"/support/connections/{connection.id}").status_code == 200
     with app.app_context():
         events = storage.list_audit_events(action="support.view_connection")
-        assert {(e.org_id, e.connection_id) for e in events} == {(org_a.id, a.id),
-                                                                 (org_b.id, b.id)}
+        assert {(e.org_id, e.connection_id) for e in events} == {(org_a.id, a.id), (org_b.id, b.id)}
 
 
 def test_support_may_not_write(app, support_user, org_a, make_connection):
@@ -151,12 +156,15 @@ def short_sessions(app_config):
 
 def _poll(client):
     """What an htmx fragment that re-requests itself does."""
-    return client.get("/connections/", headers={
-        "HX-Request": "true", "HX-Current-URL": "http://localhost/connections/"})
+    return client.get(
+        "/connections/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/connections/"},
+    )
 
 
 def test_polling_does_not_keep_a_session_alive_past_its_absolute_lifetime(
-        short_sessions, client_a, monkeypatch):
+    short_sessions, client_a, monkeypatch
+):
     import time
 
     start = time.time()

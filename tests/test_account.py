@@ -11,8 +11,11 @@ PAGE = "/account/security"
 
 
 def _post(client, path, **data):
-    return client.post(path, data={"csrf_token": csrf_token(client, PAGE), **data},
-                       headers={"Referer": f"http://localhost{PAGE}"})
+    return client.post(
+        path,
+        data={"csrf_token": csrf_token(client, PAGE), **data},
+        headers={"Referer": f"http://localhost{PAGE}"},
+    )
 
 
 def test_an_admin_turns_two_step_sign_in_on(app, client_a, admin_a):
@@ -41,9 +44,15 @@ def test_turning_it_off_needs_a_fresh_password_and_code(app, make_user, login, m
     assert stale.status_code == 303 and stale.headers["Location"] == f"/reauth?next={PAGE}"
     with app.app_context():
         assert storage.get_user(user.id).has_mfa
-    back = client.post("/reauth", data={
-        "csrf_token": csrf_token(client, "/reauth"), "password": "correct horse battery staple",
-        "code": totp_code(app, user), "next": PAGE})
+    back = client.post(
+        "/reauth",
+        data={
+            "csrf_token": csrf_token(client, "/reauth"),
+            "password": "correct horse battery staple",
+            "code": totp_code(app, user),
+            "next": PAGE,
+        },
+    )
     assert back.headers["Location"] == PAGE
     assert _post(client, "/account/security/totp/disable").headers["Location"] == PAGE
     with app.app_context():

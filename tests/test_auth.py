@@ -97,13 +97,32 @@ def test_delays_double_and_are_capped(app_ctx):
     waits = []
     for failures in range(1, 12):
         storage.record_login_attempt("a@example.com", "192.0.2.1", False, now=1000.0 + failures)
-        waits.append(storage.login_lockout_seconds(
-            "a@example.com", "192.0.2.1", free_failures=3, first_delay=30, max_delay=900,
-            max_per_address=100, window=900, now=1000.0 + failures))
+        waits.append(
+            storage.login_lockout_seconds(
+                "a@example.com",
+                "192.0.2.1",
+                free_failures=3,
+                first_delay=30,
+                max_delay=900,
+                max_per_address=100,
+                window=900,
+                now=1000.0 + failures,
+            )
+        )
     assert waits == [0, 0, 30, 60, 120, 240, 480, 900, 900, 900, 900]
-    assert storage.login_lockout_seconds("a@example.com", "192.0.2.2", free_failures=3,
-                                       first_delay=30, max_delay=900, max_per_address=100,
-                                       window=900, now=1012.0) == 0
+    assert (
+        storage.login_lockout_seconds(
+            "a@example.com",
+            "192.0.2.2",
+            free_failures=3,
+            first_delay=30,
+            max_delay=900,
+            max_per_address=100,
+            window=900,
+            now=1012.0,
+        )
+        == 0
+    )
 
 
 def test_rate_limit_per_address(app, client, make_user):
@@ -124,13 +143,30 @@ def test_lockout_counts_in_the_database(app_ctx):
     now = 10_000.0
     for i in range(5):
         storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=now + i)
-    wait = storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
-                                       first_delay=30, max_delay=900, max_per_address=5,
-                                       window=900, now=now + 10)
+    wait = storage.login_lockout_seconds(
+        "a@example.com",
+        "1.2.3.4",
+        free_failures=3,
+        first_delay=30,
+        max_delay=900,
+        max_per_address=5,
+        window=900,
+        now=now + 10,
+    )
     assert wait == pytest.approx(890)  # the address cap: five failures in the window
-    assert storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
-                                       first_delay=30, max_delay=900, max_per_address=5,
-                                       window=900, now=now + 901) == 0
+    assert (
+        storage.login_lockout_seconds(
+            "a@example.com",
+            "1.2.3.4",
+            free_failures=3,
+            first_delay=30,
+            max_delay=900,
+            max_per_address=5,
+            window=900,
+            now=now + 901,
+        )
+        == 0
+    )
 
 
 def test_success_resets_the_pair_counter(app_ctx):
@@ -138,9 +174,19 @@ def test_success_resets_the_pair_counter(app_ctx):
         storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=100.0 + i)
     storage.record_login_attempt("a@example.com", "1.2.3.4", True, now=110.0)
     storage.record_login_attempt("a@example.com", "1.2.3.4", False, now=111.0)
-    assert storage.login_lockout_seconds("a@example.com", "1.2.3.4", free_failures=3,
-                                       first_delay=30, max_delay=900, max_per_address=20,
-                                       window=900, now=112.0) == 0
+    assert (
+        storage.login_lockout_seconds(
+            "a@example.com",
+            "1.2.3.4",
+            free_failures=3,
+            first_delay=30,
+            max_delay=900,
+            max_per_address=20,
+            window=900,
+            now=112.0,
+        )
+        == 0
+    )
 
 
 @pytest.fixture
@@ -179,11 +225,24 @@ def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(app, make_user):
 
 
 OPEN_REDIRECT_PROBES = [
-    "https://evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example",
-    "https:evil.example", "javascript:alert(1)", "%2F%2Fevil.example", "/%2F%2Fevil.example",
-    "%5C%5Cevil.example", "/%5Cevil.example", "/%252F%252Fevil.example", "///evil.example",
-    "http://localhost/", "/\t/evil.example", "/%09/evil.example", " //evil.example",
-    "/%0d%0aSet-Cookie:x=y", "/nowhere-in-this-app",
+    "https://evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https:evil.example",
+    "javascript:alert(1)",
+    "%2F%2Fevil.example",
+    "/%2F%2Fevil.example",
+    "%5C%5Cevil.example",
+    "/%5Cevil.example",
+    "/%252F%252Fevil.example",
+    "///evil.example",
+    "http://localhost/",
+    "/\t/evil.example",
+    "/%09/evil.example",
+    " //evil.example",
+    "/%0d%0aSet-Cookie:x=y",
+    "/nowhere-in-this-app",
 ]
 
 
@@ -205,8 +264,9 @@ def test_next_to_a_page_of_the_application_is_kept(client, admin_a):
     assert response.headers["Location"] == "/connections/"
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(target=st.text(max_size=40) | st.from_regex(r"[/\\%:a-z0-9.]{0,20}", fullmatch=True))
 def test_no_string_yields_a_foreign_location(app, target):
     from urllib.parse import urlsplit
@@ -223,8 +283,9 @@ def test_no_string_yields_a_foreign_location(app, target):
 def test_cli_create_org_and_user_with_generated_password(app, runner):
     assert runner.invoke(args=["create-org", "Contoso"]).exit_code == 0
     assert "already exists" in runner.invoke(args=["create-org", "Contoso"]).output
-    result = runner.invoke(args=["create-user", "Ada@Contoso.example", "--org", "Contoso",
-                                 "--role", "admin"])
+    result = runner.invoke(
+        args=["create-user", "Ada@Contoso.example", "--org", "Contoso", "--role", "admin"]
+    )
     assert result.exit_code == 0, result.output
     password = re.search(r"Password \(shown once\): (\S+)", result.output).group(1)
     client = app.test_client()
@@ -232,8 +293,10 @@ def test_cli_create_org_and_user_with_generated_password(app, runner):
 
 
 def test_cli_create_user_reads_password_from_stdin(app, runner):
-    result = runner.invoke(args=["create-user", "help@portal.example", "--role", "support"],
-                           input="a long enough password\n")
+    result = runner.invoke(
+        args=["create-user", "help@portal.example", "--role", "support"],
+        input="a long enough password\n",
+    )
     assert result.exit_code == 0, result.output
     assert "shown once" not in result.output
     with app.app_context():

@@ -69,8 +69,9 @@ def test_support_must_enrol_before_being_signed_in(app, client, make_user):
     with app.app_context():
         assert storage.get_totp_secret(helpdesk.id) == secret
         assert storage.get_pending_totp_secret(helpdesk.id) is None
-        assert all(code not in h for _, h in storage.unused_recovery_codes(helpdesk.id)
-                   for code in codes)  # stored hashed
+        assert all(
+            code not in h for _, h in storage.unused_recovery_codes(helpdesk.id) for code in codes
+        )  # stored hashed
     # The enrolment page is gone once enrolled: the secret is never shown again.
     assert client.get("/login/enrol").status_code == 302
 
@@ -81,8 +82,11 @@ def test_password_then_totp_signs_in_and_halfway_is_not_signed_in(app, client, m
     assert response.headers["Location"] == "/login/second-factor"
     for path in ("/", "/connections/", "/reauth"):
         assert client.get(path).headers["Location"].startswith("/login"), path
-    assert client.get("/connections/", headers={"HX-Request": "true"}).headers[
-        "HX-Redirect"].startswith("/login")
+    assert (
+        client.get("/connections/", headers={"HX-Request": "true"})
+        .headers["HX-Redirect"]
+        .startswith("/login")
+    )
     response = pass_second_factor(client, app, user)
     assert response.status_code == 302 and response.headers["Location"] == "/connections/"
     assert client.get("/connections/").status_code == 200
@@ -125,12 +129,12 @@ def test_failed_codes_count_in_the_sign_in_throttle(app, client, make_user):
     assert _post_code(client, "/login/second-factor", totp_code(app, user)).status_code == 429
     assert login_as(app.test_client(), user.email).status_code == 429
     with app.app_context():
-        assert len(storage.recent_failures(account=user.email, address="127.0.0.1",
-                                         window=900)) == 3
+        assert (
+            len(storage.recent_failures(account=user.email, address="127.0.0.1", window=900)) == 3
+        )
 
 
-def test_org_requirement_signs_out_admins_without_a_second_factor(app, runner, client_a,
-                                                                  admin_a):
+def test_org_requirement_signs_out_admins_without_a_second_factor(app, runner, client_a, admin_a):
     assert client_a.get("/").status_code == 200
     result = runner.invoke(args=["org", "require-mfa", "Contoso"])
     assert result.exit_code == 0 and "1 admin(s) without it signed out" in result.output
@@ -138,8 +142,7 @@ def test_org_requirement_signs_out_admins_without_a_second_factor(app, runner, c
     assert login_as(client_a, admin_a.email).headers["Location"] == "/login/enrol"
     assert runner.invoke(args=["org", "require-mfa", "Contoso", "--off"]).exit_code == 0
     assert login_as(app.test_client(), admin_a.email).headers["Location"] == "/"
-    assert "no organization" in runner.invoke(
-        args=["org", "require-mfa", "Nowhere"]).output.lower()
+    assert "no organization" in runner.invoke(args=["org", "require-mfa", "Nowhere"]).output.lower()
 
 
 def test_create_org_can_require_it(app, runner):
@@ -171,8 +174,9 @@ def test_second_factor_pages_can_be_framed_by_the_host(app_config, make_user):
 
         org = storage.create_organization("Framed")
         storage.set_organization_require_mfa(org.id, True)
-        storage.create_user("f@framed.example", "admin",
-                          generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id)
+        storage.create_user(
+            "f@framed.example", "admin", generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id
+        )
     browser = framed.test_client()
     login_as(browser, "f@framed.example")
     page = browser.get("/login/enrol")

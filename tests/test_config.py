@@ -78,7 +78,8 @@ def test_production_refuses_a_broken_keyring(clean_env, monkeypatch):
 def test_environment_overrides_instance_config(clean_env, monkeypatch):
     clean_env.mkdir(parents=True)
     (clean_env / "config.py").write_text(
-        "LOG_FORMAT = 'json'\nLOGIN_WINDOW_SECONDS = 60\nDEMO = False\n")
+        "LOG_FORMAT = 'json'\nLOGIN_WINDOW_SECONDS = 60\nDEMO = False\n"
+    )
     monkeypatch.setenv("PORTAL_DEMO", "true")
     monkeypatch.setenv("PORTAL_LOGIN_FREE_FAILURES", "7")
     monkeypatch.setenv("PORTAL_FRAME_ANCESTORS", "https://a.example, https://b.example:8443")
@@ -99,8 +100,9 @@ def test_test_mapping_ignores_the_environment(clean_env, monkeypatch, app_config
     assert app.config["FRAME_ANCESTORS"] == []
 
 
-@pytest.mark.parametrize("key, value", [("ENV", "staging"), ("LOG_FORMAT", "xml"),
-                                        ("SECRET_KEY", "short")])
+@pytest.mark.parametrize(
+    "key, value", [("ENV", "staging"), ("LOG_FORMAT", "xml"), ("SECRET_KEY", "short")]
+)
 def test_invalid_values_are_refused(app_config, key, value):
     app_config[key] = value
     with pytest.raises(ConfigError):
@@ -126,8 +128,21 @@ def test_gunicorn_serves_wsgi_app(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env["PORTAL_INSTANCE_PATH"] = str(tmp_path / "instance")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         session = requests.Session()
         session.trust_env = False
@@ -153,8 +168,10 @@ def test_gunicorn_serves_wsgi_app(tmp_path):
         process.stderr.close()
 
 
-@pytest.mark.parametrize("key, value", [("CERT_KEY_SIZE", "1024"), ("CERT_VALIDITY_MONTHS", "25"),
-                                        ("CERT_VALIDITY_MONTHS", "0")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("CERT_KEY_SIZE", "1024"), ("CERT_VALIDITY_MONTHS", "25"), ("CERT_VALIDITY_MONTHS", "0")],
+)
 def test_certificate_settings_are_bounded(app_config, monkeypatch, key, value):
     app_config[key] = int(value)
     with pytest.raises(ConfigError, match=key):
@@ -194,16 +211,22 @@ def test_safe_production_settings_start(production):
     assert create_app(production).config["ENV"] == "production"
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("DEMO", True, "PORTAL_DEMO must be off in production"),
-    ("DEBUG", True, "DEBUG / FLASK_DEBUG must be off in production"),
-    ("PUBLIC_URL", "http://portal.example",
-     "PORTAL_PUBLIC_URL must be https:// in production (got 'http://portal.example')"),
-    ("PUBLIC_URL", "http://127.0.0.1:5000", "the development default: it is not set"),
-    ("PUBLIC_URL", "", "PORTAL_PUBLIC_URL must be set in production"),
-    ("PUBLIC_URL", "portal.example", "PORTAL_PUBLIC_URL must be https://"),
-    ("PUBLIC_URL", "https://localhost:8443", "not a loopback host"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("DEMO", True, "PORTAL_DEMO must be off in production"),
+        ("DEBUG", True, "DEBUG / FLASK_DEBUG must be off in production"),
+        (
+            "PUBLIC_URL",
+            "http://portal.example",
+            "PORTAL_PUBLIC_URL must be https:// in production (got 'http://portal.example')",
+        ),
+        ("PUBLIC_URL", "http://127.0.0.1:5000", "the development default: it is not set"),
+        ("PUBLIC_URL", "", "PORTAL_PUBLIC_URL must be set in production"),
+        ("PUBLIC_URL", "portal.example", "PORTAL_PUBLIC_URL must be https://"),
+        ("PUBLIC_URL", "https://localhost:8443", "not a loopback host"),
+    ],
+)
 def test_production_refuses_an_unsafe_setting(production, key, value, expected):
     production[key] = value
     problems = _problems(production)
@@ -214,28 +237,49 @@ def test_production_refuses_flask_debug_from_the_environment(production, monkeyp
     monkeypatch.setenv("FLASK_DEBUG", "1")
     assert _problems(production) == [
         "DEBUG / FLASK_DEBUG must be off in production (debug mode shows tracebacks and can run "
-        "code sent from the browser)"]
+        "code sent from the browser)"
+    ]
 
 
 def test_production_refuses_every_simulator_cloud(production, sim_server, tmp_path):
     production["CLOUDS_FILE"] = sim_server.clouds_file(tmp_path / "sim-clouds.json")
     problems = _problems(production)
     assert len(problems) == 4  # one line per simulator cloud
-    for problem, key in zip(problems, ("sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"),
-                            strict=True):
+    for problem, key in zip(
+        problems, ("sim-global", "sim-usgov-l4", "sim-usgov-l5", "sim-china"), strict=True
+    ):
         assert problem.startswith(f"PORTAL_CLOUDS_FILE: cloud '{key}' is a simulator")
         assert "marked as the simulator" in problem and "loopback host 127.0.0.1" in problem
 
 
 def _cloud(host: str, **extra) -> dict:
     base = f"https://{host}"
-    return {"key": "extra", "label": "Extra", "mirrors": "global", "login_base": base,
-            "graph_base": base, "graph_resource": "https://graph.microsoft.com",
-            "exchange_resource": "https://outlook.office365.com", "portal_url": base, **extra}
+    return {
+        "key": "extra",
+        "label": "Extra",
+        "mirrors": "global",
+        "login_base": base,
+        "graph_base": base,
+        "graph_resource": "https://graph.microsoft.com",
+        "exchange_resource": "https://outlook.office365.com",
+        "portal_url": base,
+        **extra,
+    }
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8443", "127.8.9.10", "localhost", "LOCALHOST.",
-                                  "sim.localhost", "[::1]:9443", "[::ffff:127.0.0.1]", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:8443",
+        "127.8.9.10",
+        "localhost",
+        "LOCALHOST.",
+        "sim.localhost",
+        "[::1]:9443",
+        "[::ffff:127.0.0.1]",
+        "0.0.0.0",
+    ],
+)
 def test_production_refuses_a_cloud_on_a_loopback_host(production, tmp_path, host):
     """Even unmarked and without a CA of its own: a loopback cloud is never Microsoft."""
     path = tmp_path / "clouds.json"
@@ -261,12 +305,15 @@ def test_production_accepts_a_real_extra_cloud(production, tmp_path):
     assert create_app(production).config["ENV"] == "production"
 
 
-@pytest.mark.parametrize("keys, expected", [
-    ((bytes(32),), "vault key 'k0' is weak: every byte is the same"),
-    ((b"\xa5" * 32,), "vault key 'k0' is weak: every byte is the same"),
-    ((b"0123456789abcdef" * 2,), "vault key 'k0' is weak: too few different byte values"),
-    ((bytes(range(32)), bytes(range(32))), "vault keys 'k0' and 'k1' are the same key"),
-])
+@pytest.mark.parametrize(
+    "keys, expected",
+    [
+        ((bytes(32),), "vault key 'k0' is weak: every byte is the same"),
+        ((b"\xa5" * 32,), "vault key 'k0' is weak: every byte is the same"),
+        ((b"0123456789abcdef" * 2,), "vault key 'k0' is weak: too few different byte values"),
+        ((bytes(range(32)), bytes(range(32))), "vault keys 'k0' and 'k1' are the same key"),
+    ],
+)
 def test_production_refuses_a_weak_vault_key(production, keys, expected):
     production["VAULT_KEYS"] = _key_text(*keys)
     problems = _problems(production)
@@ -293,19 +340,32 @@ def test_production_refuses_a_weak_key_file(production, tmp_path):
 
 def test_production_reports_every_problem_at_once(production, sim_server, tmp_path, monkeypatch):
     monkeypatch.setenv("FLASK_DEBUG", "1")
-    production.update(DEMO=True, PUBLIC_URL="http://portal.example",
-                      CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
-                      VAULT_KEYS=_key_text(bytes(32)), SECRET_KEY=None,
-                      INSTANCE_PATH=str(tmp_path / "empty"))
+    production.update(
+        DEMO=True,
+        PUBLIC_URL="http://portal.example",
+        CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
+        VAULT_KEYS=_key_text(bytes(32)),
+        SECRET_KEY=None,
+        INSTANCE_PATH=str(tmp_path / "empty"),
+    )
     problems = _problems(production)
     starts = [p.split(" ")[0] for p in problems]
-    assert starts == ["No", "PORTAL_VAULT_KEYS:", "PORTAL_DEMO", "DEBUG", "PORTAL_PUBLIC_URL",
-                      *["PORTAL_CLOUDS_FILE:"] * 4]
+    assert starts == [
+        "No",
+        "PORTAL_VAULT_KEYS:",
+        "PORTAL_DEMO",
+        "DEBUG",
+        "PORTAL_PUBLIC_URL",
+        *["PORTAL_CLOUDS_FILE:"] * 4,
+    ]
     assert "PORTAL_SECRET_KEY" in problems[0]
 
 
 def test_development_keeps_accepting_what_production_refuses(app_config, sim_server, tmp_path):
-    app_config.update(DEMO=True, PUBLIC_URL="http://127.0.0.1:5000",
-                      CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
-                      VAULT_KEYS=_key_text(bytes(32)))
+    app_config.update(
+        DEMO=True,
+        PUBLIC_URL="http://127.0.0.1:5000",
+        CLOUDS_FILE=sim_server.clouds_file(tmp_path / "sim-clouds.json"),
+        VAULT_KEYS=_key_text(bytes(32)),
+    )
     assert create_app(app_config).config["ENV"] == "development"

@@ -15,8 +15,18 @@ from portal.storage import db, migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TABLES = {"organizations", "users", "login_attempts", "connections", "certificates",
-          "vault_blobs", "auth_flows", "handoffs", "health_events", "audit_events"}
+TABLES = {
+    "organizations",
+    "users",
+    "login_attempts",
+    "connections",
+    "certificates",
+    "vault_blobs",
+    "auth_flows",
+    "handoffs",
+    "health_events",
+    "audit_events",
+}
 
 
 def test_create_app_opens_no_database(app_config):
@@ -135,7 +145,8 @@ def test_nested_write_transaction_is_a_savepoint(app):
             with pytest.raises(RuntimeError):
                 with db.write_transaction():
                     database.execute(
-                        "INSERT INTO organizations (name, created_at) VALUES ('b', 'n')")
+                        "INSERT INTO organizations (name, created_at) VALUES ('b', 'n')"
+                    )
                     raise RuntimeError("inner")
         names = [r["name"] for r in database["organizations"].rows]
         assert names == ["a"]
@@ -176,8 +187,14 @@ print(json.dumps({n: oct(os.stat(os.path.join(instance, n)).st_mode & 0o777) for
 def test_instance_files_are_owner_only_whatever_the_umask(tmp_path, umask):
     instance = tmp_path / "deep" / "instance"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
-    result = subprocess.run([sys.executable, "-c", _MODES_SCRIPT, str(instance), umask],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _MODES_SCRIPT, str(instance), umask],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     modes = json.loads(result.stdout)
     assert modes.pop(".") == "0o700"
@@ -211,8 +228,9 @@ def test_the_probe_finds_a_deleted_blob_without_secure_delete(tmp_path):
     database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)")
     ciphertext = os.urandom(1500)
     database.execute("INSERT INTO t VALUES (1, ?)", [ciphertext])
-    assert _blob_left_after_delete(path, database, ciphertext,
-                                   lambda: database.execute("DELETE FROM t"))
+    assert _blob_left_after_delete(
+        path, database, ciphertext, lambda: database.execute("DELETE FROM t")
+    )
 
 
 def test_a_deleted_secret_leaves_no_ciphertext_in_the_file(app_ctx, make_org):
@@ -224,7 +242,11 @@ def test_a_deleted_secret_leaves_no_ciphertext_in_the_file(app_ctx, make_org):
     database = db.get_db()
     assert database.execute("PRAGMA secure_delete").fetchone() == (1,)
     (ciphertext,) = database.execute(
-        "SELECT ciphertext FROM vault_blobs WHERE owner_id = ?", [connection.id]).fetchone()
+        "SELECT ciphertext FROM vault_blobs WHERE owner_id = ?", [connection.id]
+    ).fetchone()
     assert not _blob_left_after_delete(
-        Path(app_ctx.config["DATABASE"]), database, ciphertext,
-        lambda: storage.delete_secret("connections", connection.id, "token_cache"))
+        Path(app_ctx.config["DATABASE"]),
+        database,
+        ciphertext,
+        lambda: storage.delete_secret("connections", connection.id, "token_cache"),
+    )

@@ -37,12 +37,12 @@ def linked(app, sim, sim_server, provider, org_a):
 
 
 def delete(client, connection_id):
-    return client.post(f"/connections/{connection_id}/delete",
-                       data={"csrf_token": csrf_token(client, "/")})
+    return client.post(
+        f"/connections/{connection_id}/delete", data={"csrf_token": csrf_token(client, "/")}
+    )
 
 
-def test_delete_destroys_the_sign_in_and_keep_alive_skips_it(app, sim, linked, client_a,
-                                                            runner):
+def test_delete_destroys_the_sign_in_and_keep_alive_skips_it(app, sim, linked, client_a, runner):
     with app.app_context():
         assert storage.get_secret("connections", linked.id, "token_cache")
     assert delete(client_a, linked.id).status_code == 303
@@ -62,8 +62,9 @@ def test_delete_destroys_the_sign_in_and_keep_alive_skips_it(app, sim, linked, c
 
 
 def test_a_sign_in_started_before_the_deletion_cannot_complete(app, sim, linked, client_a):
-    started = client_a.post(f"/connections/{linked.id}/link",
-                            data={"csrf_token": csrf_token(client_a, "/")})
+    started = client_a.post(
+        f"/connections/{linked.id}/link", data={"csrf_token": csrf_token(client_a, "/")}
+    )
     assert started.status_code == 303
     state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
     with app.app_context():
@@ -72,20 +73,26 @@ def test_a_sign_in_started_before_the_deletion_cannot_complete(app, sim, linked,
     delete(client_a, linked.id)
     with app.app_context():
         assert storage.get_secret("auth_flows", state, "msal_flow") is None
-        row = db.get_db().execute("SELECT consumed_at FROM auth_flows WHERE state = ?",
-                                  [state]).fetchone()
+        row = (
+            db.get_db()
+            .execute("SELECT consumed_at FROM auth_flows WHERE state = ?", [state])
+            .fetchone()
+        )
     assert row[0] is not None
     calls = token_calls(sim)
     answer = client_a.post("/oauth/callback", data={"state": state, "code": "a-code"})
     assert answer.status_code == 400
     assert token_calls(sim) == calls
-    assert client_a.post(f"/connections/{linked.id}/link",
-                         data={"csrf_token": csrf_token(client_a, "/")}).status_code == 404
+    assert (
+        client_a.post(
+            f"/connections/{linked.id}/link", data={"csrf_token": csrf_token(client_a, "/")}
+        ).status_code
+        == 404
+    )
     assert client_a.get(f"/connections/{linked.id}/link-status").status_code == 404
 
 
-def test_the_page_says_how_to_remove_our_enterprise_application(app, linked, client_a,
-                                                               provider):
+def test_the_page_says_how_to_remove_our_enterprise_application(app, linked, client_a, provider):
     page = client_a.get(delete(client_a, linked.id).headers["Location"])
     assert page.status_code == 200
     body = html.unescape(page.get_data(as_text=True))
@@ -97,6 +104,7 @@ def test_the_page_says_how_to_remove_our_enterprise_application(app, linked, cli
 
 def test_never_consented_means_nothing_to_remove(app, client_a, make_connection, org_a):
     draft = make_connection(org_a, "service_provider", "Not linked yet")
-    body = html.unescape(client_a.get(delete(client_a, draft.id).headers["Location"])
-                         .get_data(as_text=True))
+    body = html.unescape(
+        client_a.get(delete(client_a, draft.id).headers["Location"]).get_data(as_text=True)
+    )
     assert "consent was never given" in body

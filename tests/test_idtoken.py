@@ -20,8 +20,9 @@ NONCE = idtoken.expected_nonce("raw-nonce-value")
 
 @pytest.fixture(scope="module")
 def keys():
-    return {kid: rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            for kid in ("k1", "k2")}
+    return {
+        kid: rsa.generate_private_key(public_exponent=65537, key_size=2048) for kid in ("k1", "k2")
+    }
 
 
 class FakeResponse:
@@ -53,9 +54,18 @@ class KeySession:
 
 def make_token(keys, kid="k1", alg="RS256", **overrides):
     now = int(time.time())
-    claims = {"aud": CLIENT, "iss": f"{CLOUD.login_base}/{TID}/v2.0", "iat": now, "nbf": now,
-              "exp": now + 3600, "tid": TID, "oid": "0a0b0c0d-0000-0000-0000-000000000001",
-              "name": "Ada", "nonce": NONCE, "sub": "s"}
+    claims = {
+        "aud": CLIENT,
+        "iss": f"{CLOUD.login_base}/{TID}/v2.0",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "tid": TID,
+        "oid": "0a0b0c0d-0000-0000-0000-000000000001",
+        "name": "Ada",
+        "nonce": NONCE,
+        "sub": "s",
+    }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
     key = keys[kid] if alg.startswith("RS") or alg.startswith("PS") else "x" * 32
@@ -64,8 +74,15 @@ def make_token(keys, kid="k1", alg="RS256", **overrides):
 
 def check(token, session, **kwargs):
     kwargs.setdefault("expected_tenant", TID)
-    return idtoken.validate(token, cloud=CLOUD, client_id=CLIENT, nonce=NONCE, session=session,
-                            cache=idtoken.JwksCache(), **kwargs)
+    return idtoken.validate(
+        token,
+        cloud=CLOUD,
+        client_id=CLIENT,
+        nonce=NONCE,
+        session=session,
+        cache=idtoken.JwksCache(),
+        **kwargs,
+    )
 
 
 def test_valid_token(keys):
@@ -76,19 +93,25 @@ def test_valid_token(keys):
     assert session.urls == [f"{CLOUD.login_base}/{TID}/discovery/v2.0/keys"]
 
 
-@pytest.mark.parametrize("overrides, reason", [
-    ({"aud": "someone-else"}, "aud"),
-    ({"iss": f"https://login.microsoftonline.com/{'0' * 8}-0000-0000-0000-{'0' * 12}/v2.0"}, "iss"),
-    ({"iss": "https://sts.windows.net/x/"}, "iss"),
-    ({"nonce": "0" * 64}, "nonce"),
-    ({"nonce": "raw-nonce-value"}, "nonce"),  # the raw value is not what was sent
-    ({"exp": int(time.time()) - 3600}, "expired"),
-    ({"nbf": int(time.time()) + 3600}, "not_yet_valid"),
-    ({"tid": "not-a-guid"}, "tid"),
-    ({"tid": "00000000-0000-0000-0000-000000000001"}, "tenant"),
-    ({"oid": None}, "missing_claim:oid"),
-    ({"nonce": None}, "missing_claim:nonce"),
-])
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"aud": "someone-else"}, "aud"),
+        (
+            {"iss": f"https://login.microsoftonline.com/{'0' * 8}-0000-0000-0000-{'0' * 12}/v2.0"},
+            "iss",
+        ),
+        ({"iss": "https://sts.windows.net/x/"}, "iss"),
+        ({"nonce": "0" * 64}, "nonce"),
+        ({"nonce": "raw-nonce-value"}, "nonce"),  # the raw value is not what was sent
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"nbf": int(time.time()) + 3600}, "not_yet_valid"),
+        ({"tid": "not-a-guid"}, "tid"),
+        ({"tid": "00000000-0000-0000-0000-000000000001"}, "tenant"),
+        ({"oid": None}, "missing_claim:oid"),
+        ({"nonce": None}, "missing_claim:nonce"),
+    ],
+)
 def test_bad_claims(keys, overrides, reason):
     assert check(make_token(keys, **overrides), KeySession(keys)).reason == reason
 

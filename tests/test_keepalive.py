@@ -84,8 +84,13 @@ def test_refresh_rotates_and_persists_the_newest_token_only(app, sim, linked, ca
 
     summary = run_at(app, now)
 
-    assert (summary.refreshed, summary.relink, summary.transient, summary.skipped,
-            summary.operator) == (1, 0, 0, 0, 0)
+    assert (
+        summary.refreshed,
+        summary.relink,
+        summary.transient,
+        summary.skipped,
+        summary.operator,
+    ) == (1, 0, 0, 0, 0)
     assert summary.exit_code == 0
     assert token_calls(sim) == before_calls + 1
     (new_rt,) = stored_refresh_tokens(app, linked.connection.id)
@@ -123,8 +128,9 @@ def test_raw_database_never_holds_a_refresh_token(app, sim, linked):
 
 def test_idle_less_than_24_hours_is_skipped(app, sim, provider, customer, org_a, sim_server):
     consented = at(0, 8)
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
-                             consented_at=consented)
+    linked = link_connection(
+        app, sim, sim_server, provider, customer, org_a, consented_at=consented
+    )
     calls = token_calls(sim)
     summary = run_at(app, consented + timedelta(hours=23, minutes=59))
     assert (summary.refreshed, summary.skipped) == (0, 1)
@@ -136,8 +142,9 @@ def test_idle_less_than_24_hours_is_skipped(app, sim, provider, customer, org_a,
     summary = run_at(app, consented + timedelta(hours=47))
     assert (summary.refreshed, summary.skipped) == (0, 1)
     assert token_calls(sim) == calls + 1
-    assert get(app, linked.connection.id).refresh_last_ok_at == \
-        (consented + timedelta(hours=24)).isoformat(timespec="seconds")
+    assert get(app, linked.connection.id).refresh_last_ok_at == (
+        consented + timedelta(hours=24)
+    ).isoformat(timespec="seconds")
 
 
 def test_idle_is_configurable(app, sim, linked):
@@ -147,8 +154,9 @@ def test_idle_is_configurable(app, sim, linked):
     assert token_calls(sim) == calls
 
 
-def test_only_linked_service_provider_connections_are_considered(app, sim, linked, org_a,
-                                                                 make_connection):
+def test_only_linked_service_provider_connections_are_considered(
+    app, sim, linked, org_a, make_connection
+):
     make_connection(org_a, "customer_owned", "Own app", consented_at="2020-01-01T00:00:00+00:00")
     make_connection(org_a, "service_provider", "Never linked")
     summary = run_at(app, datetime.now(UTC))
@@ -163,14 +171,21 @@ def _fail_success_writes(app):
     with app.app_context():
         storage.get_db().execute(
             "CREATE TRIGGER fail_refresh_ok BEFORE INSERT ON health_events "
-            "WHEN NEW.outcome = 'refresh_ok' BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+            "WHEN NEW.outcome = 'refresh_ok' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
 
 
 def _stored_blob(app, connection_id):
     with app.app_context():
-        return storage.get_db().execute(
-            "SELECT key_id, nonce, ciphertext FROM vault_blobs WHERE owner_table = 'connections' "
-            "AND owner_id = ? AND purpose = 'token_cache'", [connection_id]).fetchone()
+        return (
+            storage.get_db()
+            .execute(
+                "SELECT key_id, nonce, ciphertext FROM vault_blobs "
+                "WHERE owner_table = 'connections' AND owner_id = ? AND purpose = 'token_cache'",
+                [connection_id],
+            )
+            .fetchone()
+        )
 
 
 def test_failed_write_keeps_previous_token_and_next_run_succeeds(app, sim, linked):
@@ -218,13 +233,15 @@ def test_revoked_refresh_token_means_relink_and_no_more_token_calls(app, sim, li
     assert not keepalive.is_exhausted(connection)
     outcomes = [e.outcome for e in events(app, linked.connection.id)]
     assert "refresh_relink_needed" in outcomes and "needs_reconnect" in outcomes
-    relink_event = next(e for e in events(app, linked.connection.id)
-                        if e.outcome == "refresh_relink_needed")
+    relink_event = next(
+        e for e in events(app, linked.connection.id) if e.outcome == "refresh_relink_needed"
+    )
     assert relink_event.summary["error_codes"] == [50173]
     assert relink_event.summary["trace_id"]  # support can look it up with Microsoft
     with app.app_context():
-        assert storage.list_audit_events(connection_id=linked.connection.id,
-                                       action="connection.needs_reconnect")
+        assert storage.list_audit_events(
+            connection_id=linked.connection.id, action="connection.needs_reconnect"
+        )
     # The stored (dead) token is not overwritten by anything MSAL did to its cache.
     assert stored_refresh_tokens(app, linked.connection.id) == [linked.refresh_token]
 
@@ -251,38 +268,44 @@ def test_keepalive_prevents_the_ninety_day_expiry(app, sim, linked):
     assert get(app, linked.connection.id).state == "connected"
 
 
-def test_missing_or_unreadable_cache_means_relink(app, sim, linked, provider, sim_server,
-                                                  org_a):
-    other = link_connection(app, sim, sim_server, provider,
-                            provider.customer("fabrikam.onmicrosoft.com"), org_a)
+def test_missing_or_unreadable_cache_means_relink(app, sim, linked, provider, sim_server, org_a):
+    other = link_connection(
+        app, sim, sim_server, provider, provider.customer("fabrikam.onmicrosoft.com"), org_a
+    )
     with app.app_context():
         storage.delete_secret("connections", linked.connection.id, "token_cache")
         storage.get_db().execute(
             "UPDATE vault_blobs SET ciphertext = zeroblob(length(ciphertext)) "
-            "WHERE owner_id = ? AND purpose = 'token_cache'", [other.connection.id])
+            "WHERE owner_id = ? AND purpose = 'token_cache'",
+            [other.connection.id],
+        )
     calls = token_calls(sim)
     summary = run_at(app, datetime.now(UTC))
     assert summary.relink == 2 and summary.exit_code == 0
     assert token_calls(sim) == calls
-    assert {get(app, c.id).state for c in (linked.connection, other.connection)} == \
-        {"needs_reconnect"}
+    assert {get(app, c.id).state for c in (linked.connection, other.connection)} == {
+        "needs_reconnect"
+    }
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"error": "invalid_grant", "error_codes": [700082]}, "relink"),
-    ({"error": "invalid_grant", "error_codes": [50173]}, "relink"),
-    ({"error": "invalid_grant", "error_codes": [70043]}, "relink"),
-    ({"error": "invalid_grant", "error_codes": [65001]}, "relink"),
-    ({"error": "interaction_required", "error_codes": [50076]}, "relink"),
-    ({"error": "invalid_grant"}, "relink"),
-    ({"error": "temporarily_unavailable"}, "transient"),
-    ({"error": "server_error", "error_codes": [500000]}, "transient"),
-    ({"error": "invalid_client", "error_codes": [7000215]}, "operator"),
-    ({"error": "invalid_client", "error_codes": [700027]}, "operator"),
-    ({"error": "invalid_client", "error_codes": [7000222]}, "operator"),
-    ({"error": "unauthorized_client", "error_codes": [700016]}, "operator"),
-    ({"error": "invalid_scope", "error_codes": [70011]}, "operator"),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": "invalid_grant", "error_codes": [700082]}, "relink"),
+        ({"error": "invalid_grant", "error_codes": [50173]}, "relink"),
+        ({"error": "invalid_grant", "error_codes": [70043]}, "relink"),
+        ({"error": "invalid_grant", "error_codes": [65001]}, "relink"),
+        ({"error": "interaction_required", "error_codes": [50076]}, "relink"),
+        ({"error": "invalid_grant"}, "relink"),
+        ({"error": "temporarily_unavailable"}, "transient"),
+        ({"error": "server_error", "error_codes": [500000]}, "transient"),
+        ({"error": "invalid_client", "error_codes": [7000215]}, "operator"),
+        ({"error": "invalid_client", "error_codes": [700027]}, "operator"),
+        ({"error": "invalid_client", "error_codes": [7000222]}, "operator"),
+        ({"error": "unauthorized_client", "error_codes": [700016]}, "operator"),
+        ({"error": "invalid_scope", "error_codes": [70011]}, "operator"),
+    ],
+)
 def test_classification(body, expected):
     assert keepalive.classify_failure(classify(body)) == expected
 
@@ -293,16 +316,17 @@ def test_classification_of_exceptions():
 
     assert keepalive.classify_failure(classify(requests.ConnectionError("reset"))) == "transient"
     assert keepalive.classify_failure(classify(requests.ReadTimeout("slow"))) == "transient"
-    assert keepalive.classify_failure(classify(MsalServiceError(error="x", error_description="y"))
-                                      ) == "transient"
+    assert (
+        keepalive.classify_failure(classify(MsalServiceError(error="x", error_description="y")))
+        == "transient"
+    )
 
 
 # --- transient failures: once per day, exhausted after 4 -------------------------------------
 
 
 def test_transient_failures_count_once_per_day(app, sim, provider, customer, org_a, sim_server):
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
-                             consented_at=at(-2))
+    linked = link_connection(app, sim, sim_server, provider, customer, org_a, consented_at=at(-2))
     sim.set_fault("token", "status", status=503)
     calls = token_calls(sim)
     for hour in (1, 9, 17, 23):  # four runs on day 0
@@ -314,8 +338,11 @@ def test_transient_failures_count_once_per_day(app, sim, provider, customer, org
     assert token_calls(sim) == calls + 4  # retried once on every run (bounded), counted once
     connection = get(app, linked.connection.id)
     assert (connection.state, connection.health) == ("connected", "degraded")
-    counted = [e.summary["counted"] for e in reversed(events(app, linked.connection.id))
-               if e.outcome == "refresh_transient"]
+    counted = [
+        e.summary["counted"]
+        for e in reversed(events(app, linked.connection.id))
+        if e.outcome == "refresh_transient"
+    ]
     assert counted == [True, False, False, False]
 
     summary = run_at(app, at(1, 0))
@@ -330,8 +357,7 @@ def test_transient_failures_count_once_per_day(app, sim, provider, customer, org
 
 
 def test_exhausted_after_four_failing_days(app, sim, provider, customer, org_a, sim_server):
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
-                             consented_at=at(-2))
+    linked = link_connection(app, sim, sim_server, provider, customer, org_a, consented_at=at(-2))
     sim.set_fault("token", "drop")
     for day in (0, 1, 2):
         for hour in (3, 15):
@@ -355,10 +381,10 @@ def test_exhausted_after_four_failing_days(app, sim, provider, customer, org_a, 
     assert summary.results == [] and token_calls(sim) == calls
 
 
-def test_relink_after_failures_starts_counting_again(app, sim, provider, customer, org_a,
-                                                     sim_server):
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
-                             consented_at=at(-2))
+def test_relink_after_failures_starts_counting_again(
+    app, sim, provider, customer, org_a, sim_server
+):
+    linked = link_connection(app, sim, sim_server, provider, customer, org_a, consented_at=at(-2))
     sim.set_fault("token", "status", status=429, retry_after=1)
     run_at(app, at(0))
     run_at(app, at(1))
@@ -408,20 +434,37 @@ def test_nothing_to_do_without_configuration_is_fine(app, runner):
 
 def test_cli_summary(app, sim, sim_server, provider, org_a, org_b, runner, linked, customer):
     revoked_customer = provider.customer("fabrikam.onmicrosoft.com")
-    revoked = link_connection(app, sim, sim_server, provider, revoked_customer, org_b,
-                              display_name="Fabrikam\nforged line")
-    link_connection(app, sim, sim_server, provider, provider.customer("tailspin.onmicrosoft.com"),
-                    org_b, consented_at=datetime.now(UTC) - timedelta(hours=2))
+    revoked = link_connection(
+        app,
+        sim,
+        sim_server,
+        provider,
+        revoked_customer,
+        org_b,
+        display_name="Fabrikam\nforged line",
+    )
+    link_connection(
+        app,
+        sim,
+        sim_server,
+        provider,
+        provider.customer("tailspin.onmicrosoft.com"),
+        org_b,
+        consented_at=datetime.now(UTC) - timedelta(hours=2),
+    )
     sim.revoke_refresh_tokens(revoked_customer.tenant_id, revoked_customer.admin_upn)
 
     result = runner.invoke(args=["refresh-tokens"])
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[-1] == ("Refresh tokens: refreshed 1, re-link needed 1, transient failures 0 "
-                         "(exhausted 0), skipped 1, operator problems 0")
-    assert lines[0] == (f"  {revoked.connection.id} Fabrikam forged line: re-link needed "
-                        "(AADSTS50173)")
+    assert lines[-1] == (
+        "Refresh tokens: refreshed 1, re-link needed 1, transient failures 0 "
+        "(exhausted 0), skipped 1, operator problems 0"
+    )
+    assert lines[0] == (
+        f"  {revoked.connection.id} Fabrikam forged line: re-link needed (AADSTS50173)"
+    )
     assert len(lines) == 2
     for secret in (linked.refresh_token, revoked.refresh_token, provider.secret):
         assert secret not in result.output
@@ -457,10 +500,12 @@ def test_certificate_file_errors(tmp_path):
 # --- serialization ------------------------------------------------------------------------------
 
 
-def test_concurrent_runs_refresh_each_connection_once(app, sim, linked, sim_server, provider,
-                                                      org_b):
-    second = link_connection(app, sim, sim_server, provider,
-                             provider.customer("fabrikam.onmicrosoft.com"), org_b)
+def test_concurrent_runs_refresh_each_connection_once(
+    app, sim, linked, sim_server, provider, org_b
+):
+    second = link_connection(
+        app, sim, sim_server, provider, provider.customer("fabrikam.onmicrosoft.com"), org_b
+    )
     sim.set_fault("token", "latency", ms=1000)  # keep the first refresh in flight
     calls = token_calls(sim)
     now = datetime.now(UTC)
@@ -495,8 +540,9 @@ def test_concurrent_runs_refresh_each_connection_once(app, sim, linked, sim_serv
 def test_lease_held_by_another_run_is_respected_until_it_expires(app, sim, linked):
     now = datetime.now(UTC)
     with app.app_context():
-        assert storage.claim_refresh_lease(linked.connection.id, "other-run", now=now.timestamp(),
-                                         ttl=keepalive.LEASE_SECONDS)
+        assert storage.claim_refresh_lease(
+            linked.connection.id, "other-run", now=now.timestamp(), ttl=keepalive.LEASE_SECONDS
+        )
     calls = token_calls(sim)
     summary = run_at(app, now)
     assert (summary.refreshed, summary.skipped) == (0, 1) and token_calls(sim) == calls
@@ -508,8 +554,9 @@ def test_lease_held_by_another_run_is_respected_until_it_expires(app, sim, linke
 
 def test_tokens_stay_with_their_tenant(app, sim, sim_server, provider, org_a, org_b):
     a = link_connection(app, sim, sim_server, provider, provider.customer(), org_a)
-    b = link_connection(app, sim, sim_server, provider,
-                        provider.customer("fabrikam.onmicrosoft.com"), org_b)
+    b = link_connection(
+        app, sim, sim_server, provider, provider.customer("fabrikam.onmicrosoft.com"), org_b
+    )
     assert run_at(app, datetime.now(UTC)).refreshed == 2
     for linked in (a, b):
         cache = stored_cache(app, linked.connection.id)
@@ -539,30 +586,46 @@ def test_concurrent_cli_processes_refresh_once(app, sim, linked, tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-    env.update({
-        "PORTAL_INSTANCE_PATH": app.config["INSTANCE_PATH"] if "INSTANCE_PATH" in app.config
-        else app.instance_path,
-        "PORTAL_DATABASE": app.config["DATABASE"],
-        "PORTAL_SECRET_KEY": app.config["SECRET_KEY"],
-        "PORTAL_VAULT_KEYS": app.config["VAULT_KEYS"].dumps(),
-        "PORTAL_CLOUDS_FILE": app.config["CLOUDS_FILE"],
-        "PORTAL_SP_CLIENT_ID": app.config["SP_CLIENT_ID"],
-        "PORTAL_SP_CLIENT_SECRET": app.config["SP_CLIENT_SECRET"],
-    })
+    env.update(
+        {
+            "PORTAL_INSTANCE_PATH": app.config["INSTANCE_PATH"]
+            if "INSTANCE_PATH" in app.config
+            else app.instance_path,
+            "PORTAL_DATABASE": app.config["DATABASE"],
+            "PORTAL_SECRET_KEY": app.config["SECRET_KEY"],
+            "PORTAL_VAULT_KEYS": app.config["VAULT_KEYS"].dumps(),
+            "PORTAL_CLOUDS_FILE": app.config["CLOUDS_FILE"],
+            "PORTAL_SP_CLIENT_ID": app.config["SP_CLIENT_ID"],
+            "PORTAL_SP_CLIENT_SECRET": app.config["SP_CLIENT_SECRET"],
+        }
+    )
     sim.set_fault("token", "latency", ms=1500)
     calls = token_calls(sim)
-    procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "portal", "refresh-tokens"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=os.path.dirname(os.path.dirname(__file__)))
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "portal", "refresh-tokens"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(__file__)),
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     lasts = sorted(out.strip().splitlines()[-1] for out, _ in outputs)
     assert lasts == sorted(
-        ["Refresh tokens: refreshed 1, re-link needed 0, transient failures 0 (exhausted 0), "
-         "skipped 0, operator problems 0"]
-        + ["Refresh tokens: refreshed 0, re-link needed 0, transient failures 0 (exhausted 0), "
-           "skipped 1, operator problems 0"] * 2), outputs
+        [
+            "Refresh tokens: refreshed 1, re-link needed 0, transient failures 0 (exhausted 0), "
+            "skipped 0, operator problems 0"
+        ]
+        + [
+            "Refresh tokens: refreshed 0, re-link needed 0, transient failures 0 (exhausted 0), "
+            "skipped 1, operator problems 0"
+        ]
+        * 2
+    ), outputs
     assert not any("locked" in err for _, err in outputs)
     assert token_calls(sim) == calls + 1
     assert len(stored_refresh_tokens(app, linked.connection.id)) == 1
@@ -571,8 +634,16 @@ def test_concurrent_cli_processes_refresh_once(app, sim, linked, tmp_path):
 def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, customer, org_a):
     """A connection degraded because a scope is missing (needs_attention) stays degraded after
     a successful refresh; keep-alive only lifts what its transient failures set."""
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a,
-                             consented_at=at(-2), state="needs_attention")
+    linked = link_connection(
+        app,
+        sim,
+        sim_server,
+        provider,
+        customer,
+        org_a,
+        consented_at=at(-2),
+        state="needs_attention",
+    )
     with app.app_context():
         set_columns(linked.connection.id, health="degraded")
     sim.set_fault("token", "status", status=503)
@@ -585,8 +656,9 @@ def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, 
 
 
 @pytest.mark.parametrize("revoked", [False, True])
-def test_a_link_finished_during_the_refresh_is_not_overwritten(app, sim, linked, customer,
-                                                              monkeypatch, revoked):
+def test_a_link_finished_during_the_refresh_is_not_overwritten(
+    app, sim, linked, customer, monkeypatch, revoked
+):
     """The customer completes Link Account while the keep-alive is redeeming the old refresh
     token: the older result (rotated old grant, or its failure) must not replace the new link."""
     if revoked:
@@ -611,25 +683,32 @@ def test_a_link_finished_during_the_refresh_is_not_overwritten(app, sim, linked,
     assert get(app, linked.connection.id).state == "connected"
 
 
-def test_no_secret_in_output_or_logs_on_failures(app, sim, sim_server, provider, org_a, org_b,
-                                                 linked, customer, runner, caplog):
+def test_no_secret_in_output_or_logs_on_failures(
+    app, sim, sim_server, provider, org_a, org_b, linked, customer, runner, caplog
+):
     """security.md §7 item 21 for the keep-alive: failing paths at DEBUG (msal, urllib3 too)."""
     caplog.set_level(logging.DEBUG)
-    other = link_connection(app, sim, sim_server, provider,
-                            provider.customer("fabrikam.onmicrosoft.com"), org_b)
+    other = link_connection(
+        app, sim, sim_server, provider, provider.customer("fabrikam.onmicrosoft.com"), org_b
+    )
     sim.revoke_refresh_tokens(customer.tenant_id, customer.admin_upn)
     outputs = [runner.invoke(args=["refresh-tokens"]).output]  # re-link + refreshed
     with app.app_context():
-        storage.update_connection(other.connection.id,
-                                refresh_last_ok_at="2020-01-01T00:00:00+00:00")
+        storage.update_connection(
+            other.connection.id, refresh_last_ok_at="2020-01-01T00:00:00+00:00"
+        )
     sim.set_fault("token", "status", status=503, times=1)
     outputs.append(runner.invoke(args=["refresh-tokens"]).output)  # transient
     app.config["SP_CLIENT_SECRET"] = "wrong-" + provider.secret
     outputs.append(runner.invoke(args=["refresh-tokens"]).output)  # invalid_client
     assert "re-link needed 1" in outputs[0] and "transient failures 1" in outputs[1]
     assert "operator problems 1" in outputs[2]
-    secrets_ = [linked.refresh_token, other.refresh_token, provider.secret,
-                *stored_refresh_tokens(app, other.connection.id)]
+    secrets_ = [
+        linked.refresh_token,
+        other.refresh_token,
+        provider.secret,
+        *stored_refresh_tokens(app, other.connection.id),
+    ]
     for text in (*outputs, caplog.text):
         for secret in secrets_:
             assert secret not in text

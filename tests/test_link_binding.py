@@ -47,8 +47,9 @@ def handoff_rows(app):
 
 def pending_secret(app, handoff_url):
     with app.app_context():
-        return storage.get_secret("handoffs", handoff_url.rsplit("/", 1)[1],
-                                storage.PENDING_TOKEN_PURPOSE)
+        return storage.get_secret(
+            "handoffs", handoff_url.rsplit("/", 1)[1], storage.PENDING_TOKEN_PURPOSE
+        )
 
 
 # --- the popup's entry ------------------------------------------------------------------------
@@ -69,8 +70,10 @@ def test_handoff_opens_only_from_the_portals_own_page(app, client_a, sp_connecti
     assert handoff_rows(app)[0]["opened_at"] is None
     # The POST that would continue to Microsoft is refused the same way.
     # (the cross-site request check may answer first: 400)
-    assert victim.post(data["handoff_url"], data={"token": "x"},
-                       headers=headers).status_code in (400, 403)
+    assert victim.post(data["handoff_url"], data={"token": "x"}, headers=headers).status_code in (
+        400,
+        403,
+    )
     assert token_calls_none(app)
 
 
@@ -79,8 +82,9 @@ def token_calls_none(app) -> bool:
         return storage.table_counts(["auth_flows"])["auth_flows"] == 0
 
 
-def test_handoff_confirmation_names_organization_connection_and_user(app, client_a, admin_a,
-                                                                     sp_connection):
+def test_handoff_confirmation_names_organization_connection_and_user(
+    app, client_a, admin_a, sp_connection
+):
     data = create_handoff(client_a, sp_connection)
     page = app.test_client().get(data["handoff_url"], headers=SAME_ORIGIN)
     body = page.get_data(as_text=True)
@@ -102,27 +106,41 @@ def test_confirmation_needs_the_browser_and_token_it_was_shown(app, client_a, sp
     # Another browser cannot open it again, nor post the token without the popup's cookie.
     other = app.test_client()
     assert other.get(data["handoff_url"], headers=SAME_ORIGIN).status_code == 400
-    assert other.post(data["handoff_url"], data={"token": token},
-                      headers=SAME_ORIGIN).status_code == 400
+    assert (
+        other.post(data["handoff_url"], data={"token": token}, headers=SAME_ORIGIN).status_code
+        == 400
+    )
     # The popup itself with a wrong token: refused, and the right one still works after.
-    assert popup.post(data["handoff_url"], data={"token": "wrong"},
-                      headers=SAME_ORIGIN).status_code == 400
+    assert (
+        popup.post(data["handoff_url"], data={"token": "wrong"}, headers=SAME_ORIGIN).status_code
+        == 400
+    )
     done = popup.post(data["handoff_url"], data={"token": token}, headers=SAME_ORIGIN)
     assert done.status_code == 303
     assert "prompt=select_account" in done.headers["Location"]
     # One use: the same token again is refused.
-    assert popup.post(data["handoff_url"], data={"token": token},
-                      headers=SAME_ORIGIN).status_code == 400
+    assert (
+        popup.post(data["handoff_url"], data={"token": token}, headers=SAME_ORIGIN).status_code
+        == 400
+    )
 
 
-@pytest.mark.parametrize("disguise", [
-    "/static/../oauth/handoff/{id}", "/static/%2e%2e/oauth/handoff/{id}",
-    "/static/.%2e/oauth/handoff/{id}", "/static/x/../../oauth/handoff/{id}",
-    "/static/%2E%2E/oauth/callback", "/connections/../oauth/handoff/{id}",
-    "/./oauth/handoff/{id}", "/static/app.css",
-])
-def test_sign_in_never_continues_to_a_disguised_oauth_path(app, admin_a, client_a, sp_connection,
-                                                           disguise):
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        "/static/../oauth/handoff/{id}",
+        "/static/%2e%2e/oauth/handoff/{id}",
+        "/static/.%2e/oauth/handoff/{id}",
+        "/static/x/../../oauth/handoff/{id}",
+        "/static/%2E%2E/oauth/callback",
+        "/connections/../oauth/handoff/{id}",
+        "/./oauth/handoff/{id}",
+        "/static/app.css",
+    ],
+)
+def test_sign_in_never_continues_to_a_disguised_oauth_path(
+    app, admin_a, client_a, sp_connection, disguise
+):
     """A browser removes dot segments when it follows a redirect (RFC 3986 §5.2.4), so a
     target is judged as the browser will resolve it; static files are no sign-in target."""
     handoff_id = create_handoff(client_a, sp_connection)["handoff_url"].rsplit("/", 1)[1]
@@ -135,12 +153,17 @@ def test_sign_in_never_continues_to_a_disguised_oauth_path(app, admin_a, client_
 def test_a_malformed_page_address_is_no_error(app, client, client_a, sp_connection):
     """Headers naming the page an action came from are the browser's word, or anyone's: a
     malformed one is ignored, never a 500."""
-    assert client.get("/", headers={"HX-Request": "true",
-                                    "HX-Current-URL": "http://[::1"}).status_code < 500
+    assert (
+        client.get("/", headers={"HX-Request": "true", "HX-Current-URL": "http://[::1"}).status_code
+        < 500
+    )
     client_a.application.config["REAUTH_MINUTES"] = 0
     token = csrf(client_a)
-    stale = client_a.post(f"/connections/{sp_connection.id}/link",
-                          data={"csrf_token": token}, headers={"Referer": "http://[::1"})
+    stale = client_a.post(
+        f"/connections/{sp_connection.id}/link",
+        data={"csrf_token": token},
+        headers={"Referer": "http://[::1"},
+    )
     assert stale.status_code == 303 and stale.headers["Location"].startswith("/reauth")
 
 
@@ -165,15 +188,17 @@ def test_sign_in_never_continues_to_an_oauth_path(app, client, admin_a, client_a
 # --- the result waits for the session that started it -----------------------------------------
 
 
-def test_only_the_starting_session_can_confirm(app, client_a, login, admin_a, sim, sim_session,
-                                               sp_connection):
+def test_only_the_starting_session_can_confirm(
+    app, client_a, login, admin_a, sim, sim_session, sp_connection
+):
     data = create_handoff(client_a, sp_connection)
     popup_completes(app, sim, sim_session, data["handoff_url"])
     other_tab = login(admin_a)  # the same admin in another browser
     handoff_id = data["handoff_url"].rsplit("/", 1)[1]
-    refused = other_tab.post(f"/connections/{sp_connection.id}/link/confirm",
-                             data={"csrf_token": csrf(other_tab), "handoff": handoff_id,
-                                   "decision": "confirm"})
+    refused = other_tab.post(
+        f"/connections/{sp_connection.id}/link/confirm",
+        data={"csrf_token": csrf(other_tab), "handoff": handoff_id, "decision": "confirm"},
+    )
     assert refused.status_code == 303
     assert reload(app, sp_connection.id).state != "connected"
     assert stored_cache(app, sp_connection.id) is None
@@ -196,20 +221,25 @@ def test_not_this_one_destroys_the_tokens(app, client_a, sim, sim_session, sp_co
     assert reload(app, sp_connection.id).state != "connected"
 
 
-def test_an_unconfirmed_result_expires_and_is_destroyed(app, client_a, runner, sim, sim_session,
-                                                        sp_connection):
+def test_an_unconfirmed_result_expires_and_is_destroyed(
+    app, client_a, runner, sim, sim_session, sp_connection
+):
     data = create_handoff(client_a, sp_connection)
     popup_completes(app, sim, sim_session, data["handoff_url"])
     assert pending_secret(app, data["handoff_url"])
     with app.app_context():
-        db.get_db().execute("UPDATE link_outcomes SET finished_at = finished_at - ?",
-                            [storage.CONFIRM_TTL_SECONDS + 1])
+        db.get_db().execute(
+            "UPDATE link_outcomes SET finished_at = finished_at - ?",
+            [storage.CONFIRM_TTL_SECONDS + 1],
+        )
     body = client_a.get(f"/connections/{sp_connection.id}/link-status").get_data(as_text=True)
     assert "not confirmed in time" in body and "Confirm and link" not in body
     handoff_id = data["handoff_url"].rsplit("/", 1)[1]
-    late = client_a.post(f"/connections/{sp_connection.id}/link/confirm",
-                         data={"csrf_token": csrf(client_a), "handoff": handoff_id,
-                               "decision": "confirm"}, headers={"HX-Request": "true"})
+    late = client_a.post(
+        f"/connections/{sp_connection.id}/link/confirm",
+        data={"csrf_token": csrf(client_a), "handoff": handoff_id, "decision": "confirm"},
+        headers={"HX-Request": "true"},
+    )
     assert "not confirmed in time" in late.get_data(as_text=True)
     assert reload(app, sp_connection.id).state != "connected"
     runner.invoke(args=["refresh-tokens"])  # the cron destroys what nobody confirmed
@@ -222,14 +252,20 @@ def test_an_unconfirmed_result_expires_and_is_destroyed(app, client_a, runner, s
 @pytest.fixture
 def tenant_of_b(app, make_connection, org_b, provider):
     """Organization B already has a proven connection to the customer's tenant."""
-    return make_connection(org_b, "service_provider", "Fabrikam's link", cloud="sim-global",
-                           tenant_id=provider["customer"]["id"], state="connected",
-                           health="healthy")
+    return make_connection(
+        org_b,
+        "service_provider",
+        "Fabrikam's link",
+        cloud="sim-global",
+        tenant_id=provider["customer"]["id"],
+        state="connected",
+        health="healthy",
+    )
 
 
-def test_a_tenant_linked_by_another_organization_is_held(app, client_a, support_client, runner,
-                                                         sim, sim_session, sp_connection,
-                                                         tenant_of_b, provider):
+def test_a_tenant_linked_by_another_organization_is_held(
+    app, client_a, support_client, runner, sim, sim_session, sp_connection, tenant_of_b, provider
+):
     page = run_flow(client_a, sim, sim_session, sp_connection, follow=False)
     assert page.status_code == 303 and "linked=1" not in page.headers["Location"]
     shown = client_a.get(page.headers["Location"]).get_data(as_text=True)
@@ -262,8 +298,9 @@ def test_a_tenant_linked_by_another_organization_is_held(app, client_a, support_
     assert again.exit_code != 0
 
 
-def test_a_rejected_hold_destroys_the_tokens(app, client_a, runner, sim, sim_session,
-                                             sp_connection, tenant_of_b):
+def test_a_rejected_hold_destroys_the_tokens(
+    app, client_a, runner, sim, sim_session, sp_connection, tenant_of_b
+):
     run_flow(client_a, sim, sim_session, sp_connection, follow=False)
     with app.app_context():
         [review] = storage.list_link_reviews("held")
@@ -277,7 +314,8 @@ def test_a_rejected_hold_destroys_the_tokens(app, client_a, runner, sim, sim_ses
 
 
 def test_a_popup_link_to_a_shared_tenant_is_held_after_confirmation(
-        app, client_a, sim, sim_session, sp_connection, tenant_of_b):
+    app, client_a, sim, sim_session, sp_connection, tenant_of_b
+):
     data = create_handoff(client_a, sp_connection)
     popup_completes(app, sim, sim_session, data["handoff_url"])
     body = confirm_in_frame(client_a, sp_connection.id).get_data(as_text=True)
@@ -290,13 +328,18 @@ def test_a_popup_link_to_a_shared_tenant_is_held_after_confirmation(
 # --- the callback keeps the flow of the browser it is not for ---------------------------------
 
 
-def test_a_forged_answer_does_not_end_the_browsers_flow(app, client_a, sim, sim_session,
-                                                        sp_connection):
-    start = client_a.post(f"/connections/{sp_connection.id}/link",
-                          data={"csrf_token": csrf(client_a)})
+def test_a_forged_answer_does_not_end_the_browsers_flow(
+    app, client_a, sim, sim_session, sp_connection
+):
+    start = client_a.post(
+        f"/connections/{sp_connection.id}/link", data={"csrf_token": csrf(client_a)}
+    )
     assert start.status_code == 303
-    forged = client_a.post("/oauth/callback", data={"state": "x" * 43, "code": "forged"},
-                           headers={"Sec-Fetch-Site": "cross-site"})
+    forged = client_a.post(
+        "/oauth/callback",
+        data={"state": "x" * 43, "code": "forged"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
     assert forged.status_code == 400
     assert not any(c.startswith(FLOW_COOKIE) for c in forged.headers.getlist("Set-Cookie"))
     # The real answer still completes the flow the browser started.
@@ -311,28 +354,38 @@ def test_a_forged_answer_does_not_end_the_browsers_flow(app, client_a, sim, sim_
 def test_an_admin_consent_state_is_not_a_delegated_flow(app, client_a, sp_connection):
     """A state of the other kind is refused at the callback and not burnt there."""
     with app.app_context():
-        storage.create_auth_flow(state="s" * 43, kind="admin_consent",
-                               connection_id=sp_connection.id, user_id=None,
-                               browser_cookie="c" * 43, flow={"msal": {"state": "s" * 43}})
+        storage.create_auth_flow(
+            state="s" * 43,
+            kind="admin_consent",
+            connection_id=sp_connection.id,
+            user_id=None,
+            browser_cookie="c" * 43,
+            flow={"msal": {"state": "s" * 43}},
+        )
     client_a.set_cookie(FLOW_COOKIE, "c" * 43)
-    response = client_a.post("/oauth/callback", data={"state": "s" * 43, "code": "x"},
-                             headers={"Sec-Fetch-Site": "cross-site"})
+    response = client_a.post(
+        "/oauth/callback",
+        data={"state": "s" * 43, "code": "x"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
     assert response.status_code == 400
     with app.app_context():
         row = db.get_db().execute("SELECT consumed_at FROM auth_flows").fetchone()
     assert row[0] is None
 
 
-def test_deleting_the_connection_destroys_unlinked_results(app, client_a, sim, sim_session,
-                                                           sp_connection, tenant_of_b):
+def test_deleting_the_connection_destroys_unlinked_results(
+    app, client_a, sim, sim_session, sp_connection, tenant_of_b
+):
     """A result waiting for confirmation and a held link are tokens too: deletion destroys
     them and closes the hold."""
     data = create_handoff(client_a, sp_connection)
     popup_completes(app, sim, sim_session, data["handoff_url"])
     run_flow(client_a, sim, sim_session, sp_connection, follow=False)  # held (shared tenant)
     assert pending_secret(app, data["handoff_url"])
-    deleted = client_a.post(f"/connections/{sp_connection.id}/delete",
-                            data={"csrf_token": csrf(client_a)})
+    deleted = client_a.post(
+        f"/connections/{sp_connection.id}/delete", data={"csrf_token": csrf(client_a)}
+    )
     assert deleted.status_code == 303
     assert pending_secret(app, data["handoff_url"]) is None
     with app.app_context():

@@ -14,13 +14,17 @@ from tests.conftest import login_as
 
 CANARY = "CANARYc4n4ry7e5t"
 CANARY_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJjYW5hcnkiOiJDQU5BUlkifQ.c2lnbmF0dXJlQ0FOQVJZ"
-CANARY_PEM = ("-----BEGIN PRIVATE KEY-----\nMIIEv" + CANARY + "QIBADANBgkqhkiG9w0BAQEFAASC\n"
-              "-----END PRIVATE KEY-----\n")
-TOKEN_CACHE = json.dumps({
-    "AccessToken": {"k": {"secret": CANARY + "-at", "credential_type": "AccessToken"}},
-    "RefreshToken": {"k": {"secret": CANARY + "-rt", "credential_type": "RefreshToken"}},
-    "IdToken": {"k": {"secret": CANARY_JWT}},
-})
+CANARY_PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIIEv" + CANARY + "QIBADANBgkqhkiG9w0BAQEFAASC\n"
+    "-----END PRIVATE KEY-----\n"
+)
+TOKEN_CACHE = json.dumps(
+    {
+        "AccessToken": {"k": {"secret": CANARY + "-at", "credential_type": "AccessToken"}},
+        "RefreshToken": {"k": {"secret": CANARY + "-rt", "credential_type": "RefreshToken"}},
+        "IdToken": {"k": {"secret": CANARY_JWT}},
+    }
+)
 
 
 @pytest.fixture
@@ -45,26 +49,40 @@ def plant_canaries(app, client, admin):
         org = storage.create_organization("Canary Org")
         connection = storage.create_connection(org.id, "service_provider")
         storage.put_secret("connections", connection.id, "token_cache", TOKEN_CACHE.encode())
-        storage.add_certificate(connection.id, cert_pem="c", thumbprint_sha1="a",
-                              thumbprint_sha256="b", subject="s", not_before="n",
-                              not_after="n", private_key_pem=CANARY_PEM.encode())
+        storage.add_certificate(
+            connection.id,
+            cert_pem="c",
+            thumbprint_sha1="a",
+            thumbprint_sha256="b",
+            subject="s",
+            not_before="n",
+            not_after="n",
+            private_key_pem=CANARY_PEM.encode(),
+        )
     msal_log = logging.getLogger("msal.token_cache")
     msal_log.debug("token cache after response: %s", TOKEN_CACHE)
     logging.getLogger("msal.application").debug(
         "POST body: grant_type=refresh_token&refresh_token=%s&client_assertion=%s"
-        "&client_assertion_type=jwt-bearer", CANARY + "rt2", CANARY_JWT)
+        "&client_assertion_type=jwt-bearer",
+        CANARY + "rt2",
+        CANARY_JWT,
+    )
     logging.getLogger("urllib3.connectionpool").debug(
         'https://login.example:443 "GET /callback?code=%s&state=abc HTTP/1.1" 200 12',
-        CANARY + "code")
-    logging.getLogger("portal.test").info("headers: %s",
-                                          {"Authorization": f"Bearer {CANARY}bearer"})
+        CANARY + "code",
+    )
+    logging.getLogger("portal.test").info(
+        "headers: %s", {"Authorization": f"Bearer {CANARY}bearer"}
+    )
     logging.getLogger("portal.test").warning("key material:\n%s", CANARY_PEM)
     try:
         raise ValueError(f"exchange failed for refresh_token={CANARY}exc")
     except ValueError:
         logging.getLogger("portal.test").exception("refresh failed")
-    client.get(f"/login?code={CANARY}query&next=/", headers={
-        "Authorization": f"Bearer {CANARY}hdr", "Cookie": f"session={CANARY}cookie"})
+    client.get(
+        f"/login?code={CANARY}query&next=/",
+        headers={"Authorization": f"Bearer {CANARY}hdr", "Cookie": f"session={CANARY}cookie"},
+    )
     login_as(client, admin.email, CANARY + "password")
 
 
@@ -94,15 +112,18 @@ def test_canaries_never_reach_the_database_files(app, client, admin_a):
     holder.conn.close()
 
 
-@pytest.mark.parametrize("text, hidden", [
-    ('{"refresh_token": "abc123"}', "abc123"),
-    ("{'client_secret': 'abc123'}", "abc123"),
-    ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
-    ("grant_type=authorization_code&code=abc123&code_verifier=xyz789", "abc123"),
-    ("grant_type=authorization_code&code=abc123&code_verifier=xyz789", "xyz789"),
-    ("password=hunter2hunter2", "hunter2"),
-    ("client_assertion=eyJhbGciOiJ9.eyJzdWIiOiJ9.sig", "eyJhbGciOiJ9"),
-])
+@pytest.mark.parametrize(
+    "text, hidden",
+    [
+        ('{"refresh_token": "abc123"}', "abc123"),
+        ("{'client_secret': 'abc123'}", "abc123"),
+        ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
+        ("grant_type=authorization_code&code=abc123&code_verifier=xyz789", "abc123"),
+        ("grant_type=authorization_code&code=abc123&code_verifier=xyz789", "xyz789"),
+        ("password=hunter2hunter2", "hunter2"),
+        ("client_assertion=eyJhbGciOiJ9.eyJzdWIiOiJ9.sig", "eyJhbGciOiJ9"),
+    ],
+)
 def test_scrub(text, hidden):
     assert hidden not in logs.scrub(text)
 
@@ -122,8 +143,7 @@ def test_one_line_per_request_with_request_id(client, captured):
 
 def test_user_input_cannot_forge_log_lines(client, captured):
     client.get("/nothing%0d%0aINFO forged line")
-    request_lines = [line for line in captured.getvalue().splitlines()
-                     if "portal.request" in line]
+    request_lines = [line for line in captured.getvalue().splitlines() if "portal.request" in line]
     assert len(request_lines) == 1
     assert "\\r\\nINFO forged line" in request_lines[0]
 
@@ -133,8 +153,7 @@ def test_json_lines(app_config):
 
     app_config["LOG_FORMAT"] = "json"
     app = create_app(app_config)
-    handler = next(h for h in logging.getLogger().handlers
-                   if getattr(h, "_portal_handler", False))
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_portal_handler", False))
     stream = io.StringIO()
     old_stream = handler.setStream(stream)
     try:
@@ -148,12 +167,35 @@ def test_json_lines(app_config):
     assert CANARY not in stream.getvalue()
 
 
-_FRAGMENTS = st.sampled_from([
-    "Bearer ", "basic ", "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "eyJ",
-    "eyJhbGciOi.eyJzdWIi.sig", "code=", "token", "Token=", "SECRET", '"refresh_token": "',
-    "'client_secret': '", "Authorization: ", "\nCookie: ", "password=", "session", "=", ":",
-    '"', "'", " ", "&", "\n", "abc123", "GET /connections/x 200 1.2ms user=7",
-])
+_FRAGMENTS = st.sampled_from(
+    [
+        "Bearer ",
+        "basic ",
+        "-----BEGIN PRIVATE KEY-----",
+        "-----END PRIVATE KEY-----",
+        "eyJ",
+        "eyJhbGciOi.eyJzdWIi.sig",
+        "code=",
+        "token",
+        "Token=",
+        "SECRET",
+        '"refresh_token": "',
+        "'client_secret': '",
+        "Authorization: ",
+        "\nCookie: ",
+        "password=",
+        "session",
+        "=",
+        ":",
+        '"',
+        "'",
+        " ",
+        "&",
+        "\n",
+        "abc123",
+        "GET /connections/x 200 1.2ms user=7",
+    ]
+)
 
 
 @settings(max_examples=3000, deadline=None)

@@ -39,11 +39,13 @@ def sp_cert():
 def provider(sim, sp_cert, tmp_path):
     """Our multi-tenant app in its home tenant, and a customer tenant with an admin."""
     home = sim.create_tenant(cloud="global", domains=["provider.onmicrosoft.com"])
-    app = sim.create_app(home["id"], display_name="HR automation", multi_tenant=True,
-                         redirect_uris=[REDIRECT_URI])
+    app = sim.create_app(
+        home["id"], display_name="HR automation", multi_tenant=True, redirect_uris=[REDIRECT_URI]
+    )
     sim.upload_certificate(home["id"], app["app_id"], sp_cert.cert_pem)
-    customer = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                                 display_name="Contoso Ltd")
+    customer = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
     user = sim.create_user(customer["id"], ADMIN_UPN, display_name="Ada Admin")
     pem = tmp_path / "sp.pem"
     pem.write_bytes(sp_cert.private_key_pem + sp_cert.cert_pem)
@@ -52,20 +54,23 @@ def provider(sim, sp_cert, tmp_path):
 
 @pytest.fixture
 def app_config(app_config, sim_server, provider, tmp_path):
-    app_config.update({
-        "CLOUDS_FILE": sim_server.clouds_file(str(tmp_path / "clouds.json")),
-        "PUBLIC_URL": PUBLIC_URL,
-        "SP_CLIENT_ID": provider["app"]["app_id"],
-        "SP_CERT_FILE": provider["pem"],
-        "SP_CLOUDS": ["sim-global"],
-    })
+    app_config.update(
+        {
+            "CLOUDS_FILE": sim_server.clouds_file(str(tmp_path / "clouds.json")),
+            "PUBLIC_URL": PUBLIC_URL,
+            "SP_CLIENT_ID": provider["app"]["app_id"],
+            "SP_CERT_FILE": provider["pem"],
+            "SP_CLOUDS": ["sim-global"],
+        }
+    )
     return app_config
 
 
 @pytest.fixture
 def sp_connection(make_connection, org_a):
-    return make_connection(org_a, "service_provider", "Contoso via HR automation",
-                           cloud="sim-global")
+    return make_connection(
+        org_a, "service_provider", "Contoso via HR automation", cloud="sim-global"
+    )
 
 
 def csrf(client, path="/"):
@@ -76,8 +81,9 @@ def csrf(client, path="/"):
 def start(client, connection, headers=None):
     """POST Link Account; returns the 303 response (Location = authorize URL)."""
     token = csrf(client)
-    return client.post(f"/connections/{connection.id}/link", data={"csrf_token": token},
-                       headers=headers or {})
+    return client.post(
+        f"/connections/{connection.id}/link", data={"csrf_token": token}, headers=headers or {}
+    )
 
 
 def token_calls(sim):
@@ -89,8 +95,17 @@ def auth_params(response):
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
 
 
-def run_flow(client, sim, sim_session, connection, *, mode="form_post", interaction="consent",
-             user=ADMIN_UPN, follow=True):
+def run_flow(
+    client,
+    sim,
+    sim_session,
+    connection,
+    *,
+    mode="form_post",
+    interaction="consent",
+    user=ADMIN_UPN,
+    follow=True,
+):
     """Link Account through the simulator; returns the callback's answer (a success at top
     level is a 303 to the link page, which ``follow`` loads like the browser would)."""
     response = start(client, connection)
@@ -106,8 +121,11 @@ def run_flow(client, sim, sim_session, connection, *, mode="form_post", interact
         # A cross-site POST: the browser does not send the (SameSite=Lax) session cookie.
         session = client.get_cookie("session")
         client.delete_cookie("session")
-        response = client.post("/oauth/callback", data=fields,
-                               headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"})
+        response = client.post(
+            "/oauth/callback",
+            data=fields,
+            headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+        )
         if session is not None:
             client.set_cookie("session", session.value)
     if follow and response.status_code == 303:
@@ -129,8 +147,9 @@ def stored_cache(app, connection_id):
 # --- the full flow ----------------------------------------------------------------------------
 
 
-def test_an_answer_in_another_response_mode_is_refused(app, client_a, sim, sim_session,
-                                                       sp_connection):
+def test_an_answer_in_another_response_mode_is_refused(
+    app, client_a, sim, sim_session, sp_connection
+):
     """The flow asked for form_post: the same answer in a query string (a code left in the
     history, or one replayed from it) is not Microsoft's answer to it."""
     response = run_flow(client_a, sim, sim_session, sp_connection, mode="query", follow=False)
@@ -141,8 +160,9 @@ def test_an_answer_in_another_response_mode_is_refused(app, client_a, sim, sim_s
 
 
 @pytest.mark.parametrize("mode", ["form_post"])
-def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_connection,
-                                        provider, mode):
+def test_full_flow_links_the_connection(
+    app, client_a, sim, sim_session, sp_connection, provider, mode
+):
     response = run_flow(client_a, sim, sim_session, sp_connection, mode=mode, follow=False)
     # Top level: straight on to a clean URL (no code in the history, no resubmission).
     assert response.status_code == 303, response.get_data(as_text=True)
@@ -152,8 +172,10 @@ def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_conn
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert any(c.startswith(f"{FLOW_COOKIE}=;")  # the flow cookie is cleared
-               for c in response.headers.getlist("Set-Cookie"))
+    assert any(
+        c.startswith(f"{FLOW_COOKIE}=;")  # the flow cookie is cleared
+        for c in response.headers.getlist("Set-Cookie")
+    )
     page = client_a.get(response.headers["Location"]).get_data(as_text=True)
     assert "Connected." in page and "Ada Admin" in page
     linked = reload(app, sp_connection.id)
@@ -167,18 +189,24 @@ def test_full_flow_links_the_connection(app, client_a, sim, sim_session, sp_conn
     assert cache["RefreshToken"] and cache["IdToken"]
     with app.app_context():
         events = storage.list_health_events(sp_connection.id)
-        audit = storage.list_audit_events(connection_id=sp_connection.id, action="connection.linked")
+        audit = storage.list_audit_events(
+            connection_id=sp_connection.id, action="connection.linked"
+        )
     assert events[0].outcome == "linked" and events[0].health == "healthy"
     assert audit and audit[0].detail["consented_by_oid"] == provider["user"]["id"]
     assert token_calls(sim) == 1
 
 
-def test_stored_identity_is_tid_and_oid_never_the_upn(app, client_a, sim, sim_session,
-                                                       sp_connection):
+def test_stored_identity_is_tid_and_oid_never_the_upn(
+    app, client_a, sim, sim_session, sp_connection
+):
     run_flow(client_a, sim, sim_session, sp_connection)
     with app.app_context():
-        row = db.get_db().execute("SELECT * FROM connections WHERE id = ?",
-                                  [sp_connection.id]).fetchone()
+        row = (
+            db.get_db()
+            .execute("SELECT * FROM connections WHERE id = ?", [sp_connection.id])
+            .fetchone()
+        )
     assert ADMIN_UPN not in json.dumps(row)
 
 
@@ -203,16 +231,18 @@ def test_authorize_request_shape(app, client_a, sp_connection, provider, sim_ser
     assert len(base64.urlsafe_b64decode(params["state"] + "=")) == 32
 
 
-@pytest.mark.parametrize("headers", [
-    {"Host": "evil.example"},
-    {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
-    {"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+        {"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    ],
+)
 def test_redirect_uri_is_the_configured_constant(client_a, sp_connection, headers):
     token = csrf(client_a)
     if "Host" in headers:  # the browser sends its cookies to the host it talks to
-        client_a.set_cookie("session", client_a.get_cookie("session").value,
-                            domain=headers["Host"])
+        client_a.set_cookie("session", client_a.get_cookie("session").value, domain=headers["Host"])
     from flask import request, request_started
 
     seen = {}
@@ -223,8 +253,9 @@ def test_redirect_uri_is_the_configured_constant(client_a, sp_connection, header
 
     request_started.connect(record_host)
     try:
-        response = client_a.post(f"/connections/{sp_connection.id}/link",
-                                 data={"csrf_token": token}, headers=headers)
+        response = client_a.post(
+            f"/connections/{sp_connection.id}/link", data={"csrf_token": token}, headers=headers
+        )
     finally:
         request_started.disconnect(record_host)
     assert seen["host"] == headers.get("Host", "localhost")  # the header did reach the app
@@ -247,9 +278,14 @@ def test_flow_is_stored_encrypted_and_bound_to_the_cookie(app, client_a, sp_conn
     value = cookie.split(";")[0].split("=", 1)[1]
     with app.app_context():
         row = db.get_db().execute("SELECT * FROM auth_flows WHERE state = ?", [state]).fetchone()
-        blob = db.get_db().execute(
-            "SELECT ciphertext FROM vault_blobs WHERE owner_table='auth_flows' AND owner_id=?",
-            [state]).fetchone()
+        blob = (
+            db.get_db()
+            .execute(
+                "SELECT ciphertext FROM vault_blobs WHERE owner_table='auth_flows' AND owner_id=?",
+                [state],
+            )
+            .fetchone()
+        )
     assert row is not None and blob is not None
     columns = [d[1] for d in db_columns(app, "auth_flows")]
     record = dict(zip(columns, row, strict=True))
@@ -268,14 +304,18 @@ def test_thousand_flows_have_distinct_states_verifiers_and_nonces(app, client_a,
     states, challenges, nonces, cookies = set(), set(), set(), set()
     token = csrf(client_a)
     for _ in range(1000):
-        response = client_a.post(f"/connections/{sp_connection.id}/link",
-                                 data={"csrf_token": token})
+        response = client_a.post(
+            f"/connections/{sp_connection.id}/link", data={"csrf_token": token}
+        )
         params = auth_params(response)
         states.add(params["state"])
         challenges.add(params["code_challenge"])
         nonces.add(params["nonce"])
-        cookies.add(next(c for c in response.headers.getlist("Set-Cookie")
-                         if c.startswith(FLOW_COOKIE)).split(";")[0])
+        cookies.add(
+            next(
+                c for c in response.headers.getlist("Set-Cookie") if c.startswith(FLOW_COOKIE)
+            ).split(";")[0]
+        )
     assert len(states) == len(challenges) == len(nonces) == len(cookies) == 1000
 
 
@@ -327,11 +367,15 @@ def test_replayed_state_is_rejected(app, client_a, sim, sim_session, sp_connecti
     assert token_calls(sim) == 1
 
 
-def test_replay_with_the_original_cookie_is_rejected(app, client_a, sim, sim_session,
-                                                     sp_connection):
+def test_replay_with_the_original_cookie_is_rejected(
+    app, client_a, sim, sim_session, sp_connection
+):
     response = start(client_a, sp_connection)
-    cookie = next(c for c in response.headers.getlist("Set-Cookie")
-                  if c.startswith(FLOW_COOKIE)).split(";")[0].split("=", 1)[1]
+    cookie = (
+        next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(FLOW_COOKIE))
+        .split(";")[0]
+        .split("=", 1)[1]
+    )
     sim.set_interaction("consent", user=ADMIN_UPN)
     _t, fields = follow_authorize(sim_session, response.headers["Location"])
     assert client_a.post("/oauth/callback", data=fields).status_code == 303
@@ -353,8 +397,9 @@ def test_foreign_browser_is_rejected(app, client_a, sim, sim_session, sp_connect
 def test_expired_state_is_rejected(app, client_a, sim, sim_session, sp_connection):
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
     with app.app_context():
-        db.get_db().execute("UPDATE auth_flows SET created_at = created_at - 601, "
-                            "expires_at = expires_at - 601")
+        db.get_db().execute(
+            "UPDATE auth_flows SET created_at = created_at - 601, expires_at = expires_at - 601"
+        )
     assert_rejected(client_a.post("/oauth/callback", data=fields), sim, app, sp_connection.id)
 
 
@@ -367,14 +412,18 @@ def test_get_callback_without_anything(client, sim):
 # --- id token validation by the portal ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("tamper", [
-    {"aud": "00000000-0000-0000-0000-000000000001"},
-    {"iss": "https://evil.example/00000000-0000-0000-0000-000000000001/v2.0"},
-    {"tid": "00000000-0000-0000-0000-000000000001"},
-    {"nonce": "0" * 64},
-    {"exp": 1000000000},
-    {"bad_signature": True},
-], ids=["aud", "iss", "tid", "nonce", "expired", "signature"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"aud": "00000000-0000-0000-0000-000000000001"},
+        {"iss": "https://evil.example/00000000-0000-0000-0000-000000000001/v2.0"},
+        {"tid": "00000000-0000-0000-0000-000000000001"},
+        {"nonce": "0" * 64},
+        {"exp": 1000000000},
+        {"bad_signature": True},
+    ],
+    ids=["aud", "iss", "tid", "nonce", "expired", "signature"],
+)
 def test_bad_id_token_stores_nothing(app, client_a, sim, sim_session, sp_connection, tamper):
     response = start(client_a, sp_connection)
     sim.set_interaction("consent", user=ADMIN_UPN)
@@ -388,18 +437,23 @@ def test_bad_id_token_stores_nothing(app, client_a, sim, sim_session, sp_connect
     assert after.state != "connected"
     assert stored_cache(app, sp_connection.id) is None
     with app.app_context():
-        assert storage.list_audit_events(connection_id=sp_connection.id,
-                                       action="connection.linked") == []
-        failed = storage.list_audit_events(connection_id=sp_connection.id,
-                                         action="connection.link_failed")
+        assert (
+            storage.list_audit_events(connection_id=sp_connection.id, action="connection.linked")
+            == []
+        )
+        failed = storage.list_audit_events(
+            connection_id=sp_connection.id, action="connection.link_failed"
+        )
     assert failed
 
 
-def test_tenant_must_match_the_connections_tenant(app, client_a, sim, sim_session,
-                                                  make_connection, org_a):
+def test_tenant_must_match_the_connections_tenant(
+    app, client_a, sim, sim_session, make_connection, org_a
+):
     other = sim.create_tenant(cloud="global", domains=["fabrikam.onmicrosoft.com"])
-    connection = make_connection(org_a, "service_provider", "Pinned", cloud="sim-global",
-                                 tenant_id=other["id"])
+    connection = make_connection(
+        org_a, "service_provider", "Pinned", cloud="sim-global", tenant_id=other["id"]
+    )
     response = run_flow(client_a, sim, sim_session, connection)
     assert response.status_code == 400
     assert "another organization" in response.get_data(as_text=True)
@@ -409,13 +463,17 @@ def test_tenant_must_match_the_connections_tenant(app, client_a, sim, sim_sessio
 # --- errors Microsoft sends back ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("interaction, words", [
-    ("decline", "Consent was declined"),
-    ("other_tenant_user", "Account from another organization"),
-    ("admin_approval_required", "An administrator must approve"),
-])
-def test_error_returns_are_explained(app, client_a, sim, sim_session, sp_connection,
-                                     interaction, words):
+@pytest.mark.parametrize(
+    "interaction, words",
+    [
+        ("decline", "Consent was declined"),
+        ("other_tenant_user", "Account from another organization"),
+        ("admin_approval_required", "An administrator must approve"),
+    ],
+)
+def test_error_returns_are_explained(
+    app, client_a, sim, sim_session, sp_connection, interaction, words
+):
     response = run_flow(client_a, sim, sim_session, sp_connection, interaction=interaction)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -429,16 +487,22 @@ def test_error_returns_are_explained(app, client_a, sim, sim_session, sp_connect
 
 def test_consent_required_is_explained(app, client_a, sim_session, sim, sp_connection):
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
-    fields = {"state": fields["state"], "error": "consent_required",
-              "error_description": "AADSTS65001: The user or administrator has not consented."}
+    fields = {
+        "state": fields["state"],
+        "error": "consent_required",
+        "error_description": "AADSTS65001: The user or administrator has not consented.",
+    }
     body = client_a.post("/oauth/callback", data=fields).get_data(as_text=True)
     assert "Consent is required" in body
 
 
 def test_error_description_is_escaped(client_a, sim, sim_session, sp_connection):
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
-    fields = {"state": fields["state"], "error": "access_denied",
-              "error_description": "<script>alert(1)</script>"}
+    fields = {
+        "state": fields["state"],
+        "error": "access_denied",
+        "error_description": "<script>alert(1)</script>",
+    }
     response = client_a.post("/oauth/callback", data=fields)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -448,8 +512,9 @@ def test_error_description_is_escaped(client_a, sim, sim_session, sp_connection)
 # --- incremental consent ------------------------------------------------------------------------
 
 
-def test_incremental_consent_asks_for_what_is_missing(app, client_a, sim, sim_session,
-                                                      sp_connection):
+def test_incremental_consent_asks_for_what_is_missing(
+    app, client_a, sim, sim_session, sp_connection
+):
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
     app.config["SP_EXTRA_SCOPES"] = [EXTRA]
     panel = client_a.get(f"/connections/{sp_connection.id}/link").get_data(as_text=True)
@@ -487,16 +552,20 @@ def test_missing_scope_means_needs_attention(app, client_a, sim, sim_session, sp
 # --- operator configuration ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"SP_CLIENT_ID": None}, "SP_CLIENT_ID"),
-    ({"SP_CLIENT_ID": "HR automation"}, "is not an Application (client) ID"),
-    ({"SP_CERT_FILE": None, "SP_CLIENT_SECRET": None}, "SP_CERT_FILE"),
-    ({"SP_CERT_FILE": "/nonexistent.pem"}, "cannot be read"),
-    ({"PUBLIC_URL": "not a url"}, "PUBLIC_URL"),
-    ({"SP_CLOUDS": ["global"]}, "not registered in the cloud"),
-])
-def test_missing_settings_show_a_clear_page(app, client_a, support_client, sp_connection,
-                                            sim, change, words):
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"SP_CLIENT_ID": None}, "SP_CLIENT_ID"),
+        ({"SP_CLIENT_ID": "HR automation"}, "is not an Application (client) ID"),
+        ({"SP_CERT_FILE": None, "SP_CLIENT_SECRET": None}, "SP_CERT_FILE"),
+        ({"SP_CERT_FILE": "/nonexistent.pem"}, "cannot be read"),
+        ({"PUBLIC_URL": "not a url"}, "PUBLIC_URL"),
+        ({"SP_CLOUDS": ["global"]}, "not registered in the cloud"),
+    ],
+)
+def test_missing_settings_show_a_clear_page(
+    app, client_a, support_client, sp_connection, sim, change, words
+):
     app.config.update(change)
     response = start(client_a, sp_connection)
     body = response.get_data(as_text=True)
@@ -507,8 +576,9 @@ def test_missing_settings_show_a_clear_page(app, client_a, support_client, sp_co
     assert token_calls(sim) == 0
 
 
-def test_client_secret_works_instead_of_a_certificate(app, client_a, sim, sim_session,
-                                                      sp_connection, provider):
+def test_client_secret_works_instead_of_a_certificate(
+    app, client_a, sim, sim_session, sp_connection, provider
+):
     secret = sim.add_client_secret(provider["home"]["id"], provider["app"]["app_id"])
     app.config.update({"SP_CERT_FILE": None, "SP_CLIENT_SECRET": secret["secret"]})
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
@@ -518,15 +588,24 @@ def test_client_secret_works_instead_of_a_certificate(app, client_a, sim, sim_se
 # --- access ----------------------------------------------------------------------------------
 
 
-def test_link_needs_csrf_and_the_right_organization(app, client_a, client_b, support_client,
-                                                    sp_connection):
+def test_link_needs_csrf_and_the_right_organization(
+    app, client_a, client_b, support_client, sp_connection
+):
     assert client_a.post(f"/connections/{sp_connection.id}/link").status_code == 400
     token = csrf(client_b)
-    assert client_b.post(f"/connections/{sp_connection.id}/link",
-                         data={"csrf_token": token}).status_code == 404
+    assert (
+        client_b.post(
+            f"/connections/{sp_connection.id}/link", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
     token = csrf(support_client, "/support/")
-    assert support_client.post(f"/connections/{sp_connection.id}/link",
-                               data={"csrf_token": token}).status_code == 403
+    assert (
+        support_client.post(
+            f"/connections/{sp_connection.id}/link", data={"csrf_token": token}
+        ).status_code
+        == 403
+    )
 
 
 def test_customer_owned_connections_have_no_link(client_a, make_connection, org_a):
@@ -534,9 +613,9 @@ def test_customer_owned_connections_have_no_link(client_a, make_connection, org_
     assert client_a.get(f"/connections/{connection.id}/link").status_code == 404
 
 
-def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_connection,
-                                       monkeypatch):
+def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_connection, monkeypatch):
     """The save is one transaction: a failure at its last step leaves no token cache behind."""
+
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
@@ -563,13 +642,21 @@ def test_tokens_and_code_leak_nowhere(app, client_a, sim, sim_session, sp_connec
     sim.set_interaction("consent", user=ADMIN_UPN)
     _t, fields = follow_authorize(sim_session, response.headers["Location"])
     first = client_a.post("/oauth/callback", data=fields)
-    bodies = [first.get_data(as_text=True), client_a.get(first.headers["Location"]).get_data(
-        as_text=True)]
+    bodies = [
+        first.get_data(as_text=True),
+        client_a.get(first.headers["Location"]).get_data(as_text=True),
+    ]
     sim.set_interaction("decline")
-    bodies.append(run_flow(client_a, sim, sim_session, sp_connection,
-                           interaction="decline").get_data(as_text=True))
-    for path in (f"/connections/{sp_connection.id}", f"/connections/{sp_connection.id}/link",
-                 f"/connections/{sp_connection.id}/link-status"):
+    bodies.append(
+        run_flow(client_a, sim, sim_session, sp_connection, interaction="decline").get_data(
+            as_text=True
+        )
+    )
+    for path in (
+        f"/connections/{sp_connection.id}",
+        f"/connections/{sp_connection.id}/link",
+        f"/connections/{sp_connection.id}/link-status",
+    ):
         bodies.append(client_a.get(path).get_data(as_text=True))
     cache = json.loads(stored_cache(app, sp_connection.id))
     canaries = [fields["code"]]
@@ -590,8 +677,9 @@ def test_tokens_and_code_leak_nowhere(app, client_a, sim, sim_session, sp_connec
         assert piece.encode() not in raw
 
 
-def test_relink_after_needs_reconnect_asks_for_everything(app, client_a, sim, sim_session,
-                                                         sp_connection):
+def test_relink_after_needs_reconnect_asks_for_everything(
+    app, client_a, sim, sim_session, sp_connection
+):
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
     with app.app_context():
         lifecycle.needs_reconnect(sp_connection.id, "refresh token revoked")
@@ -612,22 +700,32 @@ def test_redirect_uri_stays_constant_behind_a_trusted_proxy(app_config, admin_a,
     client = proxied.test_client()
     assert login_as(client, admin_a.email).status_code == 302
     token = csrf(client)
-    response = client.post(f"/connections/{sp_connection.id}/link", data={"csrf_token": token},
-                           headers={"X-Forwarded-Host": "localhost", "X-Forwarded-Proto": "https",
-                                    "X-Forwarded-For": "203.0.113.9"})
+    response = client.post(
+        f"/connections/{sp_connection.id}/link",
+        data={"csrf_token": token},
+        headers={
+            "X-Forwarded-Host": "localhost",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "203.0.113.9",
+        },
+    )
     assert auth_params(response)["redirect_uri"] == REDIRECT_URI
-    response = client.post(f"/connections/{sp_connection.id}/link", data={"csrf_token": token},
-                           headers={"X-Forwarded-Host": "evil.example",
-                                    "X-Forwarded-Proto": "https"})
+    response = client.post(
+        f"/connections/{sp_connection.id}/link",
+        data={"csrf_token": token},
+        headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+    )
     assert response.status_code == 303, response.get_data(as_text=True)[:300]
     assert auth_params(response)["redirect_uri"] == REDIRECT_URI
 
 
-def test_refused_certificate_is_our_problem(app, client_a, sim, sim_session, sp_connection,
-                                            provider, sp_cert):
+def test_refused_certificate_is_our_problem(
+    app, client_a, sim, sim_session, sp_connection, provider, sp_cert
+):
     """Microsoft refuses our own app's credential: the customer is told it is on our side."""
-    sim.remove_certificate(provider["home"]["id"], provider["app"]["app_id"],
-                           sp_cert.thumbprint_sha1)
+    sim.remove_certificate(
+        provider["home"]["id"], provider["app"]["app_id"], sp_cert.thumbprint_sha1
+    )
     response = run_flow(client_a, sim, sim_session, sp_connection)
     body = response.get_data(as_text=True)
     assert "Our application was refused" in body and "on our side" in body

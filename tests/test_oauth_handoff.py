@@ -26,8 +26,10 @@ sp_connection = base.sp_connection
 
 def create_handoff(client, connection):
     token = csrf(client)
-    response = client.post(f"/connections/{connection.id}/link/handoff",
-                           headers={"X-CSRFToken": token, "Accept": "application/json"})
+    response = client.post(
+        f"/connections/{connection.id}/link/handoff",
+        headers={"X-CSRFToken": token, "Accept": "application/json"},
+    )
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     return response.get_json()
 
@@ -48,14 +50,16 @@ def popup_continues(popup, handoff_url, headers=SAME_ORIGIN):
 
 def confirm_in_frame(client, connection_id, decision="confirm"):
     """The iframe's session answers the confirmation its panel shows."""
-    body = client.get(f"/connections/{connection_id}/link-status",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    body = client.get(
+        f"/connections/{connection_id}/link-status", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     found = _HANDOFF_FIELD_RE.search(body)
     assert found, body[:800]
-    return client.post(f"/connections/{connection_id}/link/confirm",
-                       data={"csrf_token": csrf(client), "handoff": found.group(1),
-                             "decision": decision},
-                       headers={"HX-Request": "true"})
+    return client.post(
+        f"/connections/{connection_id}/link/confirm",
+        data={"csrf_token": csrf(client), "handoff": found.group(1), "decision": decision},
+        headers={"HX-Request": "true"},
+    )
 
 
 def popup_completes(app, sim, sim_session, handoff_url):
@@ -132,8 +136,9 @@ def test_unknown_handoff_is_refused(client, bad):
     assert client.get(f"/oauth/handoff/{bad}", headers=SAME_ORIGIN).status_code in (400, 404)
 
 
-def test_result_is_visible_only_to_the_session_that_started_it(app, client_a, login, admin_a,
-                                                               sp_connection):
+def test_result_is_visible_only_to_the_session_that_started_it(
+    app, client_a, login, admin_a, sp_connection
+):
     data = create_handoff(client_a, sp_connection)
     other_tab = login(admin_a)  # the same admin, another session (e.g. another browser)
     body = other_tab.get(data["status_url"]).get_data(as_text=True)
@@ -155,13 +160,16 @@ def test_failed_popup_sign_in_reaches_the_iframe(app, client_a, sim, sim_session
 def test_handoff_needs_csrf_and_the_organization(client_a, client_b, sp_connection):
     assert client_a.post(f"/connections/{sp_connection.id}/link/handoff").status_code == 400
     token = csrf(client_b)
-    assert client_b.post(f"/connections/{sp_connection.id}/link/handoff",
-                         headers={"X-CSRFToken": token}).status_code == 404
+    assert (
+        client_b.post(
+            f"/connections/{sp_connection.id}/link/handoff", headers={"X-CSRFToken": token}
+        ).status_code
+        == 404
+    )
     assert client_b.get(f"/connections/{sp_connection.id}/link-status").status_code == 404
 
 
-def test_handoff_of_a_user_who_lost_access_is_refused(app, client_a, sp_connection, admin_a,
-                                                      org_b):
+def test_handoff_of_a_user_who_lost_access_is_refused(app, client_a, sp_connection, admin_a, org_b):
     data = create_handoff(client_a, sp_connection)
     with app.app_context():
         db.get_db().execute("UPDATE users SET org_id = ? WHERE id = ?", [org_b.id, admin_a.id])
@@ -170,9 +178,11 @@ def test_handoff_of_a_user_who_lost_access_is_refused(app, client_a, sp_connecti
 
 def test_framed_post_without_script_offers_a_new_tab(app, client_a, sp_connection):
     token = csrf(client_a)
-    response = client_a.post(f"/connections/{sp_connection.id}/link",
-                             data={"csrf_token": token},
-                             headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"})
+    response = client_a.post(
+        f"/connections/{sp_connection.id}/link",
+        data={"csrf_token": token},
+        headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"},
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert re.search(r'href="/oauth/handoff/[^"]+" target="_blank" rel="noopener"', body)
@@ -186,15 +196,19 @@ def test_link_status_and_panel_without_a_pending_attempt(client_a, sp_connection
     assert '<script src="/static/link.js" defer></script>' in page
 
 
-def test_store_records_the_outcome_in_one_transaction(app, client_a, sim, sim_session,
-                                                      sp_connection):
+def test_store_records_the_outcome_in_one_transaction(
+    app, client_a, sim, sim_session, sp_connection
+):
     data = create_handoff(client_a, sp_connection)
     popup_completes(app, sim, sim_session, data["handoff_url"])
     confirm_in_frame(client_a, sp_connection.id)
     handoff_id = data["handoff_url"].rsplit("/", 1)[1]
     with app.app_context():
-        row = db.get_db().execute("SELECT outcome FROM link_outcomes WHERE handoff_id = ?",
-                                  [handoff_id]).fetchone()
+        row = (
+            db.get_db()
+            .execute("SELECT outcome FROM link_outcomes WHERE handoff_id = ?", [handoff_id])
+            .fetchone()
+        )
         assert storage.get_secret("connections", sp_connection.id, "token_cache")
     assert row[0] == "connected"
 
@@ -207,8 +221,9 @@ def test_connection_page_shows_the_panel(client_a, support_client, sp_connection
     assert 'id="sp-panel"' in readonly and "data-link-popup" not in readonly
 
 
-def test_connection_without_a_cloud_uses_the_first_sp_cloud(app, client_a, sim, sim_session,
-                                                            make_connection, org_a):
+def test_connection_without_a_cloud_uses_the_first_sp_cloud(
+    app, client_a, sim, sim_session, make_connection, org_a
+):
     connection = make_connection(org_a, "service_provider", "New from the wizard")
     assert connection.cloud is None
     assert run_flow(client_a, sim, sim_session, connection).status_code == 200

@@ -34,8 +34,9 @@ def _page(connection) -> str:
 
 def _post(client, path, page, **headers):
     token = csrf_token(client, page)
-    return client.post(path, data={"csrf_token": token},
-                       headers={"Referer": f"http://localhost{page}", **headers})
+    return client.post(
+        path, data={"csrf_token": token}, headers={"Referer": f"http://localhost{page}", **headers}
+    )
 
 
 def _reauth(client, password=TEST_PASSWORD, code=None, next_path=""):
@@ -70,10 +71,18 @@ def test_a_stale_form_post_goes_to_reauth_and_back(client_a, sp_connection, late
 
 def test_a_stale_htmx_request_gets_hx_redirect(client_a, co_connection, later):
     page = _page(co_connection)
-    for action in ("certificate/rotate", "certificate/confirm", "setup/certificate",
-                   "setup/registered"):
-        response = _post(client_a, f"{page}/{action}", page, **{
-            "HX-Request": "true", "HX-Current-URL": f"http://localhost{page}"})
+    for action in (
+        "certificate/rotate",
+        "certificate/confirm",
+        "setup/certificate",
+        "setup/registered",
+    ):
+        response = _post(
+            client_a,
+            f"{page}/{action}",
+            page,
+            **{"HX-Request": "true", "HX-Current-URL": f"http://localhost{page}"},
+        )
         assert response.headers["HX-Redirect"] == f"/reauth?next={page}", action
     with client_a.application.app_context():
         assert storage.list_certificates(co_connection.id) == []  # nothing was issued
@@ -83,17 +92,21 @@ def test_a_stale_json_request_gets_401_with_the_reauth_url(client_a, sp_connecti
     page = _page(sp_connection)
     response = _post(client_a, f"{page}/link/handoff", page, Accept="application/json")
     assert response.status_code == 401
-    assert response.get_json() == {"error": "reauth_required",
-                                   "reauth_url": f"/reauth?next={page}"}
+    assert response.get_json() == {"error": "reauth_required", "reauth_url": f"/reauth?next={page}"}
 
 
 def test_a_foreign_referer_is_never_the_way_back(client_a, sp_connection, later):
     token = csrf_token(client_a, "/")
-    for path, back in ((f"{_page(sp_connection)}/link/handoff", ""),
-                       # a POST to a URL that is also a page goes back to that page
-                       (f"{_page(sp_connection)}/link", f"?next={_page(sp_connection)}/link")):
-        response = client_a.post(path, data={"csrf_token": token},
-                                 headers={"Referer": "https://evil.example/connections/"})
+    for path, back in (
+        (f"{_page(sp_connection)}/link/handoff", ""),
+        # a POST to a URL that is also a page goes back to that page
+        (f"{_page(sp_connection)}/link", f"?next={_page(sp_connection)}/link"),
+    ):
+        response = client_a.post(
+            path,
+            data={"csrf_token": token},
+            headers={"Referer": "https://evil.example/connections/"},
+        )
         assert response.headers["Location"] == "/reauth" + back
     assert _reauth(client_a, next_path="https://evil.example/").headers["Location"] == "/"
 
@@ -137,22 +150,25 @@ def test_the_decorator_composes_under_admin_required(app_config, monkeypatch):
 
     with app.app_context():
         org = storage.create_organization("Probe")
-        storage.create_user("p@probe.example", "admin",
-                          generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id)
+        storage.create_user(
+            "p@probe.example", "admin", generate_password_hash(TEST_PASSWORD, FAST_HASH), org.id
+        )
     client = app.test_client()
     login_as(client, "p@probe.example")
     token = csrf_token(client, "/")
     assert client.post("/probe", data={"csrf_token": token}).get_data() == b"done"
     start = time.time()
     monkeypatch.setattr(time, "time", lambda: start + LATER)
-    response = client.post("/probe", data={"csrf_token": csrf_token(client, "/")},
-                           headers={"Referer": "http://localhost/connections/"})
+    response = client.post(
+        "/probe",
+        data={"csrf_token": csrf_token(client, "/")},
+        headers={"Referer": "http://localhost/connections/"},
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == "/reauth?next=/connections/"
 
 
-def test_deleting_a_connection_needs_a_fresh_authentication(app, client_a, co_connection,
-                                                            later):
+def test_deleting_a_connection_needs_a_fresh_authentication(app, client_a, co_connection, later):
     page = _page(co_connection)
     response = _post(client_a, f"{page}/delete", page)
     assert response.status_code == 303

@@ -40,7 +40,11 @@ def test_demo_serves_login_and_demo_sign_in_works(tmp_path):
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "instance")}
     with subprocess.Popen(
         [sys.executable, "scripts/run_demo.py", "--port", str(port), "--sim-port", str(sim_port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     ) as process:
         try:
             _check_demo(process, port, tmp_path)
@@ -74,7 +78,9 @@ def _check_demo(process, port: int, tmp_path: Path) -> None:
     signed_in = session.post(
         f"http://127.0.0.1:{port}/login",
         data={"email": "admin@demo.example", "password": password, "csrf_token": token},
-        headers={"Origin": f"http://127.0.0.1:{port}"}, allow_redirects=False, timeout=5,
+        headers={"Origin": f"http://127.0.0.1:{port}"},
+        allow_redirects=False,
+        timeout=5,
     )
     assert signed_in.status_code == 302, signed_in.text
     # The simulator is offered as demo clouds, and the demo keys were generated privately.

@@ -6,8 +6,13 @@ from portal import create_app
 from portal.config import ConfigError
 from tests.conftest import csrf_token, login_as
 
-BASELINE = ["default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
-            "style-src 'self'"]
+BASELINE = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "style-src 'self'",
+]
 
 
 def every_route(app, connection_id):
@@ -27,16 +32,19 @@ def assert_baseline(response, label):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, label
     assert "frame-ancestors" in csp, label
     assert response.headers["X-Content-Type-Options"] == "nosniff", label
-    assert response.headers["Referrer-Policy"] in {"no-referrer",
-                                                   "strict-origin-when-cross-origin"}, label
+    assert response.headers["Referrer-Policy"] in {
+        "no-referrer",
+        "strict-origin-when-cross-origin",
+    }, label
     assert response.headers.get("X-Request-ID"), label
     if not label[0] == "static":
         assert response.headers["Cache-Control"] == "no-store", label
 
 
 @pytest.mark.parametrize("who", ["anonymous", "admin", "support"])
-def test_security_headers_on_every_route(app, client, client_a, support_client, org_a,
-                                         make_connection, who):
+def test_security_headers_on_every_route(
+    app, client, client_a, support_client, org_a, make_connection, who
+):
     browser = {"anonymous": client, "admin": client_a, "support": support_client}[who]
     connection = make_connection(org_a)
     seen = set()
@@ -50,8 +58,14 @@ def test_security_headers_on_every_route(app, client, client_a, support_client, 
         assert response.headers["X-Frame-Options"] == "DENY", label
         response.close()
         seen.add(endpoint)
-    assert {"auth.login", "home.index", "home.healthz", "status.connection",
-            "support.dashboard", "static"} <= seen
+    assert {
+        "auth.login",
+        "home.index",
+        "home.healthz",
+        "status.connection",
+        "support.dashboard",
+        "static",
+    } <= seen
 
 
 def test_error_pages_carry_the_baseline(client_a):
@@ -79,12 +93,16 @@ def test_embeddable_views_name_exact_framers_and_drop_xfo(framed_app, make_conne
         from portal import storage
 
         org = storage.create_organization("A")
-        storage.create_user("a@example.com", "admin", generate_password_hash("pw-123456", FAST_HASH),
-                          org.id)
+        storage.create_user(
+            "a@example.com", "admin", generate_password_hash("pw-123456", FAST_HASH), org.id
+        )
         connection = storage.create_connection(org.id, "customer_owned")
     client = framed_app.test_client()
-    evil = {"Origin": "https://evil.example", "Referer": "https://evil.example/",
-            "X-Forwarded-Host": "evil.example"}
+    evil = {
+        "Origin": "https://evil.example",
+        "Referer": "https://evil.example/",
+        "X-Forwarded-Host": "evil.example",
+    }
     response = client.get("/login?host=https://evil.example", headers=evil)
     csp = response.headers["Content-Security-Policy"]
     assert f"frame-ancestors {' '.join(FRAMERS)}" in csp
@@ -133,9 +151,18 @@ def test_hsts_only_over_https(client):
     assert "max-age=31536000" in hsts and "includeSubDomains" in hsts
 
 
-@pytest.mark.parametrize("bad", ["https://evil.example/path", "*.host.example", "https://*",
-                                 "host.example", "javascript:alert(1)", "'self'",
-                                 "https://host.example/"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "https://evil.example/path",
+        "*.host.example",
+        "https://*",
+        "host.example",
+        "javascript:alert(1)",
+        "'self'",
+        "https://host.example/",
+    ],
+)
 def test_frame_ancestors_must_be_exact_origins(app_config, bad):
     app_config["FRAME_ANCESTORS"] = [bad]
     with pytest.raises(ConfigError):
@@ -148,9 +175,13 @@ def test_form_action_hook(app_config):
     csp = app.test_client().get("/login").headers["Content-Security-Policy"]
     form_action = next(d for d in csp.split("; ") if d.startswith("form-action"))
     # The configured extra origin, once, and every cloud's login host (authorize redirects).
-    assert form_action.split() == ["form-action", "'self'", "https://login.microsoftonline.com",
-                                   "https://login.microsoftonline.us",
-                                   "https://login.partner.microsoftonline.cn"]
+    assert form_action.split() == [
+        "form-action",
+        "'self'",
+        "https://login.microsoftonline.com",
+        "https://login.microsoftonline.us",
+        "https://login.partner.microsoftonline.cn",
+    ]
 
 
 def test_post_without_csrf_token_is_refused(client, admin_a):
@@ -173,13 +204,16 @@ def test_htmx_post_without_token_gets_an_alert_fragment(client_a):
     assert b"<html" not in response.data and b"alert" in response.data
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "https://evil.example"},
-    {"Origin": "null"},
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Sec-Fetch-Site": "same-site"},
-    {"Origin": "http://localhost.evil.example"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://localhost.evil.example"},
+    ],
+)
 def test_cross_site_post_is_refused_even_with_a_valid_token(client_a, headers):
     token = csrf_token(client_a, "/")
     response = client_a.post("/logout", data={"csrf_token": token}, headers=headers)
@@ -189,9 +223,11 @@ def test_cross_site_post_is_refused_even_with_a_valid_token(client_a, headers):
 
 def test_same_origin_post_passes(client_a):
     token = csrf_token(client_a, "/")
-    response = client_a.post("/logout", data={"csrf_token": token},
-                             headers={"Origin": "http://localhost", "Sec-Fetch-Site":
-                                      "same-origin"})
+    response = client_a.post(
+        "/logout",
+        data={"csrf_token": token},
+        headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    )
     assert response.status_code == 302
 
 

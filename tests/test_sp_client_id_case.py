@@ -17,18 +17,21 @@ sp_connection = base.sp_connection
 @pytest.fixture
 def app_config(app_config, sim_server, provider, tmp_path):
     """test_oauth's configuration, with the client id typed in upper case and spaces."""
-    app_config.update({
-        "CLOUDS_FILE": sim_server.clouds_file(str(tmp_path / "clouds.json")),
-        "PUBLIC_URL": base.PUBLIC_URL,
-        "SP_CLIENT_ID": "  " + provider["app"]["app_id"].upper() + " ",
-        "SP_CERT_FILE": provider["pem"],
-        "SP_CLOUDS": ["sim-global"],
-    })
+    app_config.update(
+        {
+            "CLOUDS_FILE": sim_server.clouds_file(str(tmp_path / "clouds.json")),
+            "PUBLIC_URL": base.PUBLIC_URL,
+            "SP_CLIENT_ID": "  " + provider["app"]["app_id"].upper() + " ",
+            "SP_CERT_FILE": provider["pem"],
+            "SP_CLOUDS": ["sim-global"],
+        }
+    )
     return app_config
 
 
-def test_upper_case_client_id_links_and_keeps_alive(app, client_a, runner, sim, sim_session,
-                                                     sp_connection, provider):
+def test_upper_case_client_id_links_and_keeps_alive(
+    app, client_a, runner, sim, sim_session, sp_connection, provider
+):
     assert app.config["SP_CLIENT_ID"] == provider["app"]["app_id"]  # normalised once
     assert run_flow(client_a, sim, sim_session, sp_connection).status_code == 200
     linked = reload(app, sp_connection.id)

@@ -42,8 +42,7 @@ def test_end_sessions_bumps_the_epoch(org):
 def test_connection_defaults_and_random_id(org):
     connection = storage.create_connection(org.id, "customer_owned", "Main")
     assert len(connection.id) == 32 and int(connection.id, 16) >= 0
-    assert (connection.state, connection.health, connection.wizard_step) == (
-        "draft", "unknown", 1)
+    assert (connection.state, connection.health, connection.wizard_step) == ("draft", "unknown", 1)
     assert connection.draft == {} and connection.last_check is None
     assert connection.granted_scopes == () and connection.exchange_enabled is False
     assert storage.list_connections(org.id) == [connection]
@@ -55,14 +54,25 @@ def test_connection_defaults_and_random_id(org):
 def test_update_connection_converts_and_whitelists(org):
     connection = storage.create_connection(org.id, "service_provider")
     updated = storage.write_lifecycle(
-        connection.id, state="connected", health="healthy", exchange_enabled=True,
+        connection.id,
+        state="connected",
+        health="healthy",
+        exchange_enabled=True,
         granted_scopes=["User.ReadWrite.All", "offline_access"],
-        last_check={"items": [{"key": "x", "ok": True}]}, tenant_id="t")
+        last_check={"items": [{"key": "x", "ok": True}]},
+        tenant_id="t",
+    )
     assert updated.state == "connected" and updated.exchange_enabled is True
     assert updated.granted_scopes == ("User.ReadWrite.All", "offline_access")
     assert updated.last_check == {"items": [{"key": "x", "ok": True}]}
-    for bad in ({"org_id": 99}, {"id": "x"}, {"created_at": "x"}, {"nonsense": 1},
-                {"state": "connected"}, {"health": "healthy"}):
+    for bad in (
+        {"org_id": 99},
+        {"id": "x"},
+        {"created_at": "x"},
+        {"nonsense": 1},
+        {"state": "connected"},
+        {"health": "healthy"},
+    ):
         with pytest.raises(ValueError):
             storage.update_connection(connection.id, **bad)
     for state, health in (("exploded", "healthy"), ("connected", "great"), ("deleted", "unknown")):
@@ -83,10 +93,15 @@ def test_save_draft_merges(org):
 def test_certificates_keep_the_private_key_in_the_vault(org):
     connection = storage.create_connection(org.id, "customer_owned")
     cert = storage.add_certificate(
-        connection.id, cert_pem="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
-        thumbprint_sha1="AB", thumbprint_sha256="CD", subject="CN=x",
-        not_before="2026-01-01T00:00:00+00:00", not_after="2027-01-01T00:00:00+00:00",
-        private_key_pem=b"-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n")
+        connection.id,
+        cert_pem="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+        thumbprint_sha1="AB",
+        thumbprint_sha256="CD",
+        subject="CN=x",
+        not_before="2026-01-01T00:00:00+00:00",
+        not_after="2027-01-01T00:00:00+00:00",
+        private_key_pem=b"-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
+    )
     assert storage.list_certificates(connection.id) == [cert]
     assert storage.active_certificate(connection.id) == cert
     assert credentials.private_key(cert).startswith(b"-----BEGIN PRIVATE KEY")
@@ -97,9 +112,16 @@ def test_certificates_keep_the_private_key_in_the_vault(org):
 
 def test_unreadable_certificate_key_marks_the_connection(org):
     connection = storage.create_connection(org.id, "customer_owned")
-    cert = storage.add_certificate(connection.id, cert_pem="c", thumbprint_sha1="a",
-                                 thumbprint_sha256="b", subject="s", not_before="n",
-                                 not_after="n", private_key_pem=b"key")
+    cert = storage.add_certificate(
+        connection.id,
+        cert_pem="c",
+        thumbprint_sha1="a",
+        thumbprint_sha256="b",
+        subject="s",
+        not_before="n",
+        not_after="n",
+        private_key_pem=b"key",
+    )
     db.get_db().execute("UPDATE vault_blobs SET key_id = 'gone'")
     with pytest.raises(vault.SecretUnreadable):
         credentials.private_key(cert)
@@ -109,22 +131,45 @@ def test_unreadable_certificate_key_marks_the_connection(org):
 def test_delete_connection_removes_its_secrets(org):
     connection = storage.create_connection(org.id, "service_provider")
     storage.put_secret("connections", connection.id, "token_cache", b"x")
-    storage.add_certificate(connection.id, cert_pem="c", thumbprint_sha1="a",
-                          thumbprint_sha256="b", subject="s", not_before="n", not_after="n",
-                          private_key_pem=b"key")
-    storage.create_auth_flow(state="s1", kind="delegated", connection_id=connection.id,
-                           user_id=None, browser_cookie="b", flow={"code_verifier": "v"})
+    storage.add_certificate(
+        connection.id,
+        cert_pem="c",
+        thumbprint_sha1="a",
+        thumbprint_sha256="b",
+        subject="s",
+        not_before="n",
+        not_after="n",
+        private_key_pem=b"key",
+    )
+    storage.create_auth_flow(
+        state="s1",
+        kind="delegated",
+        connection_id=connection.id,
+        user_id=None,
+        browser_cookie="b",
+        flow={"code_verifier": "v"},
+    )
     storage.delete_connection(connection.id)
     assert storage.get_connection(connection.id) is None
     assert storage.table_counts(["vault_blobs", "certificates", "auth_flows"]) == {
-        "vault_blobs": 0, "certificates": 0, "auth_flows": 0}
+        "vault_blobs": 0,
+        "certificates": 0,
+        "auth_flows": 0,
+    }
 
 
 def test_auth_flow_is_single_use_and_bound(org):
     connection = storage.create_connection(org.id, "service_provider")
     flow = {"state": "st", "code_verifier": "verifier", "nonce": "n"}
-    storage.create_auth_flow(state="st", kind="delegated", connection_id=connection.id,
-                           user_id=1, browser_cookie="bind", flow=flow, now=1000.0)
+    storage.create_auth_flow(
+        state="st",
+        kind="delegated",
+        connection_id=connection.id,
+        user_id=1,
+        browser_cookie="bind",
+        flow=flow,
+        now=1000.0,
+    )
     assert storage.consume_auth_flow("st", "other browser", "delegated", now=1001.0) is None
     assert storage.consume_auth_flow("unknown", "bind", "delegated", now=1001.0) is None
     # Another user's flow (the same browser cookie replayed in their session): not burnt.
@@ -141,24 +186,34 @@ def test_auth_flow_is_single_use_and_bound(org):
 
 def test_auth_flow_expires(org):
     connection = storage.create_connection(org.id, "service_provider")
-    storage.create_auth_flow(state="old", kind="admin_consent", connection_id=connection.id,
-                           user_id=None, browser_cookie="b", flow={}, ttl=600, now=0.0)
+    storage.create_auth_flow(
+        state="old",
+        kind="admin_consent",
+        connection_id=connection.id,
+        user_id=None,
+        browser_cookie="b",
+        flow={},
+        ttl=600,
+        now=0.0,
+    )
     assert storage.consume_auth_flow("old", "b", "admin_consent", now=600.0) is None
     assert storage.purge_auth_flows(now=601.0) == 1
 
 
 def test_handoff_is_single_use(org):
     connection = storage.create_connection(org.id, "service_provider")
-    handoff = storage.create_handoff(connection_id=connection.id, user_id=5,
-                                   session_binding="sess", now=0.0)
+    handoff = storage.create_handoff(
+        connection_id=connection.id, user_id=5, session_binding="sess", now=0.0
+    )
     assert len(handoff.id) >= 43
     # Not confirmable before its page was shown to a browser.
     assert storage.consume_confirmed_handoff(handoff.id, "popup", "token", now=1.0) is None
     opened = storage.open_handoff(handoff.id, "popup", "token", now=1.0)
     assert opened.user_id == 5 and opened.opened_at == 1.0
     assert storage.open_handoff(handoff.id, "another browser", "t2", now=1.0) is None
-    assert storage.consume_confirmed_handoff(handoff.id, "another browser", "token",
-                                           now=2.0) is None
+    assert (
+        storage.consume_confirmed_handoff(handoff.id, "another browser", "token", now=2.0) is None
+    )
     assert storage.consume_confirmed_handoff(handoff.id, "popup", "wrong", now=2.0) is None
     assert storage.consume_confirmed_handoff(handoff.id, "popup", "token", now=2.0).user_id == 5
     assert storage.consume_confirmed_handoff(handoff.id, "popup", "token", now=3.0) is None
@@ -179,8 +234,7 @@ def test_audit_is_append_only(org):
 def test_health_events_newest_first(org):
     connection = storage.create_connection(org.id, "customer_owned")
     storage.add_health_event(connection.id, "ok", "healthy", {"n": 1}, at="2026-01-01T00:00:00")
-    storage.add_health_event(connection.id, "failed", "failing", {"n": 2},
-                           at="2026-01-02T00:00:00")
+    storage.add_health_event(connection.id, "failed", "failing", {"n": 2}, at="2026-01-02T00:00:00")
     events = storage.list_health_events(connection.id, limit=1)
     assert [e.summary for e in events] == [{"n": 2}]
     with pytest.raises(ValueError):

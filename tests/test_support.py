@@ -11,14 +11,17 @@ SECRET = b"SUPPORT-MUST-NOT-SEE-THIS"
 
 @pytest.fixture
 def fleet(app, org_a, org_b, make_connection):
-    healthy = make_connection(org_a, display_name="A healthy", state="connected",
-                              health="healthy", cloud="global")
-    broken = make_connection(org_b, display_name="B broken", state="needs_attention",
-                             health="failing", cloud="usgov-l4")
+    healthy = make_connection(
+        org_a, display_name="A healthy", state="connected", health="healthy", cloud="global"
+    )
+    broken = make_connection(
+        org_b, display_name="B broken", state="needs_attention", health="failing", cloud="usgov-l4"
+    )
     with app.app_context():
         storage.put_secret("connections", healthy.id, "token_cache", SECRET)
-        storage.add_health_event(broken.id, "check_failed", "failing",
-                               {"missing": "User.ReadWrite.All"})
+        storage.add_health_event(
+            broken.id, "check_failed", "failing", {"missing": "User.ReadWrite.All"}
+        )
     return healthy, broken
 
 
@@ -42,24 +45,30 @@ def test_connection_detail_is_read_only_and_audited(app, support_client, support
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "User.ReadWrite.All" in html and "Read-only" in html
-    assert "<form method=\"post\"" not in html.split("<main", 1)[1]
-    assert SECRET.decode() not in support_client.get(
-        f"/support/connections/{healthy.id}").get_data(as_text=True)
+    assert '<form method="post"' not in html.split("<main", 1)[1]
+    assert SECRET.decode() not in support_client.get(f"/support/connections/{healthy.id}").get_data(
+        as_text=True
+    )
     with app.app_context():
         events = storage.list_audit_events(action="support.view_connection")
     assert [(e.actor_user_id, e.connection_id) for e in events] == [
-        (support_user.id, healthy.id), (support_user.id, broken.id)]
+        (support_user.id, healthy.id),
+        (support_user.id, broken.id),
+    ]
 
 
 def test_dashboard_view_is_audited(app, support_client, support_user):
     support_client.get("/support/")
     with app.app_context():
-        assert storage.list_audit_events(action="support.view_dashboard")[0].actor_user_id == \
-            support_user.id
+        assert (
+            storage.list_audit_events(action="support.view_dashboard")[0].actor_user_id
+            == support_user.id
+        )
 
 
-def test_support_list_of_every_connection_is_audited(app, support_client, support_user,
-                                                     client_a, fleet):
+def test_support_list_of_every_connection_is_audited(
+    app, support_client, support_user, client_a, fleet
+):
     assert "B broken" in support_client.get("/connections/").get_data(as_text=True)
     support_client.get("/connections/", headers={"HX-Request": "true"})
     client_a.get("/connections/")  # a customer's list of its own connections is not a support read
@@ -82,8 +91,9 @@ def test_dashboard_is_never_framed(app_config, make_user):
     from tests.conftest import FAST_HASH, enrol_totp, login_as, pass_second_factor
 
     with app.app_context():
-        user = storage.create_user("s@example.com", "support", generate_password_hash("pw-123456",
-                                                                                    FAST_HASH))
+        user = storage.create_user(
+            "s@example.com", "support", generate_password_hash("pw-123456", FAST_HASH)
+        )
     enrol_totp(app, user)
     client = app.test_client()
     login_as(client, "s@example.com", "pw-123456")

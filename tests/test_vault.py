@@ -42,9 +42,14 @@ def test_any_bit_flip_is_detected(plaintext, data):
         keyring.open(tampered, **WHERE)
 
 
-@pytest.mark.parametrize("change", [
-    {"owner_id": "other-row"}, {"owner_table": "certificates"}, {"purpose": "private_key"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"owner_id": "other-row"},
+        {"owner_table": "certificates"},
+        {"purpose": "private_key"},
+    ],
+)
 def test_blob_bound_to_its_row_and_purpose(change):
     keyring = vault.Keyring.generate()
     sealed = keyring.seal(b"x", **WHERE)
@@ -77,11 +82,17 @@ def test_keyring_text_round_trip_and_order():
     assert key_material not in repr(ring) and key_material not in str(ring)
 
 
-@pytest.mark.parametrize("text", [
-    "", "nokey", "k1:not base64!", "k1:" + base64.b64encode(b"short").decode(),
-    "k1:{0}\nk1:{0}".format(base64.b64encode(os.urandom(32)).decode()),
-    "bad id:" + base64.b64encode(os.urandom(32)).decode(),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "nokey",
+        "k1:not base64!",
+        "k1:" + base64.b64encode(b"short").decode(),
+        "k1:{0}\nk1:{0}".format(base64.b64encode(os.urandom(32)).decode()),
+        "bad id:" + base64.b64encode(os.urandom(32)).decode(),
+    ],
+)
 def test_bad_keyrings_are_refused(text):
     with pytest.raises(vault.KeyringError):
         vault.Keyring.parse(text)
@@ -97,10 +108,13 @@ def test_store_secret_round_trip_and_swap(app_ctx, make_org):
     assert storage.get_secret("connections", one.id, "missing") is None
     # Copy one's blob into two's row: it must not decrypt there.
     database = db.get_db()
-    row = database.execute("SELECT key_id, nonce, ciphertext FROM vault_blobs "
-                           "WHERE owner_id = ?", [one.id]).fetchone()
-    database.execute("UPDATE vault_blobs SET key_id = ?, nonce = ?, ciphertext = ? "
-                     "WHERE owner_id = ?", [*row, two.id])
+    row = database.execute(
+        "SELECT key_id, nonce, ciphertext FROM vault_blobs WHERE owner_id = ?", [one.id]
+    ).fetchone()
+    database.execute(
+        "UPDATE vault_blobs SET key_id = ?, nonce = ?, ciphertext = ? WHERE owner_id = ?",
+        [*row, two.id],
+    )
     with pytest.raises(vault.SecretUnreadable):
         storage.get_secret("connections", two.id, "token_cache")
     assert storage.delete_secret("connections", one.id, "token_cache")
@@ -139,7 +153,10 @@ def test_rotation_moves_every_blob_to_the_primary(app, runner):
     app.config["VAULT_KEYS"] = vault.Keyring.parse(new.dumps().splitlines()[0])
     with app.app_context():
         assert [storage.get_secret("connections", c, "token_cache") for c in ids] == [
-            b"secret 0", b"secret 1", b"secret 2"]
+            b"secret 0",
+            b"secret 1",
+            b"secret 2",
+        ]
     again = runner.invoke(args=["vault", "rotate"])
     assert "0 re-encrypted, 3 already current" in again.output
 
@@ -197,10 +214,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def _flask(instance: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """The real ``flask --app portal ...`` of an operator, in production, in a fresh process."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
-    clean.update(PORTAL_ENV="production", PORTAL_PUBLIC_URL="https://portal.example",
-                 PORTAL_INSTANCE_PATH=str(instance), **env)
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "portal", *args], cwd=ROOT,
-                          env=clean, capture_output=True, text=True, timeout=60)
+    clean.update(
+        PORTAL_ENV="production",
+        PORTAL_PUBLIC_URL="https://portal.example",
+        PORTAL_INSTANCE_PATH=str(instance),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "portal", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _mode(path: Path) -> str:

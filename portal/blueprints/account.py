@@ -37,8 +37,11 @@ def _me() -> storage.User:
 @embeddable
 def security():
     user = _me()
-    return render_template("pages/account_security.html", required=mfa_required(user),
-                           recovery_left=len(storage.unused_recovery_codes(user.id)))
+    return render_template(
+        "pages/account_security.html",
+        required=mfa_required(user),
+        recovery_left=len(storage.unused_recovery_codes(user.id)),
+    )
 
 
 @bp.post("/security/totp")
@@ -69,11 +72,15 @@ def enrol_totp():
     codes = confirm_enrolment(user, secret, form.code.data)
     if codes is None:
         return record_factor_failure(
-            user, "pages/mfa_enrol.html",
+            user,
+            "pages/mfa_enrol.html",
             "That code is not right. Check that your phone's time is set automatically and "
-            "enter the code your app shows now.", **context)
-    return render_template("pages/recovery_codes.html", codes=codes,
-                           continue_url=url_for("account.security"))
+            "enter the code your app shows now.",
+            **context,
+        )
+    return render_template(
+        "pages/recovery_codes.html", codes=codes, continue_url=url_for("account.security")
+    )
 
 
 @bp.post("/security/totp/disable")

@@ -41,7 +41,6 @@ bp = Blueprint("auth", __name__)
 log = logging.getLogger("portal.auth")
 
 
-
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
@@ -58,8 +57,10 @@ class EnrolForm(FlaskForm):
 
 class ReauthForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-    code = StringField("Code from your authenticator app, or a recovery code",
-                       validators=[Optional(), Length(max=64)])
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[Optional(), Length(max=64)],
+    )
     next = HiddenField()
 
 
@@ -135,7 +136,8 @@ def throttle_seconds(account: str, address: str) -> float:
     """How long this account must wait before another try from this address (0: now)."""
     config = current_app.config
     return storage.login_lockout_seconds(
-        account, address,
+        account,
+        address,
         free_failures=config["LOGIN_FREE_FAILURES"],
         first_delay=config["LOGIN_DELAY_SECONDS"],
         max_delay=config["LOGIN_MAX_DELAY_SECONDS"],
@@ -155,8 +157,7 @@ def locked_response(template: str, seconds: float, **context):
     """429 with the page asking to wait, and ``Retry-After``."""
     seconds = max(1, math.ceil(seconds))
     error = f"Too many failed sign-ins. Try again in {_wait_words(seconds)}."
-    response = current_app.make_response(
-        (render_template(template, error=error, **context), 429))
+    response = current_app.make_response((render_template(template, error=error, **context), 429))
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -188,8 +189,9 @@ def login():
         wait = throttle_seconds(account, address)
         if wait:
             return locked_response("pages/login.html", wait, form=form)
-        return render_template("pages/login.html", form=form,
-                               error="The email or password is not right.")
+        return render_template(
+            "pages/login.html", form=form, error="The email or password is not right."
+        )
     return _after_password(user, safe_next(form.next.data))
 
 
@@ -214,8 +216,13 @@ def _after_password(user: storage.User, next_url: str | None):
 
 def _begin_pending(user: storage.User, next_url: str | None, step: str):
     session.clear()  # nothing of an earlier session survives, and nobody is signed in yet
-    session[PENDING] = {"user": user.id, "epoch": user.session_epoch, "step": step,
-                        "at": time.time(), "next": next_url or ""}
+    session[PENDING] = {
+        "user": user.id,
+        "epoch": user.session_epoch,
+        "step": step,
+        "at": time.time(),
+        "next": next_url or "",
+    }
     endpoint = "auth.second_factor" if step == "verify" else "auth.enrol"
     return redirect(url_for(endpoint))
 
@@ -292,9 +299,12 @@ def second_factor():
         return locked_response("pages/second_factor.html", wait, form=form)
     if not verify_second_factor(user, form.code.data):
         return record_factor_failure(
-            user, "pages/second_factor.html",
+            user,
+            "pages/second_factor.html",
             "That code is not right. Enter the current code from your authenticator app, or "
-            "one of your recovery codes.", form=form)
+            "one of your recovery codes.",
+            form=form,
+        )
     _sign_in(user)
     return redirect(next_url or url_for("home.index"))
 
@@ -302,8 +312,13 @@ def second_factor():
 def enrolment_context(user: storage.User, secret: str, form: EnrolForm, action: str) -> dict:
     """What the enrolment page shows: the QR code and the same secret as text."""
     uri = mfa.provisioning_uri(secret, user.email)
-    return {"form": form, "action": action, "qr": mfa.qr_data_uri(uri),
-            "secret_text": mfa.grouped(secret), "account": user.email}
+    return {
+        "form": form,
+        "action": action,
+        "qr": mfa.qr_data_uri(uri),
+        "secret_text": mfa.grouped(secret),
+        "account": user.email,
+    }
 
 
 def confirm_enrolment(user: storage.User, secret: str, code: str) -> list[str] | None:
@@ -337,12 +352,17 @@ def enrol():
     codes = confirm_enrolment(user, secret, form.code.data)
     if codes is None:
         return record_factor_failure(
-            user, "pages/mfa_enrol.html",
+            user,
+            "pages/mfa_enrol.html",
             "That code is not right. Check that your phone's time is set automatically and "
-            "enter the code your app shows now.", required=True, **context)
+            "enter the code your app shows now.",
+            required=True,
+            **context,
+        )
     _sign_in(user)
-    return render_template("pages/recovery_codes.html", codes=codes,
-                           continue_url=next_url or url_for("home.index"))
+    return render_template(
+        "pages/recovery_codes.html", codes=codes, continue_url=next_url or url_for("home.index")
+    )
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
@@ -362,10 +382,12 @@ def reauth():
     if wait:
         return locked_response("pages/reauth.html", wait, **context)
     ok = check_password_hash(user.password_hash, form.password.data) and (
-        not user.has_mfa or verify_second_factor(user, form.code.data or ""))
+        not user.has_mfa or verify_second_factor(user, form.code.data or "")
+    )
     if not ok:
-        return record_factor_failure(user, "pages/reauth.html",
-                                     "The password or code is not right.", **context)
+        return record_factor_failure(
+            user, "pages/reauth.html", "The password or code is not right.", **context
+        )
     storage.record_login_attempt(user.email, client_address(), True)
     mark_authenticated(new_sign_in=False)
     storage.record_audit("auth.reauth", actor=user, org_id=user.org_id)

@@ -66,7 +66,8 @@ CALLBACK_PATH = "/oauth/callback"
 FLOW_TTL = 600  # seconds: state, flow cookie and handoff all live at most 10 minutes
 #: Delegated scopes the product needs (MSAL adds openid, profile and offline_access itself).
 PRODUCT_SCOPES: tuple[str, ...] = tuple(
-    r.name for r in DELEGATED_SCOPES if r.name != "offline_access")
+    r.name for r in DELEGATED_SCOPES if r.name != "offline_access"
+)
 _SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
 _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -119,18 +120,25 @@ def sp_settings() -> SpSettings:
     problems: list[str] = []
     client_id = (config.get("SP_CLIENT_ID") or "").strip() or None
     if client_id is None:
-        problems.append("SP_CLIENT_ID is not set: the Application (client) ID of our "
-                        "multi-tenant app registration (PORTAL_SP_CLIENT_ID).")
+        problems.append(
+            "SP_CLIENT_ID is not set: the Application (client) ID of our "
+            "multi-tenant app registration (PORTAL_SP_CLIENT_ID)."
+        )
     elif not _GUID_RE.match(client_id.lower()):
-        problems.append(f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
-                        "(a GUID such as 00000000-0000-0000-0000-000000000000).")
+        problems.append(
+            f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
+            "(a GUID such as 00000000-0000-0000-0000-000000000000)."
+        )
     else:
         client_id = client_id.lower()
     credential = None
     cert_file = config.get("SP_CERT_FILE")
     if cert_file:
-        path = cert_file if os.path.isabs(cert_file) else os.path.join(
-            current_app.instance_path, cert_file)
+        path = (
+            cert_file
+            if os.path.isabs(cert_file)
+            else os.path.join(current_app.instance_path, cert_file)
+        )
         cache = current_app.extensions.setdefault("portal.sp_cert", {})
         try:
             stamp = (path, os.stat(path).st_mtime_ns)
@@ -145,13 +153,17 @@ def sp_settings() -> SpSettings:
     elif config.get("SP_CLIENT_SECRET"):
         credential = SecretCredential(str(config["SP_CLIENT_SECRET"]))
     else:
-        problems.append("No credential for the app: set SP_CERT_FILE (PEM with the private key "
-                        "and the certificate, preferred) or SP_CLIENT_SECRET.")
+        problems.append(
+            "No credential for the app: set SP_CERT_FILE (PEM with the private key "
+            "and the certificate, preferred) or SP_CLIENT_SECRET."
+        )
     public_url = str(config.get("PUBLIC_URL") or "")
     redirect_uri = None
     if not _PUBLIC_URL_RE.match(public_url):
-        problems.append(f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
-                        "such as https://portal.example.com.")
+        problems.append(
+            f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
+            "such as https://portal.example.com."
+        )
     elif config["ENV"] == "production" and not public_url.startswith("https://"):
         problems.append("PUBLIC_URL must use https:// in production.")
     else:
@@ -170,8 +182,10 @@ def _cloud_for(connection: storage.Connection, settings: SpSettings) -> tuple[Cl
     """The connection's cloud if the app is registered there (else None and why)."""
     key = connection.cloud or (settings.clouds[0] if settings.clouds else None)
     if key is None or key not in settings.clouds:
-        return None, (f"The app is not registered in the cloud {key!r} of this connection "
-                      f"(SP_CLOUDS = {list(settings.clouds)}).")
+        return None, (
+            f"The app is not registered in the cloud {key!r} of this connection "
+            f"(SP_CLOUDS = {list(settings.clouds)})."
+        )
     try:
         return cloud_table().get(key), ""
     except KeyError:
@@ -181,8 +195,7 @@ def _cloud_for(connection: storage.Connection, settings: SpSettings) -> tuple[Cl
 def scopes_to_request(connection: storage.Connection, required: tuple[str, ...]) -> list[str]:
     """Incremental consent: only what is missing while the consent still works; else all."""
     missing = missing_scopes(connection, required)
-    if connection.consented_at and connection.state in ("connected", "needs_attention") \
-            and missing:
+    if connection.consented_at and connection.state in ("connected", "needs_attention") and missing:
         return missing
     return list(required)
 
@@ -205,13 +218,21 @@ def _set_flow_cookie(response, value: str) -> None:
     # cookies are not sent on it. Secure is required with None (RFC 6265bis); Chromium and
     # Firefox treat http://localhost as secure, so development on loopback works too. Not
     # Partitioned: it is set and read in top-level documents (redirect or popup) only.
-    response.set_cookie(flow_cookie_name(), value, max_age=FLOW_TTL, path="/", secure=True,
-                        httponly=True, samesite="None")
+    response.set_cookie(
+        flow_cookie_name(),
+        value,
+        max_age=FLOW_TTL,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="None",
+    )
 
 
 def _clear_flow_cookie(response) -> None:
-    response.delete_cookie(flow_cookie_name(), path="/", secure=True, httponly=True,
-                           samesite="None")
+    response.delete_cookie(
+        flow_cookie_name(), path="/", secure=True, httponly=True, samesite="None"
+    )
 
 
 def _session_binding() -> str:
@@ -236,8 +257,7 @@ def _unavailable(settings: SpSettings | None, reason: str | None = None):
     details = list(settings.problems if settings else ()) + ([reason] if reason else [])
     log.warning("Link Account unavailable: %s", " ".join(details))
     operator = current_user.is_authenticated and current_user.is_support
-    return render_template("pages/oauth_unavailable.html", details=details,
-                           operator=operator), 503
+    return render_template("pages/oauth_unavailable.html", details=details, operator=operator), 503
 
 
 def _require_service_provider(connection: storage.Connection) -> None:
@@ -245,8 +265,9 @@ def _require_service_provider(connection: storage.Connection) -> None:
         abort(404)
 
 
-def panel_context(connection: storage.Connection, blocked: bool = False,
-                  stale: bool = False) -> dict:
+def panel_context(
+    connection: storage.Connection, blocked: bool = False, stale: bool = False
+) -> dict:
     """What the service-provider panel shows (also used by the wizard's connection page).
     ``stale``: a confirmation was answered that no longer waited (expired, or answered
     elsewhere)."""
@@ -259,11 +280,17 @@ def panel_context(connection: storage.Connection, blocked: bool = False,
     now = time.time()
     pending = attempt is not None and attempt.pending(now)
     # (A GET changes nothing: an expired result is destroyed by the next flow or the cron.)
-    confirming = attempt is not None and attempt.outcome == "confirm" \
+    confirming = (
+        attempt is not None
+        and attempt.outcome == "confirm"
         and (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS > now
+    )
     # A finished attempt is shown for a while (the iframe's answer), then the panel is plain.
-    recent = attempt is not None and attempt.outcome is not None and \
-        (attempt.finished_at or 0) > now - FLOW_TTL
+    recent = (
+        attempt is not None
+        and attempt.outcome is not None
+        and (attempt.finished_at or 0) > now - FLOW_TTL
+    )
     required = settings.required_scopes
     return {
         "connection": connection,
@@ -275,23 +302,29 @@ def panel_context(connection: storage.Connection, blocked: bool = False,
         "attempt": attempt,
         "pending": pending,
         # An unfinished attempt that ran out of time is mentioned for a while, then forgotten.
-        "expired": attempt is not None and attempt.outcome is None and not pending
+        "expired": attempt is not None
+        and attempt.outcome is None
+        and not pending
         and now < attempt.expires_at + FLOW_TTL,
         "recent": recent,
         "blocked": blocked,
         "stale": stale,
         # A result that was not confirmed in time is mentioned for a while, then forgotten.
-        "unconfirmed": attempt is not None and attempt.outcome in ("confirm", "expired")
+        "unconfirmed": attempt is not None
+        and attempt.outcome in ("confirm", "expired")
         and not confirming
         and now < (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS + FLOW_TTL,
         "can_link": current_user.is_authenticated and current_user.is_admin,
         # A popup sign-in of this session waits for its confirmation (docs/decisions/0004).
         "confirming": confirming,
         "signed_in": SignedIn.from_dict(attempt.detail["signed_in"])
-        if confirming and attempt and "signed_in" in attempt.detail else None,
+        if confirming and attempt and "signed_in" in attempt.detail
+        else None,
         "confirm_until": datetime.fromtimestamp(
-            (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS, UTC).isoformat(
-            timespec="seconds") if confirming and attempt else None,
+            (attempt.finished_at or 0) + storage.CONFIRM_TTL_SECONDS, UTC
+        ).isoformat(timespec="seconds")
+        if confirming and attempt
+        else None,
         "organization": storage.get_organization(connection.org_id),
         "held": storage.list_link_reviews("held", connection.id),
     }
@@ -320,8 +353,10 @@ def link_status(connection_id: str):
     """The panel fragment: polled every 2 s by the iframe while a popup sign-in is pending."""
     connection = load_connection_or_404(connection_id)
     _require_service_provider(connection)
-    body = render_template("fragments/_oauth_panel.html",
-                           p=panel_context(connection, blocked=request.args.get("blocked") == "1"))
+    body = render_template(
+        "fragments/_oauth_panel.html",
+        p=panel_context(connection, blocked=request.args.get("blocked") == "1"),
+    )
     return htmx.add_vary(make_response(body))
 
 
@@ -330,8 +365,14 @@ def link_status(connection_id: str):
 
 def _client(settings: SpSettings, cloud: Cloud, session_) -> EntraClient:
     """MSAL for our multi-tenant app at ``https://<login>/organizations``, empty token cache."""
-    return EntraClient(cloud, "organizations", settings.client_id, settings.credential,
-                       session=session_, http_cache=caches().msal_http)
+    return EntraClient(
+        cloud,
+        "organizations",
+        settings.client_id,
+        settings.credential,
+        session=session_,
+        http_cache=caches().msal_http,
+    )
 
 
 def _start_flow(connection: storage.Connection, user_id: int, handoff_id: str | None = None):
@@ -351,29 +392,53 @@ def _start_flow(connection: storage.Connection, user_id: int, handoff_id: str | 
     # select_account: Microsoft shows which account signs in even when single sign-on could
     # finish silently, so no consent completes unseen
     # (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#request-an-authorization-code).
-    started = client.initiate_auth_code_flow(settings.redirect_uri, scopes, state=state,
-                                             prompt="select_account", domain_hint=domain_hint)
+    started = client.initiate_auth_code_flow(
+        settings.redirect_uri, scopes, state=state, prompt="select_account", domain_hint=domain_hint
+    )
     if not started.ok or started.state != state:
         problem = started.problem
-        log.error("could not start the delegated sign-in: %s",
-                  problem.as_dict() if problem else "state not kept")
-        return make_response(render_template(
-            "pages/oauth_result.html", ok=False, popup=handoff_id is not None,
-            connection=connection, title="Microsoft sign-in is not reachable",
-            message="We could not start the sign-in with Microsoft.",
-            fix="Please try again in a few minutes.", code=None), 502)
+        log.error(
+            "could not start the delegated sign-in: %s",
+            problem.as_dict() if problem else "state not kept",
+        )
+        return make_response(
+            render_template(
+                "pages/oauth_result.html",
+                ok=False,
+                popup=handoff_id is not None,
+                connection=connection,
+                title="Microsoft sign-in is not reachable",
+                message="We could not start the sign-in with Microsoft.",
+                fix="Please try again in a few minutes.",
+                code=None,
+            ),
+            502,
+        )
     sent = parse_qs(urlsplit(started.auth_uri).query)
     nonce_sent = (sent.get("nonce") or [""])[0]
     cookie = secrets.token_urlsafe(32)
     storage.create_auth_flow(
-        state=state, kind="delegated", connection_id=connection.id, user_id=user_id,
-        browser_cookie=cookie, ttl=FLOW_TTL,
-        flow={"msal": started.flow, "portal": {
-            "nonce_sent": nonce_sent, "scopes": scopes, "handoff_id": handoff_id,
-            "cloud": cloud.key, "expected_tenant": connection.tenant_id,
-            "response_mode": "form_post"}})
-    lifecycle.link_started(connection.id, actor=user_id,
-                           detail={"scopes": scopes, "popup": handoff_id is not None})
+        state=state,
+        kind="delegated",
+        connection_id=connection.id,
+        user_id=user_id,
+        browser_cookie=cookie,
+        ttl=FLOW_TTL,
+        flow={
+            "msal": started.flow,
+            "portal": {
+                "nonce_sent": nonce_sent,
+                "scopes": scopes,
+                "handoff_id": handoff_id,
+                "cloud": cloud.key,
+                "expected_tenant": connection.tenant_id,
+                "response_mode": "form_post",
+            },
+        },
+    )
+    lifecycle.link_started(
+        connection.id, actor=user_id, detail={"scopes": scopes, "popup": handoff_id is not None}
+    )
     response = redirect(started.auth_uri, code=303)
     _set_flow_cookie(response, cookie)
     return response
@@ -393,10 +458,17 @@ def link(connection_id: str):
         settings = sp_settings()
         if not settings.ok:
             return _unavailable(settings)
-        handoff = storage.create_handoff(connection_id=connection.id, user_id=current_user.id,
-                                       session_binding=_session_binding(), ttl=FLOW_TTL)
-        return render_template("pages/oauth_link.html", connection=connection,
-                               handoff_url=url_for("oauth.handoff", handoff_id=handoff.id))
+        handoff = storage.create_handoff(
+            connection_id=connection.id,
+            user_id=current_user.id,
+            session_binding=_session_binding(),
+            ttl=FLOW_TTL,
+        )
+        return render_template(
+            "pages/oauth_link.html",
+            connection=connection,
+            handoff_url=url_for("oauth.handoff", handoff_id=handoff.id),
+        )
     return _start_flow(connection, current_user.id)
 
 
@@ -411,12 +483,22 @@ def create_link_handoff(connection_id: str):
     if not settings.ok or _cloud_for(connection, settings)[0] is None:
         log.warning("Link Account unavailable: %s", " ".join(settings.problems))
         return jsonify(error="unavailable"), 503
-    handoff = storage.create_handoff(connection_id=connection.id, user_id=current_user.id,
-                                   session_binding=_session_binding(), ttl=FLOW_TTL)
-    storage.record_audit("connection.link_handoff", actor=current_user.id,
-                       org_id=connection.org_id, connection_id=connection.id)
-    return jsonify(handoff_url=url_for("oauth.handoff", handoff_id=handoff.id),
-                   status_url=url_for("oauth.link_status", connection_id=connection.id))
+    handoff = storage.create_handoff(
+        connection_id=connection.id,
+        user_id=current_user.id,
+        session_binding=_session_binding(),
+        ttl=FLOW_TTL,
+    )
+    storage.record_audit(
+        "connection.link_handoff",
+        actor=current_user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+    )
+    return jsonify(
+        handoff_url=url_for("oauth.handoff", handoff_id=handoff.id),
+        status_url=url_for("oauth.link_status", connection_id=connection.id),
+    )
 
 
 def popup_cookie_name() -> str:
@@ -433,16 +515,24 @@ def _opened_by_the_portal() -> bool:
 
 def _handoff_refused(reason: str, status: int = 400):
     log.warning("handoff refused: %s", reason)
-    return render_template("pages/oauth_rejected.html", popup=True,
-                           not_from_portal=reason == "not opened by the portal"), status
+    return render_template(
+        "pages/oauth_rejected.html",
+        popup=True,
+        not_from_portal=reason == "not opened by the portal",
+    ), status
 
 
 def _handoff_parties(found: storage.Handoff | None):
     """The user, connection and organization of a handoff, if the user may still link it."""
     user = storage.get_user(found.user_id) if found and found.user_id else None
     connection = storage.get_connection(found.connection_id) if found else None
-    if found is None or user is None or connection is None or not user.is_admin \
-            or user.org_id != connection.org_id:
+    if (
+        found is None
+        or user is None
+        or connection is None
+        or not user.is_admin
+        or user.org_id != connection.org_id
+    ):
         return None
     return user, connection, storage.get_organization(connection.org_id)
 
@@ -465,13 +555,27 @@ def handoff(handoff_id: str):
     if parties is None:
         return _handoff_refused("missing, used, expired, opened elsewhere or no longer valid")
     user, connection, organization = parties
-    response = make_response(render_template(
-        "pages/oauth_handoff.html", handoff_id=handoff_id, token=token, user=user,
-        connection=connection, organization=organization))
+    response = make_response(
+        render_template(
+            "pages/oauth_handoff.html",
+            handoff_id=handoff_id,
+            token=token,
+            user=user,
+            connection=connection,
+            organization=organization,
+        )
+    )
     # Strict: only this popup's own same-site requests carry it back. Path=/ because browsers
     # refuse a __Host- cookie with any other path (RFC 6265bis, cookie name prefixes).
-    response.set_cookie(popup_cookie_name(), popup_cookie, max_age=FLOW_TTL, path="/",
-                        secure=True, httponly=True, samesite="Strict")
+    response.set_cookie(
+        popup_cookie_name(),
+        popup_cookie,
+        max_age=FLOW_TTL,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
     return response
 
 
@@ -491,11 +595,16 @@ def handoff_continue(handoff_id: str):
     if found is None or parties is None:
         return _handoff_refused("confirmation without a matching page, cookie or token")
     user, connection, _organization = parties
-    storage.record_audit("connection.link_handoff_confirmed", actor=user.id,
-                       org_id=connection.org_id, connection_id=connection.id)
+    storage.record_audit(
+        "connection.link_handoff_confirmed",
+        actor=user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+    )
     response = _start_flow(connection, user.id, handoff_id=found.id)
-    response.delete_cookie(popup_cookie_name(), path="/", secure=True, httponly=True,
-                           samesite="Strict")
+    response.delete_cookie(
+        popup_cookie_name(), path="/", secure=True, httponly=True, samesite="Strict"
+    )
     return response
 
 
@@ -513,23 +622,34 @@ def confirm_link(connection_id: str):
     done = False
     if attempt is not None and attempt.handoff_id == handoff_id:
         if request.form.get("decision") == "confirm":
-            done = delegated_link.confirm(
-                connection, handoff_id, binding, required=sp_settings().required_scopes,
-                actor=current_user.id) is not None
+            done = (
+                delegated_link.confirm(
+                    connection,
+                    handoff_id,
+                    binding,
+                    required=sp_settings().required_scopes,
+                    actor=current_user.id,
+                )
+                is not None
+            )
         else:
             done = delegated_link.cancel(connection, handoff_id, binding, actor=current_user.id)
     if not done:
-        log.warning("link confirmation refused for connection %s (nothing of this session's "
-                    "waits)", connection.id)
+        log.warning(
+            "link confirmation refused for connection %s (nothing of this session's waits)",
+            connection.id,
+        )
     connection = storage.get_connection(connection.id) or connection
     if htmx.is_htmx():
-        body = render_template("fragments/_oauth_panel.html",
-                               p=panel_context(connection, stale=not done))
+        body = render_template(
+            "fragments/_oauth_panel.html", p=panel_context(connection, stale=not done)
+        )
         return htmx.add_vary(make_response(body))
     return redirect(url_for("oauth.link_page", connection_id=connection.id), code=303)
 
 
 # --- The callback ------------------------------------------------------------------------------
+
 
 def _rejected(reason: str, *, flow_matched: bool = False):
     """Refuse a callback. The flow cookie is cleared only when the answer belonged to this
@@ -542,19 +662,41 @@ def _rejected(reason: str, *, flow_matched: bool = False):
     return response
 
 
-def _failed(flow: storage.AuthFlow, connection: storage.Connection, extras: dict, *, title: str,
-            message: str, fix: str, code: int | None, reason: str, description: str | None = None,
-            status: int = 200):
+def _failed(
+    flow: storage.AuthFlow,
+    connection: storage.Connection,
+    extras: dict,
+    *,
+    title: str,
+    message: str,
+    fix: str,
+    code: int | None,
+    reason: str,
+    description: str | None = None,
+    status: int = 200,
+):
     """A sign-in that did not link: record it (no secrets), explain it in plain words."""
     detail = {"title": title, "message": message, "fix": fix, "code": code, "reason": reason}
-    storage.record_audit("connection.link_failed", actor=flow.user_id, org_id=connection.org_id,
-                       connection_id=connection.id, detail={"reason": reason, "code": code})
+    storage.record_audit(
+        "connection.link_failed",
+        actor=flow.user_id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+        detail={"reason": reason, "code": code},
+    )
     if extras.get("handoff_id"):
         storage.record_link_outcome(extras["handoff_id"], connection.id, "failed", detail)
-    body = render_template("pages/oauth_result.html", ok=False,
-                           popup=bool(extras.get("handoff_id")), connection=connection,
-                           title=title, message=message, fix=fix, code=code,
-                           description=description)
+    body = render_template(
+        "pages/oauth_result.html",
+        ok=False,
+        popup=bool(extras.get("handoff_id")),
+        connection=connection,
+        title=title,
+        message=message,
+        fix=fix,
+        code=code,
+        description=description,
+    )
     response = make_response(body, status)
     _clear_flow_cookie(response)
     return response
@@ -596,22 +738,41 @@ def callback():
         # answer to it (and would leave a code in the browser's history).
         return _rejected("response mode does not match the flow", flow_matched=True)
     if params.get("error"):
-        p = classify_redirect_error(str(params.get("error")),
-                                    str(params.get("error_description") or ""),
-                                    params.get("error_uri"))
-        return _failed(flow, connection, extras, title=p.title, message=p.message, fix=p.fix,
-                       code=p.code, reason=str(params.get("error"))[:64],
-                       description=str(params.get("error_description") or "")[:1000])
+        p = classify_redirect_error(
+            str(params.get("error")),
+            str(params.get("error_description") or ""),
+            params.get("error_uri"),
+        )
+        return _failed(
+            flow,
+            connection,
+            extras,
+            title=p.title,
+            message=p.message,
+            fix=p.fix,
+            code=p.code,
+            reason=str(params.get("error"))[:64],
+            description=str(params.get("error_description") or "")[:1000],
+        )
     settings = sp_settings()
     cloud, why = _cloud_for(connection, settings) if settings.ok else (None, "")
     if cloud is None or cloud.key != extras.get("cloud"):
         # (A bare page: nothing here may write the session, see _store_link.)
-        log.warning("Link Account unavailable at the callback: %s",
-                    " ".join([*settings.problems, why or "cloud changed during the sign-in"]))
-        return _failed(flow, connection, extras, title="Linking is not available yet",
-                       message="The sign-in could not be completed here.",
-                       fix="Please contact support.", code=None, reason="unavailable",
-                       status=503)
+        log.warning(
+            "Link Account unavailable at the callback: %s",
+            " ".join([*settings.problems, why or "cloud changed during the sign-in"]),
+        )
+        return _failed(
+            flow,
+            connection,
+            extras,
+            title="Linking is not available yet",
+            message="The sign-in could not be completed here.",
+            fix="Please contact support.",
+            code=None,
+            reason="unavailable",
+            status=503,
+        )
     return _redeem(flow, connection, extras, msal_flow, settings, cloud, params)
 
 
@@ -625,15 +786,30 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
         if p is not None and p.category == "our_configuration":
             log.error("the service provider app's credential was refused: alert the operator")
         title, message, fix = (
-            (p.title, p.message, p.fix) if p else
-            ("Sign-in failed", "Microsoft did not complete the sign-in.", "Please try again."))
-        return _failed(flow, connection, extras, title=title, message=message, fix=fix,
-                       code=p.code if p else None, reason=(p.error if p else None) or "token")
+            (p.title, p.message, p.fix)
+            if p
+            else ("Sign-in failed", "Microsoft did not complete the sign-in.", "Please try again.")
+        )
+        return _failed(
+            flow,
+            connection,
+            extras,
+            title=title,
+            message=message,
+            fix=fix,
+            code=p.code if p else None,
+            reason=(p.error if p else None) or "token",
+        )
     raw = _id_token_from_cache(client.cache_text())
-    check = idtoken.validate(raw, cloud=cloud, client_id=settings.client_id,
-                             nonce=extras.get("nonce_sent") or "", session=session_,
-                             expected_tenant=connection.tenant_id
-                             or extras.get("expected_tenant") or None, cache=caches().jwks)
+    check = idtoken.validate(
+        raw,
+        cloud=cloud,
+        client_id=settings.client_id,
+        nonce=extras.get("nonce_sent") or "",
+        session=session_,
+        expected_tenant=connection.tenant_id or extras.get("expected_tenant") or None,
+        cache=caches().jwks,
+    )
     if not check.ok:
         log.warning("id token rejected (%s) for connection %s", check.reason, connection.id)
         if check.reason == "tenant":
@@ -642,46 +818,70 @@ def _redeem(flow, connection, extras, msal_flow, settings, cloud, params):
                 "You signed in with an account of a different organization than the one this "
                 "connection belongs to. Nothing was stored.",
                 "Click Link Account again and sign in with an administrator account of the "
-                "organization of this connection.")
+                "organization of this connection.",
+            )
         else:
             title, message, fix = (
                 "Sign-in couldn't be confirmed",
                 "Microsoft's answer did not pass our checks, so nothing was stored.",
-                "Click Link Account again; if it keeps happening, contact support.")
-        return _failed(flow, connection, extras, title=title, message=message, fix=fix,
-                       code=None, reason=f"id_token:{check.reason}", status=400)
+                "Click Link Account again; if it keeps happening, contact support.",
+            )
+        return _failed(
+            flow,
+            connection,
+            extras,
+            title=title,
+            message=message,
+            fix=fix,
+            code=None,
+            reason=f"id_token:{check.reason}",
+            status=400,
+        )
     return _store_link(flow, connection, extras, settings, cloud, client, result, check)
 
 
 def _store_link(flow, connection, extras, settings, cloud, client, result, check):
     signed_in = SignedIn(
-        tenant_id=check.tenant_id, object_id=check.object_id, name=check.name,
-        username=_claim_text(check.claims, "preferred_username"), cloud=cloud.key,
-        client_id=settings.client_id, scopes=tuple(result.scopes or ()),
-        requested=tuple(extras.get("scopes") or ()))
+        tenant_id=check.tenant_id,
+        object_id=check.object_id,
+        name=check.name,
+        username=_claim_text(check.claims, "preferred_username"),
+        cloud=cloud.key,
+        client_id=settings.client_id,
+        scopes=tuple(result.scopes or ()),
+        requested=tuple(extras.get("scopes") or ()),
+    )
     token_cache = client.cache_text().encode()
     handoff_id = extras.get("handoff_id")
     if handoff_id:
         # A popup: its browser proves nothing about who started the flow (anyone can be lured
         # into opening a popup page), so the starting session must confirm what it is shown.
-        delegated_link.await_confirmation(handoff_id, connection, signed_in, token_cache,
-                                          actor=flow.user_id)
-        response = make_response(render_template(
-            "pages/oauth_result.html", ok=True, popup=True, connection=connection,
-            title="Signed in: confirm in the portal",
-            message="Microsoft signed you in. Nothing is linked yet: go back to the portal "
-                    "window and confirm the organization and the account shown there.",
-            fix="", code=None))
+        delegated_link.await_confirmation(
+            handoff_id, connection, signed_in, token_cache, actor=flow.user_id
+        )
+        response = make_response(
+            render_template(
+                "pages/oauth_result.html",
+                ok=True,
+                popup=True,
+                connection=connection,
+                title="Signed in: confirm in the portal",
+                message="Microsoft signed you in. Nothing is linked yet: go back to the portal "
+                "window and confirm the organization and the account shown there.",
+                fix="",
+                code=None,
+            )
+        )
         _clear_flow_cookie(response)
         return response
-    outcome = delegated_link.complete(connection, signed_in, token_cache,
-                                      required=settings.required_scopes, actor=flow.user_id)
+    outcome = delegated_link.complete(
+        connection, signed_in, token_cache, required=settings.required_scopes, actor=flow.user_id
+    )
     # Top level: leave the callback URL at once (RFC 9700 4.3.1: no code in the history,
     # no form resubmission). No flash message: on the cross-site form_post the Lax session
     # cookie is not sent, and writing a session here would replace the user's.
     shown = {} if outcome == "held" else {"linked": 1}
-    response = redirect(url_for("oauth.link_page", connection_id=connection.id, **shown),
-                        code=303)
+    response = redirect(url_for("oauth.link_page", connection_id=connection.id, **shown), code=303)
     _clear_flow_cookie(response)
     return response
 

@@ -86,8 +86,13 @@ def create():
         return redirect(url_for(".start"))
     name = (request.form.get("display_name") or "").strip()[:100] or None
     connection = storage.create_connection(current_user.org_id, kind, name)
-    storage.record_audit("connection.create", actor=current_user.id, org_id=connection.org_id,
-                       connection_id=connection.id, detail={"kind": kind})
+    storage.record_audit(
+        "connection.create",
+        actor=current_user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+        detail={"kind": kind},
+    )
     if kind == "customer_owned":
         target = url_for(".wizard", connection_id=connection.id)
     else:
@@ -109,8 +114,9 @@ def wizard(connection_id: str):
     context = wizard_context(connection)
     section = request.args.get("section")
     if htmx.wants_fragment() and section in SECTION_NAMES:
-        return htmx.add_vary(make_response(render_blocks("pages/wizard.html", [section],
-                                                         **context)))
+        return htmx.add_vary(
+            make_response(render_blocks("pages/wizard.html", [section], **context))
+        )
     return htmx.add_vary(make_response(render_template("pages/wizard.html", **context)))
 
 
@@ -149,8 +155,11 @@ def wizard_context(connection: storage.Connection, oob=(), **extra) -> dict:
 def _lookup_current(connection: storage.Connection) -> bool:
     """The stored lookup belongs to the current cloud and tenant input (else it is stale)."""
     lookup = connection.draft.get("lookup")
-    return bool(lookup) and lookup.get("cloud") == connection.cloud and \
-        lookup.get("input") == connection.draft.get("tenant_input")
+    return (
+        bool(lookup)
+        and lookup.get("cloud") == connection.cloud
+        and lookup.get("input") == connection.draft.get("tenant_input")
+    )
 
 
 def _respond(connection_id: str, main: str):
@@ -193,8 +202,11 @@ def save_cloud(connection_id: str):
     if cloud is None:
         storage.save_draft(connection.id, {"cloud_error": "Choose one of the clouds listed."})
         return _respond(connection.id, "cloud")
-    storage.save_draft(connection.id, {"cloud": cloud.key, "cloud_error": None},
-                     wizard_step=_advance(connection, 2))
+    storage.save_draft(
+        connection.id,
+        {"cloud": cloud.key, "cloud_error": None},
+        wizard_step=_advance(connection, 2),
+    )
     connection = _set_if_changed(connection, cloud=cloud.key)
     if connection.draft.get("tenant_input"):
         _lookup_tenant(connection)
@@ -215,8 +227,13 @@ def validate_tenant():
         ref = parse_tenant(text)
     except TenantInputError as exc:
         return _format_fragment("tenant", "error", str(exc))
-    return _format_fragment("tenant", "ok", "Looks like a tenant ID." if ref.kind == "guid" else
-                            "Looks like a domain name: we will look up its tenant ID.")
+    return _format_fragment(
+        "tenant",
+        "ok",
+        "Looks like a tenant ID."
+        if ref.kind == "guid"
+        else "Looks like a domain name: we will look up its tenant ID.",
+    )
 
 
 @bp.get("/validate/client")
@@ -243,7 +260,8 @@ def parse_tenant(text: str):
             raise TenantInputError(
                 f"That looks like a tenant ID, but it has {digits} hexadecimal digits: a tenant "
                 "ID has 32, grouped 8-4-4-4-12 with dashes, like "
-                "72f988bf-86f1-41af-91ab-2d7cd011db47.") from None
+                "72f988bf-86f1-41af-91ab-2d7cd011db47."
+            ) from None
         raise
 
 
@@ -263,8 +281,11 @@ def _client_message(text: str | None) -> tuple[str, str] | None:
     except TenantInputError:
         ref = None
     if ref is None or ref.kind != "guid":
-        return ("error", "The Application (client) ID is a GUID like "
-                         "72f988bf-86f1-41af-91ab-2d7cd011db47 (8-4-4-4-12 hexadecimal digits).")
+        return (
+            "error",
+            "The Application (client) ID is a GUID like "
+            "72f988bf-86f1-41af-91ab-2d7cd011db47 (8-4-4-4-12 hexadecimal digits).",
+        )
     return ("ok", "Looks like a client ID. We prove that it exists when you link the account.")
 
 
@@ -284,10 +305,12 @@ def save_ids(connection_id: str):
     tenant_text = request.form.get("tenant_input", connection.draft.get("tenant_input", ""))
     client_text = request.form.get("client_id", connection.draft.get("client_id", ""))
     tenant_text, client_text = tenant_text.strip()[:MAX_INPUT], client_text.strip()[:MAX_INPUT]
-    connection = storage.save_draft(connection.id, {"tenant_input": tenant_text,
-                                                  "client_id": client_text})
-    connection = _set_if_changed(connection, client_id=_client_guid(client_text),
-                                 tenant_input=tenant_text or None)
+    connection = storage.save_draft(
+        connection.id, {"tenant_input": tenant_text, "client_id": client_text}
+    )
+    connection = _set_if_changed(
+        connection, client_id=_client_guid(client_text), tenant_input=tenant_text or None
+    )
     lookup = _lookup_tenant(connection) if tenant_text else None
     if not tenant_text:
         _set_if_changed(connection, tenant_id=None)
@@ -300,8 +323,14 @@ def save_ids(connection_id: str):
 def _lookup_tenant(connection: storage.Connection) -> dict | None:
     """Discovery of the typed tenant in the connection's cloud; the result goes to the draft."""
     text = connection.draft.get("tenant_input") or ""
-    lookup = {"input": text, "cloud": connection.cloud, "tenant_id": None,
-              "kind": None, "other_cloud": None, "other_cloud_name": None}
+    lookup = {
+        "input": text,
+        "cloud": connection.cloud,
+        "tenant_id": None,
+        "kind": None,
+        "other_cloud": None,
+        "other_cloud_name": None,
+    }
     try:
         ref = parse_tenant(text)
     except TenantInputError as exc:
@@ -313,12 +342,17 @@ def _lookup_tenant(connection: storage.Connection) -> dict | None:
             lookup.update(outcome="no_cloud", message="Choose the cloud first (step 1).")
         else:
             found = discover_tenant(cloud_table(), cloud.key, ref, cache=caches().discovery)
-            lookup.update(outcome=found.outcome, tenant_id=found.tenant_id,
-                          message=_lookup_message(found, cloud))
+            lookup.update(
+                outcome=found.outcome,
+                tenant_id=found.tenant_id,
+                message=_lookup_message(found, cloud),
+            )
             if found.other_cloud:
                 other = find_cloud(found.other_cloud)
-                lookup.update(other_cloud=found.other_cloud,
-                              other_cloud_name=other.label if other else found.other_cloud)
+                lookup.update(
+                    other_cloud=found.other_cloud,
+                    other_cloud_name=other.label if other else found.other_cloud,
+                )
     tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
     storage.save_draft(connection.id, {"lookup": lookup})
     _set_if_changed(storage.get_connection(connection.id), tenant_id=tenant_id)
@@ -330,11 +364,15 @@ def _lookup_message(found, cloud) -> str:
         return f"Found your tenant in {cloud.label}."
     if found.outcome == "other_cloud":
         other = find_cloud(found.other_cloud)
-        return (f"This tenant is in another cloud: {other.label if other else found.other_cloud}"
-                f", not {cloud.label}.")
+        return (
+            f"This tenant is in another cloud: {other.label if other else found.other_cloud}"
+            f", not {cloud.label}."
+        )
     if found.outcome == "not_found":
-        return (f"We couldn't find this tenant in {cloud.label}. Check the tenant ID or domain, "
-                "and the cloud.")
+        return (
+            f"We couldn't find this tenant in {cloud.label}. Check the tenant ID or domain, "
+            "and the cloud."
+        )
     if found.outcome == "malformed":
         return "Microsoft says this is neither a valid tenant ID nor a domain name."
     return "We couldn't reach Microsoft to look the tenant up. This is usually brief: try again."
@@ -352,7 +390,7 @@ def _set_if_changed(connection: storage.Connection, **fields) -> storage.Connect
 @login_required
 @fresh_auth_required
 def registered(connection_id: str):
-    """"I have registered the application": go on to the certificate, creating it now."""
+    """ "I have registered the application": go on to the certificate, creating it now."""
     connection = _load_customer_owned(connection_id)
     storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 4))
     if storage.active_certificate(connection.id) is None:
@@ -367,8 +405,11 @@ def create_certificate(connection_id: str):
     """Create the certificate (none active), or replace it (``replace=1``)."""
     connection = _load_customer_owned(connection_id)
     active = storage.active_certificate(connection.id)
-    if active is not None and request.form.get("replace") == "1" and connection.state in (
-            "connected", "needs_attention"):
+    if (
+        active is not None
+        and request.form.get("replace") == "1"
+        and connection.state in ("connected", "needs_attention")
+    ):
         # Linked once: replacing at once would break a working connection. Rotate instead.
         return rotate_certificate(connection.id)
     if active is None or request.form.get("replace") == "1":
@@ -377,31 +418,45 @@ def create_certificate(connection_id: str):
     return _respond(connection.id, "certificate")
 
 
-def _issue(connection: storage.Connection, retire=None,
-           status: str = "active") -> storage.CertificateRecord:
+def _issue(
+    connection: storage.Connection, retire=None, status: str = "active"
+) -> storage.CertificateRecord:
     months = int(current_app.config["CERT_VALIDITY_MONTHS"])
-    issued = issue_certificate("HR identity automation", connection.id,
-                               validity_days=min(round(months * 365.25 / 12), MAX_VALIDITY_DAYS),
-                               key_size=int(current_app.config["CERT_KEY_SIZE"]))
+    issued = issue_certificate(
+        "HR identity automation",
+        connection.id,
+        validity_days=min(round(months * 365.25 / 12), MAX_VALIDITY_DAYS),
+        key_size=int(current_app.config["CERT_KEY_SIZE"]),
+    )
     record = storage.add_certificate(
-        connection.id, cert_pem=issued.cert_pem.decode("ascii"),
-        thumbprint_sha1=issued.thumbprint_sha1, thumbprint_sha256=issued.thumbprint_sha256,
-        subject=issued.subject, not_before=issued.not_before.isoformat(),
-        not_after=issued.not_after.isoformat(), private_key_pem=issued.private_key_pem,
-        status=status)
+        connection.id,
+        cert_pem=issued.cert_pem.decode("ascii"),
+        thumbprint_sha1=issued.thumbprint_sha1,
+        thumbprint_sha256=issued.thumbprint_sha256,
+        subject=issued.subject,
+        not_before=issued.not_before.isoformat(),
+        not_after=issued.not_after.isoformat(),
+        private_key_pem=issued.private_key_pem,
+        status=status,
+    )
     if retire is not None:
         storage.set_certificate_status(retire.id, "retired")
     lifecycle.certificate_issued(
-        connection.id, actor=current_user.id,
-        detail={"thumbprint_sha1": record.thumbprint_sha1, "status": status,
-                "replaced": retire.thumbprint_sha1 if retire else None})
+        connection.id,
+        actor=current_user.id,
+        detail={
+            "thumbprint_sha1": record.thumbprint_sha1,
+            "status": status,
+            "replaced": retire.thumbprint_sha1 if retire else None,
+        },
+    )
     return record
 
 
 @bp.post("/<connection_id>/setup/uploaded")
 @login_required
 def uploaded(connection_id: str):
-    """"I have uploaded the certificate": go on to the permissions."""
+    """ "I have uploaded the certificate": go on to the permissions."""
     connection = _load_customer_owned(connection_id)
     storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
     return _respond(connection.id, "certificate")
@@ -445,8 +500,11 @@ def rotate_certificate(connection_id: str):
         flash("A rotation starts from a connection that already has a certificate.", "error")
     elif storage.pending_certificate(connection.id) is None:
         _issue(connection, status="pending")
-        flash("New certificate created. Download it and upload it to your application, keeping "
-              "the current one there for now; then select 'Check the new certificate'.", "success")
+        flash(
+            "New certificate created. Download it and upload it to your application, keeping "
+            "the current one there for now; then select 'Check the new certificate'.",
+            "success",
+        )
     return _to_certificate(connection.id)
 
 
@@ -457,8 +515,10 @@ def confirm_certificate(connection_id: str):
     """Verify everything with the pending certificate; only if every item passes does it become
     the active one (and the previous one retired). A failure changes nothing."""
     connection = _load_customer_owned(connection_id)
-    pending, active = (storage.pending_certificate(connection.id),
-                       storage.active_certificate(connection.id))
+    pending, active = (
+        storage.pending_certificate(connection.id),
+        storage.active_certificate(connection.id),
+    )
     cloud = find_cloud(connection.cloud)
     if pending is None or active is None or cloud is None or not connection.client_id:
         flash("There is no certificate rotation to check.", "error")
@@ -469,27 +529,45 @@ def confirm_certificate(connection_id: str):
         key = None
     if key is None:  # only the new certificate is affected: retire it, keep the connection
         storage.set_certificate_status(pending.id, "retired")
-        flash("We can't read the new certificate's private key. Start the rotation again.",
-              "error")
+        flash("We can't read the new certificate's private key. Start the rotation again.", "error")
         return _to_certificate(connection.id)
     report = verify_customer_owned(
-        cloud_table(), cloud.key, connection.tenant_id or connection.tenant_input,
-        connection.client_id, CertificateCredential(key, pending.cert_pem),
-        connection.exchange_enabled, fresh=True, discovery_cache=caches().discovery)
+        cloud_table(),
+        cloud.key,
+        connection.tenant_id or connection.tenant_input,
+        connection.client_id,
+        CertificateCredential(key, pending.cert_pem),
+        connection.exchange_enabled,
+        fresh=True,
+        discovery_cache=caches().discovery,
+    )
     if not report.ok:
-        reason = (report.problem.message if report.problem else
-                  "missing: " + ", ".join(item.label for item in report.missing) + ".")
-        flash(f"The new certificate is not in use yet ({reason}) The current certificate keeps "
-              "working.", "error")
+        reason = (
+            report.problem.message
+            if report.problem
+            else "missing: " + ", ".join(item.label for item in report.missing) + "."
+        )
+        flash(
+            f"The new certificate is not in use yet ({reason}) The current certificate keeps "
+            "working.",
+            "error",
+        )
         return _to_certificate(connection.id)
     storage.promote_certificate(connection.id, pending.id)
     record_report(connection, report, "certificate rotation", actor=current_user.id)
-    storage.record_audit("certificate.rotate", actor=current_user.id, org_id=connection.org_id,
-                       connection_id=connection.id,
-                       detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1})
-    flash(f"The new certificate works and is now in use. You can delete the old one "
-          f"(thumbprint {active.thumbprint_sha1}) from your application's Certificates & "
-          "secrets.", "success")
+    storage.record_audit(
+        "certificate.rotate",
+        actor=current_user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+        detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1},
+    )
+    flash(
+        f"The new certificate works and is now in use. You can delete the old one "
+        f"(thumbprint {active.thumbprint_sha1}) from your application's Certificates & "
+        "secrets.",
+        "success",
+    )
     return _to_certificate(connection.id)
 
 
@@ -515,34 +593,57 @@ def admin_consent(connection_id: str):
     connection = _load_customer_owned(connection_id)
     cloud = find_cloud(connection.cloud)
     if cloud is None or not connection.tenant_id or not connection.client_id:
-        flash("Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).",
-              "error")
+        flash(
+            "Enter the cloud, a tenant we found and the client ID first (steps 1 and 2).", "error"
+        )
         return redirect(url_for(".wizard", connection_id=connection.id, _anchor="step-permissions"))
     if framed_navigation():
         # Inside the host product's frame Microsoft's consent page would be refused, and the
         # frame's (partitioned) session would not come back with the answer: offer the two
         # routes that work there instead of a broken frame. Nothing is started.
-        return render_template("pages/admin_consent_framed.html", connection=connection,
-                               permissions_url=cloud.app_permissions_url(connection.client_id))
+        return render_template(
+            "pages/admin_consent_framed.html",
+            connection=connection,
+            permissions_url=cloud.app_permissions_url(connection.client_id),
+        )
     state, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    storage.create_auth_flow(state=state, kind="admin_consent", connection_id=connection.id,
-                           user_id=current_user.id, browser_cookie=browser,
-                           flow={"tenant_id": connection.tenant_id,
-                                 "client_id": connection.client_id, "cloud": cloud.key},
-                           ttl=CONSENT_TTL)
+    storage.create_auth_flow(
+        state=state,
+        kind="admin_consent",
+        connection_id=connection.id,
+        user_id=current_user.id,
+        browser_cookie=browser,
+        flow={
+            "tenant_id": connection.tenant_id,
+            "client_id": connection.client_id,
+            "cloud": cloud.key,
+        },
+        ttl=CONSENT_TTL,
+    )
     storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 5))
-    storage.record_audit("connection.admin_consent_start", actor=current_user.id,
-                       org_id=connection.org_id, connection_id=connection.id)
+    storage.record_audit(
+        "connection.admin_consent_start",
+        actor=current_user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+    )
     redirect_uri = current_app.config["PUBLIC_URL"].rstrip("/") + url_for(".admin_consent_return")
-    target = cloud.admin_consent_url(connection.tenant_id, connection.client_id,
-                                     redirect_uri=redirect_uri, state=state)
+    target = cloud.admin_consent_url(
+        connection.tenant_id, connection.client_id, redirect_uri=redirect_uri, state=state
+    )
     response = redirect(target)
     # Secure follows the public address, not this hop: behind a TLS-terminating proxy the
     # request arrives over plain http although the browser speaks https.
     public_https = current_app.config["PUBLIC_URL"].lower().startswith("https://")
-    response.set_cookie(CONSENT_COOKIE, browser, max_age=CONSENT_TTL, httponly=True,
-                        samesite="Lax", secure=public_https,
-                        path=url_for(".admin_consent_return"))
+    response.set_cookie(
+        CONSENT_COOKIE,
+        browser,
+        max_age=CONSENT_TTL,
+        httponly=True,
+        samesite="Lax",
+        secure=public_https,
+        path=url_for(".admin_consent_return"),
+    )
     return response
 
 
@@ -552,12 +653,18 @@ def admin_consent_return():
     """Microsoft sends the admin back here. The state is used once; the tenant is not trusted."""
     state = request.args.get("state", "")[:128]
     browser = request.cookies.get(CONSENT_COOKIE, "")
-    flow = storage.consume_auth_flow(state, browser, "admin_consent",
-                                   user_id=current_user.id) if state and browser else None
+    flow = (
+        storage.consume_auth_flow(state, browser, "admin_consent", user_id=current_user.id)
+        if state and browser
+        else None
+    )
     if flow is None:
         log.warning("admin consent return with an unknown, used, expired or foreign state")
-        flash("This consent answer has expired, was already used or was started in another "
-              "browser. Start admin consent again from the wizard.", "error")
+        flash(
+            "This consent answer has expired, was already used or was started in another "
+            "browser. Start admin consent again from the wizard.",
+            "error",
+        )
         # The cookie stays: an answer that is not this browser's flow must not end the flow
         # this browser is really running (it expires by itself after 10 minutes).
         return redirect(url_for("home.index"))
@@ -567,32 +674,53 @@ def admin_consent_return():
     if error:
         description = (request.args.get("error_description") or "").split("\r")[0][:300]
         found = classify_redirect_error(error, description, request.args.get("error_uri"))
-        storage.record_audit("connection.admin_consent_failed", actor=current_user.id,
-                           org_id=connection.org_id, connection_id=connection.id,
-                           detail={"error": error[:64]})
+        storage.record_audit(
+            "connection.admin_consent_failed",
+            actor=current_user.id,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            detail={"error": error[:64]},
+        )
         if found.declined:
-            flash("Admin consent was declined, so nothing was granted. When you are ready, "
-                  "start it again or grant consent in API permissions.", "error")
+            flash(
+                "Admin consent was declined, so nothing was granted. When you are ready, "
+                "start it again or grant consent in API permissions.",
+                "error",
+            )
         else:
             answer = f"{error[:64]}: {description}" if description else error[:64]
-            flash(f"Microsoft did not grant consent. {found.message} {found.fix} (Microsoft's "
-                  f"answer: {answer})", "error")
+            flash(
+                f"Microsoft did not grant consent. {found.message} {found.fix} (Microsoft's "
+                f"answer: {answer})",
+                "error",
+            )
         return _forget_cookie(redirect(back.replace("step-link", "step-permissions")))
     returned = (request.args.get("tenant") or "").strip().lower()
     if returned and returned != connection.tenant_id:
-        log.warning("admin consent returned tenant %r for connection %s", returned[:64],
-                    connection.id)
-        flash(f"Microsoft's answer named another tenant ({returned[:64]}). We ignored it and "
-              f"checked your tenant {connection.tenant_id}.", "warning")
+        log.warning(
+            "admin consent returned tenant %r for connection %s", returned[:64], connection.id
+        )
+        flash(
+            f"Microsoft's answer named another tenant ({returned[:64]}). We ignored it and "
+            f"checked your tenant {connection.tenant_id}.",
+            "warning",
+        )
     connection = storage.update_connection(connection.id, consented_at=storage.utcnow())
-    storage.record_audit("connection.admin_consent", actor=current_user.id,
-                       org_id=connection.org_id, connection_id=connection.id)
+    storage.record_audit(
+        "connection.admin_consent",
+        actor=current_user.id,
+        org_id=connection.org_id,
+        connection_id=connection.id,
+    )
     outcome = run_check(connection, trigger="consent", actor=current_user.id)
     if outcome.get("ok"):
         flash("Admin consent granted and every item checked: the account is linked.", "success")
     else:
-        flash("Admin consent recorded. We are checking the setup: Microsoft can take a minute "
-              "to apply it.", "info")
+        flash(
+            "Admin consent recorded. We are checking the setup: Microsoft can take a minute "
+            "to apply it.",
+            "info",
+        )
     return _forget_cookie(redirect(back))
 
 

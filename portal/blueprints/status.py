@@ -42,15 +42,27 @@ CONSENT_WINDOW = 300
 
 LIFECYCLE = (
     ("draft", "Draft", "You have started the setup; nothing has been sent to Microsoft yet."),
-    ("waiting", "Waiting for setup",
-     "Our certificate exists; your application's setup in Microsoft Entra ID is in progress."),
+    (
+        "waiting",
+        "Waiting for setup",
+        "Our certificate exists; your application's setup in Microsoft Entra ID is in progress.",
+    ),
     ("connected", "Connected", "We proved that every permission and role is in place."),
-    ("needs_attention", "Needs attention",
-     "The last check found something missing or broken; each item below says how to fix it."),
-    ("needs_reconnect", "Needs reconnect",
-     "We can no longer use the stored credentials: create a new certificate and link again."),
-    ("deleted", "Deleted",
-     "An administrator deleted the connection: its stored credentials are destroyed at once."),
+    (
+        "needs_attention",
+        "Needs attention",
+        "The last check found something missing or broken; each item below says how to fix it.",
+    ),
+    (
+        "needs_reconnect",
+        "Needs reconnect",
+        "We can no longer use the stored credentials: create a new certificate and link again.",
+    ),
+    (
+        "deleted",
+        "Deleted",
+        "An administrator deleted the connection: its stored credentials are destroyed at once.",
+    ),
 )
 
 
@@ -65,8 +77,7 @@ def connections():
         storage.record_audit("support.view_connections", actor=current_user.id)
     else:
         items = storage.list_connections(current_user.org_id)
-    return htmx.render_page_or_fragment("pages/connections.html", "connections",
-                                        connections=items)
+    return htmx.render_page_or_fragment("pages/connections.html", "connections", connections=items)
 
 
 @bp.get("/<connection_id>")
@@ -82,8 +93,7 @@ def connection(connection_id: str):
         if htmx.is_htmx():  # a fragment of a page that no longer exists: load the whole one
             return htmx.hx_redirect(url_for(".connection", connection_id=item.id))
         return render_template("pages/connection_deleted.html", **deleted_context(item))
-    return htmx.render_page_or_fragment("pages/connection.html", "status",
-                                        **page_context(item))
+    return htmx.render_page_or_fragment("pages/connection.html", "status", **page_context(item))
 
 
 @bp.post("/<connection_id>/delete")
@@ -123,12 +133,13 @@ def page_context(item: storage.Connection, attempt: int = 0, message: str | None
         "organization": storage.get_organization(item.org_id),
         "lifecycle": LIFECYCLE,
         "certificate": certificate,
-        "certificate_days_left": verification.days_left(certificate.not_after) if certificate else None,
+        "certificate_days_left": verification.days_left(certificate.not_after)
+        if certificate
+        else None,
         "expiry_warning_days": verification.EXPIRY_WARNING_DAYS,
         "pending_certificate": storage.pending_certificate(item.id),
         "readonly": current_user.is_support,
-        **checklist_context(item, item.last_check, where="page", attempt=attempt,
-                            message=message),
+        **checklist_context(item, item.last_check, where="page", attempt=attempt, message=message),
     }
 
 
@@ -147,13 +158,16 @@ def check(connection_id: str):
     message = outcome.get("message")
     if htmx.wants_fragment():
         if where == "page":
-            body = render_block("pages/connection.html", "status",
-                                **page_context(item, attempt, message))
+            body = render_block(
+                "pages/connection.html", "status", **page_context(item, attempt, message)
+            )
         else:
-            body = render_template("fragments/_checklist.html", connection=item,
-                                   readonly=False,
-                                   **checklist_context(item, item.last_check, where, attempt,
-                                                       message))
+            body = render_template(
+                "fragments/_checklist.html",
+                connection=item,
+                readonly=False,
+                **checklist_context(item, item.last_check, where, attempt, message),
+            )
         return htmx.add_vary(make_response(body))
     if message:
         flash(message, "error")
@@ -172,20 +186,34 @@ def _recent(iso: str | None, seconds: float) -> bool:
     return (datetime.now(UTC) - when).total_seconds() <= seconds
 
 
-def checklist_context(item: storage.Connection, report: dict | None, where: str,
-                      attempt: int = 0, message: str | None = None) -> dict:
+def checklist_context(
+    item: storage.Connection,
+    report: dict | None,
+    where: str,
+    attempt: int = 0,
+    message: str | None = None,
+) -> dict:
     """What ``fragments/_checklist.html`` needs: items, problem, and whether to poll."""
     cloud = find_cloud(item.cloud)
     problem = None
     if report and report.get("problem") and not report.get("ok"):
         raw = report["problem"]
         url = cloud.link(raw.get("link"), item.client_id) if cloud and raw.get("link") else None
-        problem = {"title": raw.get("title"), "message": raw.get("message"),
-                   "fix": raw.get("fix"), "url": url}
+        problem = {
+            "title": raw.get("title"),
+            "message": raw.get("message"),
+            "fix": raw.get("fix"),
+            "url": url,
+        }
     items = (report or {}).get("checklist") or []
-    pending = bool(report) and not report.get("ok") and (
-        (report.get("pending_replication") and _recent(item.consented_at, CONSENT_WINDOW))
-        or any(i.get("note") for i in items))
+    pending = (
+        bool(report)
+        and not report.get("ok")
+        and (
+            (report.get("pending_replication") and _recent(item.consented_at, CONSENT_WINDOW))
+            or any(i.get("note") for i in items)
+        )
+    )
     may_poll = pending and item.state != "needs_reconnect" and not current_user.is_support
     return {
         "check": report,

@@ -25,21 +25,35 @@ def dashboard():
     everything = storage.list_all_connections(include_deleted=True)
     hidden_deleted = 0 if state == storage.DELETED else sum(c.deleted for c in everything)
     rows = [
-        c for c in everything
+        c
+        for c in everything
         if (state not in storage.STATES or c.state == state)
         and (health not in storage.HEALTHS or c.health == health)
         and (state == storage.DELETED or not c.deleted)
     ]
-    rows.sort(key=lambda c: (ORDER.get(c.health, 9), c.state != "needs_reconnect",
-                             organizations[c.org_id].name, c.created_at))
-    storage.record_audit("support.view_dashboard", actor=current_user.id,
-                       detail={"state": state, "health": health} if state or health else None)
+    rows.sort(
+        key=lambda c: (
+            ORDER.get(c.health, 9),
+            c.state != "needs_reconnect",
+            organizations[c.org_id].name,
+            c.created_at,
+        )
+    )
+    storage.record_audit(
+        "support.view_dashboard",
+        actor=current_user.id,
+        detail={"state": state, "health": health} if state or health else None,
+    )
     return htmx.render_page_or_fragment(
-        "pages/support.html", "table", rows=rows, organizations=organizations,
+        "pages/support.html",
+        "table",
+        rows=rows,
+        organizations=organizations,
         held=storage.list_link_reviews("held"),
         hidden_deleted=hidden_deleted,
         state=state if state in storage.STATES else None,
-        health=health if health in storage.HEALTHS else None)
+        health=health if health in storage.HEALTHS else None,
+    )
 
 
 @bp.get("/connections/<connection_id>")
@@ -48,10 +62,16 @@ def connection(connection_id: str):
     """One customer's connection as support sees it (the loader writes the audit row)."""
     item = load_connection_or_404(connection_id, deleted_ok=True)
     deletion = storage.deletion_audit(item.id) if item.deleted else None
-    actor = storage.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
+    actor = (
+        storage.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
+    )
     return htmx.render_page_or_fragment(
-        "pages/support_connection.html", "status", connection=item,
+        "pages/support_connection.html",
+        "status",
+        connection=item,
         organization=storage.get_organization(item.org_id),
         events=storage.list_health_events(item.id, limit=50),
         certificates=storage.list_certificates(item.id),
-        deletion=deletion, deleted_by=actor.email if actor else None)
+        deletion=deletion,
+        deleted_by=actor.email if actor else None,
+    )

@@ -23,6 +23,7 @@ def private_key(certificate: storage.CertificateRecord) -> bytes | None:
     try:
         return storage.get_secret("certificates", certificate.id, "private_key")
     except vault.SecretUnreadable as exc:
-        lifecycle.needs_reconnect(certificate.connection_id,
-                                  f"certificate key unreadable: {exc.reason}")
+        lifecycle.needs_reconnect(
+            certificate.connection_id, f"certificate key unreadable: {exc.reason}"
+        )
         raise

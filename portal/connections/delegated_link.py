@@ -47,8 +47,13 @@ class SignedIn:
 
     @classmethod
     def from_dict(cls, data: dict) -> SignedIn:
-        return cls(**{**data, "scopes": tuple(data.get("scopes") or ()),
-                      "requested": tuple(data.get("requested") or ())})
+        return cls(
+            **{
+                **data,
+                "scopes": tuple(data.get("scopes") or ()),
+                "requested": tuple(data.get("requested") or ()),
+            }
+        )
 
     @property
     def domain(self) -> str | None:
@@ -63,8 +68,9 @@ def missing_scopes(connection: storage.Connection, required: tuple[str, ...]) ->
     return [s for s in required if s.lower() not in granted]
 
 
-def _link_fields(connection: storage.Connection, signed_in: SignedIn,
-                 required: tuple[str, ...]) -> tuple[dict, list[str], list[str]]:
+def _link_fields(
+    connection: storage.Connection, signed_in: SignedIn, required: tuple[str, ...]
+) -> tuple[dict, list[str], list[str]]:
     granted = {s for s in signed_in.scopes if s.lower() not in RESERVED_SCOPES}
     if connection.tenant_id == signed_in.tenant_id:
         # Incremental consent asked only for what was missing; the earlier grant still stands
@@ -74,11 +80,16 @@ def _link_fields(connection: storage.Connection, signed_in: SignedIn,
     missing = missing_scopes(replace(connection, granted_scopes=tuple(granted_sorted)), required)
     now = storage.utcnow()
     fields = {
-        "tenant_id": signed_in.tenant_id, "cloud": signed_in.cloud,
+        "tenant_id": signed_in.tenant_id,
+        "cloud": signed_in.cloud,
         "client_id": signed_in.client_id,
-        "consented_by_oid": signed_in.object_id, "consented_by_name": signed_in.name,
-        "granted_scopes": granted_sorted, "consented_at": now,
-        "refresh_last_ok_at": now, "refresh_failure_days": 0, "refresh_last_failure_day": None,
+        "consented_by_oid": signed_in.object_id,
+        "consented_by_name": signed_in.name,
+        "granted_scopes": granted_sorted,
+        "consented_at": now,
+        "refresh_last_ok_at": now,
+        "refresh_failure_days": 0,
+        "refresh_last_failure_day": None,
     }
     return fields, granted_sorted, missing
 
@@ -87,70 +98,142 @@ def _organization_label(org: storage.Organization | None, org_id: int) -> dict:
     return {"id": org_id, "name": org.name if org else None}
 
 
-def complete(connection: storage.Connection, signed_in: SignedIn, token_cache: bytes, *,
-             required: tuple[str, ...], actor: int | None, handoff_id: str | None = None,
-             approved_by: str | None = None) -> str:
+def complete(
+    connection: storage.Connection,
+    signed_in: SignedIn,
+    token_cache: bytes,
+    *,
+    required: tuple[str, ...],
+    actor: int | None,
+    handoff_id: str | None = None,
+    approved_by: str | None = None,
+) -> str:
     """Link, or hold for the operator; returns the outcome (``connected``, ``needs_attention``
     or ``held``). ``approved_by`` (an operator's decision) skips the shared-tenant hold."""
     with write_transaction():
-        others = [] if approved_by else storage.organizations_linking_tenant(
-            signed_in.tenant_id, connection.org_id)
+        others = (
+            []
+            if approved_by
+            else storage.organizations_linking_tenant(signed_in.tenant_id, connection.org_id)
+        )
         if others:
             _hold(connection, signed_in, token_cache, others, actor=actor, handoff_id=handoff_id)
             return "held"
         fields, granted, missing = _link_fields(connection, signed_in, required)
-        audit = {"tenant_id": signed_in.tenant_id, "consented_by_oid": signed_in.object_id,
-                 "requested": list(signed_in.requested), "granted": granted, "missing": missing}
+        audit = {
+            "tenant_id": signed_in.tenant_id,
+            "consented_by_oid": signed_in.object_id,
+            "requested": list(signed_in.requested),
+            "granted": granted,
+            "missing": missing,
+        }
         if approved_by:
             audit["approved_by"] = approved_by
         saved = lifecycle.link_recorded(
-            connection.id, token_cache=token_cache, fields=fields, missing=missing, actor=actor,
+            connection.id,
+            token_cache=token_cache,
+            fields=fields,
+            missing=missing,
+            actor=actor,
             audit_detail=audit,
-            health_summary={"granted_scopes": granted, "missing_scopes": missing,
-                            "tenant_id": signed_in.tenant_id},
-            handoff_id=handoff_id)
-    log.info("connection %s linked to tenant %s (missing scopes: %s)", saved.id,
-             signed_in.tenant_id, missing or "none")
+            health_summary={
+                "granted_scopes": granted,
+                "missing_scopes": missing,
+                "tenant_id": signed_in.tenant_id,
+            },
+            handoff_id=handoff_id,
+        )
+    log.info(
+        "connection %s linked to tenant %s (missing scopes: %s)",
+        saved.id,
+        signed_in.tenant_id,
+        missing or "none",
+    )
     return saved.state
 
 
-def _hold(connection: storage.Connection, signed_in: SignedIn, token_cache: bytes,
-          others: list[storage.Organization], *, actor: int | None,
-          handoff_id: str | None) -> storage.LinkReview:
+def _hold(
+    connection: storage.Connection,
+    signed_in: SignedIn,
+    token_cache: bytes,
+    others: list[storage.Organization],
+    *,
+    actor: int | None,
+    handoff_id: str | None,
+) -> storage.LinkReview:
     review = storage.create_link_review(
-        connection, tenant_id=signed_in.tenant_id, other_org_ids=[o.id for o in others],
-        requested_by=actor, detail={"signed_in": signed_in.as_dict()}, token_cache=token_cache)
+        connection,
+        tenant_id=signed_in.tenant_id,
+        other_org_ids=[o.id for o in others],
+        requested_by=actor,
+        detail={"signed_in": signed_in.as_dict()},
+        token_cache=token_cache,
+    )
     storage.record_audit(
-        "connection.link_held", actor=actor, org_id=connection.org_id,
+        "connection.link_held",
+        actor=actor,
+        org_id=connection.org_id,
         connection_id=connection.id,
-        detail={"review_id": review.id, "tenant_id": signed_in.tenant_id,
-                "consented_by_oid": signed_in.object_id,
-                "organization": _organization_label(
-                    storage.get_organization(connection.org_id), connection.org_id),
-                "other_organizations": [_organization_label(o, o.id) for o in others]})
+        detail={
+            "review_id": review.id,
+            "tenant_id": signed_in.tenant_id,
+            "consented_by_oid": signed_in.object_id,
+            "organization": _organization_label(
+                storage.get_organization(connection.org_id), connection.org_id
+            ),
+            "other_organizations": [_organization_label(o, o.id) for o in others],
+        },
+    )
     if handoff_id is not None:
         storage.record_link_outcome(handoff_id, connection.id, "held", {"review_id": review.id})
-    log.warning("link of connection %s held for the operator: tenant %s is already linked by "
-                "organization(s) %s (review %s)", connection.id, signed_in.tenant_id,
-                [o.id for o in others], review.id)
+    log.warning(
+        "link of connection %s held for the operator: tenant %s is already linked by "
+        "organization(s) %s (review %s)",
+        connection.id,
+        signed_in.tenant_id,
+        [o.id for o in others],
+        review.id,
+    )
     return review
 
 
-def await_confirmation(handoff_id: str, connection: storage.Connection, signed_in: SignedIn,
-                       token_cache: bytes, *, actor: int | None) -> None:
+def await_confirmation(
+    handoff_id: str,
+    connection: storage.Connection,
+    signed_in: SignedIn,
+    token_cache: bytes,
+    *,
+    actor: int | None,
+) -> None:
     """A popup's redeemed sign-in: nothing is linked until the starting session confirms."""
     with write_transaction():
-        storage.hold_for_confirmation(handoff_id, connection.id, token_cache=token_cache,
-                                    pending={"signed_in": signed_in.as_dict()})
-        storage.record_audit("connection.link_redeemed", actor=actor, org_id=connection.org_id,
-                           connection_id=connection.id,
-                           detail={"tenant_id": signed_in.tenant_id,
-                                   "consented_by_oid": signed_in.object_id,
-                                   "awaiting": "confirmation by the starting session"})
+        storage.hold_for_confirmation(
+            handoff_id,
+            connection.id,
+            token_cache=token_cache,
+            pending={"signed_in": signed_in.as_dict()},
+        )
+        storage.record_audit(
+            "connection.link_redeemed",
+            actor=actor,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            detail={
+                "tenant_id": signed_in.tenant_id,
+                "consented_by_oid": signed_in.object_id,
+                "awaiting": "confirmation by the starting session",
+            },
+        )
 
 
-def confirm(connection: storage.Connection, handoff_id: str, session_binding: str, *,
-            required: tuple[str, ...], actor: int | None) -> str | None:
+def confirm(
+    connection: storage.Connection,
+    handoff_id: str,
+    session_binding: str,
+    *,
+    required: tuple[str, ...],
+    actor: int | None,
+) -> str | None:
     """The starting session confirms what it was shown: link (or hold). None when there is
     nothing of this session's to confirm (expired, already answered, another session's)."""
     with write_transaction():
@@ -159,16 +242,26 @@ def confirm(connection: storage.Connection, handoff_id: str, session_binding: st
             return None
         pending, token_cache = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
-        storage.record_audit("connection.link_confirmed", actor=actor, org_id=connection.org_id,
-                           connection_id=connection.id,
-                           detail={"tenant_id": signed_in.tenant_id,
-                                   "consented_by_oid": signed_in.object_id})
-        return complete(connection, signed_in, token_cache, required=required, actor=actor,
-                        handoff_id=handoff_id)
+        storage.record_audit(
+            "connection.link_confirmed",
+            actor=actor,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            detail={"tenant_id": signed_in.tenant_id, "consented_by_oid": signed_in.object_id},
+        )
+        return complete(
+            connection,
+            signed_in,
+            token_cache,
+            required=required,
+            actor=actor,
+            handoff_id=handoff_id,
+        )
 
 
-def cancel(connection: storage.Connection, handoff_id: str, session_binding: str, *,
-           actor: int | None) -> bool:
+def cancel(
+    connection: storage.Connection, handoff_id: str, session_binding: str, *, actor: int | None
+) -> bool:
     """The starting session refuses what it was shown: the tokens are destroyed."""
     with write_transaction():
         taken = storage.take_pending_link(handoff_id, connection.id, session_binding)
@@ -177,28 +270,44 @@ def cancel(connection: storage.Connection, handoff_id: str, session_binding: str
         pending, _tokens = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
         storage.discard_pending_link(handoff_id, connection.id, "cancelled")
-        storage.record_audit("connection.link_cancelled", actor=actor, org_id=connection.org_id,
-                           connection_id=connection.id,
-                           detail={"tenant_id": signed_in.tenant_id,
-                                   "consented_by_oid": signed_in.object_id})
+        storage.record_audit(
+            "connection.link_cancelled",
+            actor=actor,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            detail={"tenant_id": signed_in.tenant_id, "consented_by_oid": signed_in.object_id},
+        )
     return True
 
 
-def decide_review(review_id: str, *, approve: bool, decided_by: str,
-                  required: tuple[str, ...]) -> str | None:
+def decide_review(
+    review_id: str, *, approve: bool, decided_by: str, required: tuple[str, ...]
+) -> str | None:
     """An operator's decision on a held link; returns the outcome, None if not held."""
     with write_transaction():
         decided = storage.decide_link_review(review_id, approve=approve, decided_by=decided_by)
         if decided is None:
             return None
         review, token_cache = decided
-        storage.record_audit("connection.link_review_" + ("approved" if approve else "rejected"),
-                           org_id=review.org_id, connection_id=review.connection_id,
-                           detail={"review_id": review.id, "tenant_id": review.tenant_id,
-                                   "other_org_ids": list(review.other_org_ids),
-                                   "decided_by": decided_by})
+        storage.record_audit(
+            "connection.link_review_" + ("approved" if approve else "rejected"),
+            org_id=review.org_id,
+            connection_id=review.connection_id,
+            detail={
+                "review_id": review.id,
+                "tenant_id": review.tenant_id,
+                "other_org_ids": list(review.other_org_ids),
+                "decided_by": decided_by,
+            },
+        )
         connection = storage.get_connection(review.connection_id)
         if not approve or token_cache is None or connection is None:
             return "rejected"
-        return complete(connection, SignedIn.from_dict(review.detail["signed_in"]), token_cache,
-                        required=required, actor=review.requested_by, approved_by=decided_by)
+        return complete(
+            connection,
+            SignedIn.from_dict(review.detail["signed_in"]),
+            token_cache,
+            required=required,
+            actor=review.requested_by,
+            approved_by=decided_by,
+        )

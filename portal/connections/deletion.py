@@ -59,8 +59,9 @@ def delete_connection(connection: storage.Connection, actor: int | None) -> stor
     return receipt
 
 
-def microsoft_cleanup(connection: storage.Connection, sp_client_id: str | None,
-                      sp_clouds=()) -> Cleanup:
+def microsoft_cleanup(
+    connection: storage.Connection, sp_client_id: str | None, sp_clouds=()
+) -> Cleanup:
     """The steps that remove the connection's traces in the customer's tenant."""
     certificates = storage.list_certificates(connection.id)
     thumbprints = tuple(c.thumbprint_sha1 for c in certificates)
@@ -75,8 +76,9 @@ def microsoft_cleanup(connection: storage.Connection, sp_client_id: str | None,
     return Cleanup(cloud, connection.tenant_id, thumbprints, steps)
 
 
-def _customer_owned_steps(cloud: Cloud | None, client_id: str | None,
-                          thumbprints: tuple[str, ...]) -> tuple[CleanupStep, ...]:
+def _customer_owned_steps(
+    cloud: Cloud | None, client_id: str | None, thumbprints: tuple[str, ...]
+) -> tuple[CleanupStep, ...]:
     if not thumbprints:
         return ()  # no certificate was ever issued: nothing of ours reached the tenant
     plural = "s" if len(thumbprints) > 1 else ""
@@ -85,26 +87,33 @@ def _customer_owned_steps(cloud: Cloud | None, client_id: str | None,
         "In the app registration, open Certificates & secrets → Certificates, select the "
         f"certificate{plural} with the thumbprint{plural} below and choose Delete.",
         "Open Certificates & secrets",
-        cloud.link("certificates", client_id) if cloud else None)
+        cloud.link("certificates", client_id) if cloud else None,
+    )
     delete_registration = CleanupStep(
         "Or delete the app registration itself",
         "If you created the app registration only for this connection, delete it instead: its "
         "Overview → Delete. This also removes its certificates, permissions and role "
         "assignments (Microsoft keeps a deleted registration restorable for 30 days).",
         "Open the app registration",
-        cloud.link("overview", client_id) if cloud else None)
+        cloud.link("overview", client_id) if cloud else None,
+    )
     return remove_certificates, delete_registration
 
 
-def _service_provider_steps(cloud: Cloud | None, connection: storage.Connection,
-                            sp_client_id: str | None) -> tuple[CleanupStep, ...]:
+def _service_provider_steps(
+    cloud: Cloud | None, connection: storage.Connection, sp_client_id: str | None
+) -> tuple[CleanupStep, ...]:
     if not connection.consented_at:
         return ()  # consent was never given: our application has no access to revoke
     url = cloud.link("enterprise_app", sp_client_id) if cloud and sp_client_id else None
-    return (CleanupStep(
-        "Remove our application's access to your tenant",
-        "In Enterprise applications, open our application (its Application ID is below) → "
-        "Properties → Delete. This removes the consent given to it and every permission it "
-        "holds in your tenant. To keep the application but withdraw what it may do, open "
-        "Permissions instead and revoke them.",
-        "Open our enterprise application" if url else None, url),)
+    return (
+        CleanupStep(
+            "Remove our application's access to your tenant",
+            "In Enterprise applications, open our application (its Application ID is below) → "
+            "Properties → Delete. This removes the consent given to it and every permission it "
+            "holds in your tenant. To keep the application but withdraw what it may do, open "
+            "Permissions instead and revoke them.",
+            "Open our enterprise application" if url else None,
+            url,
+        ),
+    )

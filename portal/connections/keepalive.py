@@ -151,15 +151,19 @@ class RunSummary:
         return 1 if self.operator else 0
 
     def line(self) -> str:
-        return (f"refreshed {self.refreshed}, re-link needed {self.relink}, "
-                f"transient failures {self.transient} (exhausted {self.exhausted}), "
-                f"skipped {self.skipped}, operator problems {self.operator}")
+        return (
+            f"refreshed {self.refreshed}, re-link needed {self.relink}, "
+            f"transient failures {self.transient} (exhausted {self.exhausted}), "
+            f"skipped {self.skipped}, operator problems {self.operator}"
+        )
 
 
 # --- Settings ---------------------------------------------------------------------------------
 
-def service_provider_credential(config: Mapping[str, Any],
-                                instance_path: str | None = None) -> Credential:
+
+def service_provider_credential(
+    config: Mapping[str, Any], instance_path: str | None = None
+) -> Credential:
     """Our multi-tenant app's credential from ``SP_CERT_FILE`` (PEM with the private key and the
     certificate; preferred) or ``SP_CLIENT_SECRET``. A relative file is looked up in the instance
     folder. Raises :class:`KeepAliveConfigError` naming the setting to fix (never its value)."""
@@ -178,8 +182,9 @@ def service_provider_credential(config: Mapping[str, Any],
     raise KeepAliveConfigError("set SP_CERT_FILE (preferred) or SP_CLIENT_SECRET")
 
 
-def settings_from_config(config: Mapping[str, Any], instance_path: str | None = None, *,
-                         idle_hours: float | None = None) -> Settings:
+def settings_from_config(
+    config: Mapping[str, Any], instance_path: str | None = None, *, idle_hours: float | None = None
+) -> Settings:
     """Settings from the app config (``SP_CLIENT_ID``, ``SP_CERT_FILE``/``SP_CLIENT_SECRET``,
     optional ``REFRESH_IDLE_HOURS``); ``idle_hours`` (the CLI option) wins."""
     # The same normalisation as at start (and as Link Account stored it), also for a mapping
@@ -214,20 +219,25 @@ def _iso(moment: datetime) -> str:
 
 def is_linked(connection: storage.Connection) -> bool:
     """A service-provider connection that holds a sign-in and may be kept alive."""
-    return (connection.kind == "service_provider" and connection.consented_at is not None
-            and connection.state not in ("draft", "needs_reconnect", storage.DELETED))
+    return (
+        connection.kind == "service_provider"
+        and connection.consented_at is not None
+        and connection.state not in ("draft", "needs_reconnect", storage.DELETED)
+    )
 
 
-def is_exhausted(connection: storage.Connection,
-                 after_days: int = EXHAUSTED_AFTER_DAYS) -> bool:
+def is_exhausted(connection: storage.Connection, after_days: int = EXHAUSTED_AFTER_DAYS) -> bool:
     """True when keep-alive gave up after transient failures on ``after_days`` days."""
     return connection.state == "needs_reconnect" and connection.refresh_failure_days >= after_days
 
 
 def last_alive(connection: storage.Connection) -> datetime | None:
     """When the refresh token last proved alive: the later of the last refresh and the consent."""
-    moments = [m for m in (_parse_time(connection.refresh_last_ok_at),
-                           _parse_time(connection.consented_at)) if m is not None]
+    moments = [
+        m
+        for m in (_parse_time(connection.refresh_last_ok_at), _parse_time(connection.consented_at))
+        if m is not None
+    ]
     return max(moments) if moments else None
 
 
@@ -262,8 +272,12 @@ def _reason(problem: EntraProblem) -> str:
 
 
 def _support_codes(problem: EntraProblem) -> dict[str, Any]:
-    return {"error": problem.error, "code": problem.code, "title": problem.title,
-            **problem.raw.as_dict()}
+    return {
+        "error": problem.error,
+        "code": problem.code,
+        "title": problem.title,
+        **problem.raw.as_dict(),
+    }
 
 
 # --- One connection ---------------------------------------------------------------------------
@@ -277,12 +291,14 @@ class _Failed(Exception):
         self.detail = detail or {}
 
 
-def _account_for(cache_text: str, connection: storage.Connection,
-                 client_id: str) -> dict[str, Any]:
+def _account_for(cache_text: str, connection: storage.Connection, client_id: str) -> dict[str, Any]:
     """The signed-in admin's account in the stored cache (read locally, no network), checked to
     hold a refresh token of our app."""
-    home = f"{connection.consented_by_oid}.{connection.tenant_id}" \
-        if connection.consented_by_oid and connection.tenant_id else None
+    home = (
+        f"{connection.consented_by_oid}.{connection.tenant_id}"
+        if connection.consented_by_oid and connection.tenant_id
+        else None
+    )
     try:
         stored = read_stored_sign_in(cache_text, home)
     except ValueError:
@@ -297,11 +313,22 @@ def _account_for(cache_text: str, connection: storage.Connection,
     return account
 
 
-def _refresh(cloud: Cloud, connection: storage.Connection, settings: Settings, cache_text: str,
-             session: requests.Session) -> tuple[TokenResult, EntraClient]:
+def _refresh(
+    cloud: Cloud,
+    connection: storage.Connection,
+    settings: Settings,
+    cache_text: str,
+    session: requests.Session,
+) -> tuple[TokenResult, EntraClient]:
     account = _account_for(cache_text, connection, settings.client_id)
-    client = EntraClient(cloud, connection.tenant_id or "", settings.client_id,
-                         settings.credential, session=session, token_cache_text=cache_text)
+    client = EntraClient(
+        cloud,
+        connection.tenant_id or "",
+        settings.client_id,
+        settings.credential,
+        session=session,
+        token_cache_text=cache_text,
+    )
     # force_refresh skips the cached access token: the point is to redeem (and so renew) the
     # refresh token. `.default` asks for whatever is granted, so a scope withdrawn later doesn't
     # fail the keep-alive (the status check reports missing scopes).
@@ -309,8 +336,9 @@ def _refresh(cloud: Cloud, connection: storage.Connection, settings: Settings, c
     return result, client
 
 
-def _claim(connection_id: str, owner: str, now: datetime,
-           settings: Settings) -> tuple[storage.Connection | None, str]:
+def _claim(
+    connection_id: str, owner: str, now: datetime, settings: Settings
+) -> tuple[storage.Connection | None, str]:
     """Re-read the connection and take its lease in one BEGIN IMMEDIATE. Returns the connection,
     or None and why not: no longer due (another run refreshed it meanwhile), or another run
     holds the lease right now."""
@@ -320,8 +348,9 @@ def _claim(connection_id: str, owner: str, now: datetime,
             return None, "no longer linked"
         if not is_due(connection, now, settings.idle):
             return None, "refreshed recently"
-        if not storage.claim_refresh_lease(connection_id, owner, now=now.timestamp(),
-                                         ttl=settings.lease_seconds):
+        if not storage.claim_refresh_lease(
+            connection_id, owner, now=now.timestamp(), ttl=settings.lease_seconds
+        ):
             return None, "another run is refreshing it"
         return connection, ""
 
@@ -330,38 +359,61 @@ def _release(connection_id: str, owner: str) -> None:
     try:
         storage.release_refresh_lease(connection_id, owner)
     except sqlite3.Error:
-        log.warning("keep-alive: could not release the lease of connection %s (it expires)",
-                    connection_id)
+        log.warning(
+            "keep-alive: could not release the lease of connection %s (it expires)", connection_id
+        )
 
 
 def _same_link(connection: storage.Connection) -> bool:
     """True while the connection still holds the sign-in this run started from: a Link Account
     that finished meanwhile (new consent) must not be overwritten by an older result."""
     current = storage.get_connection(connection.id)
-    return (current is not None and current.consented_at == connection.consented_at
-            and current.tenant_id == connection.tenant_id
-            and current.consented_by_oid == connection.consented_by_oid)
+    return (
+        current is not None
+        and current.consented_at == connection.consented_at
+        and current.tenant_id == connection.tenant_id
+        and current.consented_by_oid == connection.consented_by_oid
+    )
 
 
-def _record_success(connection: storage.Connection, owner: str, client: EntraClient,
-                    result: TokenResult, now: datetime) -> bool:
+def _record_success(
+    connection: storage.Connection,
+    owner: str,
+    client: EntraClient,
+    result: TokenResult,
+    now: datetime,
+) -> bool:
     """Store the rotated cache and the success in ONE transaction; False if the lease was lost."""
     at = _iso(now)
     with write_transaction():
         if not storage.holds_refresh_lease(connection.id, owner) or not _same_link(connection):
             return False
         lifecycle.refresh_succeeded(
-            connection.id, token_cache=client.cache_text().encode(),
-            fields={"refresh_last_ok_at": at, "refresh_failure_days": 0,
-                    "refresh_last_failure_day": None},
-            summary={"check": "keep-alive", "scopes": sorted(result.scopes or ()),
-                     "after_failure_days": connection.refresh_failure_days}, at=at)
+            connection.id,
+            token_cache=client.cache_text().encode(),
+            fields={
+                "refresh_last_ok_at": at,
+                "refresh_failure_days": 0,
+                "refresh_last_failure_day": None,
+            },
+            summary={
+                "check": "keep-alive",
+                "scopes": sorted(result.scopes or ()),
+                "after_failure_days": connection.refresh_failure_days,
+            },
+            at=at,
+        )
         storage.release_refresh_lease(connection.id, owner)
     return True
 
 
-def _record_relink(connection: storage.Connection, reason: str, detail: dict[str, Any],
-                   now: datetime, outcome: str = "refresh_relink_needed") -> bool:
+def _record_relink(
+    connection: storage.Connection,
+    reason: str,
+    detail: dict[str, Any],
+    now: datetime,
+    outcome: str = "refresh_relink_needed",
+) -> bool:
     """Move the connection to re-link needed; False (nothing written) if it was linked again
     while this run was refreshing the old sign-in."""
     at = _iso(now)
@@ -369,13 +421,17 @@ def _record_relink(connection: storage.Connection, reason: str, detail: dict[str
         if not _same_link(connection):
             return False
         lifecycle.needs_reconnect(
-            connection.id, f"keep-alive: {reason}",
-            cause=(outcome, {"check": "keep-alive", "reason": reason, **detail}), at=at)
+            connection.id,
+            f"keep-alive: {reason}",
+            cause=(outcome, {"check": "keep-alive", "reason": reason, **detail}),
+            at=at,
+        )
     return True
 
 
-def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], now: datetime,
-                      settings: Settings) -> tuple[Outcome, int]:
+def _record_transient(
+    connection_id: str, reason: str, detail: dict[str, Any], now: datetime, settings: Settings
+) -> tuple[Outcome, int]:
     """Count the failure once per UTC day; exhausted on the configured number of days."""
     today = now.astimezone(UTC).date().isoformat()
     at = _iso(now)
@@ -392,38 +448,63 @@ def _record_transient(connection_id: str, reason: str, detail: dict[str, Any], n
         if counted:
             days += 1
         fields = {"refresh_failure_days": days, "refresh_last_failure_day": today}
-        summary = {"check": "keep-alive", "reason": reason, "failure_days": days,
-                   "counted": counted, **detail}
+        summary = {
+            "check": "keep-alive",
+            "reason": reason,
+            "failure_days": days,
+            "counted": counted,
+            **detail,
+        }
         if days >= settings.exhausted_after_days:
             storage.update_connection(connection_id, **fields)
             lifecycle.needs_reconnect(
-                connection_id, f"keep-alive exhausted: refresh failed on {days} days ({reason})",
-                cause=("refresh_exhausted", summary), at=at)
+                connection_id,
+                f"keep-alive exhausted: refresh failed on {days} days ({reason})",
+                cause=("refresh_exhausted", summary),
+                at=at,
+            )
             return "exhausted", days
         lifecycle.refresh_failed(connection_id, fields=fields, summary=summary, at=at)
         return "transient", days
 
 
-def refresh_connection(connection_id: str, *, settings: Settings, cloud_table: CloudTable,
-                       now: datetime, owner: str | None = None,
-                       session_for: Callable[[Cloud], requests.Session] | None = None
-                       ) -> ConnectionResult:
+def refresh_connection(
+    connection_id: str,
+    *,
+    settings: Settings,
+    cloud_table: CloudTable,
+    now: datetime,
+    owner: str | None = None,
+    session_for: Callable[[Cloud], requests.Session] | None = None,
+) -> ConnectionResult:
     """Refresh one connection if it is due and nobody else is at it; record the outcome."""
     owner = owner or secrets.token_hex(16)
     own_session: requests.Session | None = None
     if session_for is None:
+
         def session_for(cloud: Cloud) -> requests.Session:
             nonlocal own_session
             own_session = own_session or http_session(cloud_table, cloud)
             return own_session
+
     try:
-        return _refresh_claimed(connection_id, settings=settings, cloud_table=cloud_table,
-                                now=now, owner=owner, session_for=session_for)
+        return _refresh_claimed(
+            connection_id,
+            settings=settings,
+            cloud_table=cloud_table,
+            now=now,
+            owner=owner,
+            session_for=session_for,
+        )
     except sqlite3.Error as exc:
         # Recording an outcome failed (the refresh itself, if any, was not stored): the
         # previous token is kept; an operator has to look at the database.
-        log.error("keep-alive: connection %s: database error %s: %s", connection_id,
-                  exc.__class__.__name__, exc)
+        log.error(
+            "keep-alive: connection %s: database error %s: %s",
+            connection_id,
+            exc.__class__.__name__,
+            exc,
+        )
         _release(connection_id, owner)
         return ConnectionResult(connection_id, connection_id, "operator", "database error")
     finally:
@@ -431,9 +512,15 @@ def refresh_connection(connection_id: str, *, settings: Settings, cloud_table: C
             own_session.close()
 
 
-def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: CloudTable,
-                     now: datetime, owner: str,
-                     session_for: Callable[[Cloud], requests.Session]) -> ConnectionResult:
+def _refresh_claimed(
+    connection_id: str,
+    *,
+    settings: Settings,
+    cloud_table: CloudTable,
+    now: datetime,
+    owner: str,
+    session_for: Callable[[Cloud], requests.Session],
+) -> ConnectionResult:
     claimed, why = _claim(connection_id, owner, now, settings)
     if claimed is None:
         current = storage.get_connection(connection_id)
@@ -474,38 +561,59 @@ def _refresh_claimed(connection_id: str, *, settings: Settings, cloud_table: Clo
         except sqlite3.Error as exc:
             # Nothing of the success transaction landed: the previous token is still stored and
             # still valid at Entra (old refresh tokens are not revoked), so the next run works.
-            log.error("keep-alive: storing the refreshed sign-in of connection %s failed (%s); "
-                      "the previous one is kept", connection_id, exc.__class__.__name__)
+            log.error(
+                "keep-alive: storing the refreshed sign-in of connection %s failed (%s); "
+                "the previous one is kept",
+                connection_id,
+                exc.__class__.__name__,
+            )
             return result("operator", "database write failed; previous sign-in kept")
         if not stored:
-            return result("skipped", "changed meanwhile (re-linked or lease lost); "
-                          "result discarded")
+            return result(
+                "skipped", "changed meanwhile (re-linked or lease lost); result discarded"
+            )
         log.info("keep-alive: connection %s refreshed", connection_id)
         return result("refreshed")
     except _Failed as failure:
         if failure.category == "relink":
-            log.warning("keep-alive: connection %s needs a re-link (%s)", connection_id,
-                        failure.reason)
+            log.warning(
+                "keep-alive: connection %s needs a re-link (%s)", connection_id, failure.reason
+            )
             if not _record_relink(connection, failure.reason, failure.detail, now):
                 return result("skipped", "re-linked meanwhile; old sign-in's failure ignored")
             return result("relink", failure.reason)
         if failure.category == "transient":
-            outcome, days = _record_transient(connection_id, failure.reason, failure.detail, now,
-                                              settings)
-            log.warning("keep-alive: connection %s refresh failed, transient (%s), failing days "
-                        "%d%s", connection_id, failure.reason, days,
-                        ", exhausted" if outcome == "exhausted" else "")
+            outcome, days = _record_transient(
+                connection_id, failure.reason, failure.detail, now, settings
+            )
+            log.warning(
+                "keep-alive: connection %s refresh failed, transient (%s), failing days %d%s",
+                connection_id,
+                failure.reason,
+                days,
+                ", exhausted" if outcome == "exhausted" else "",
+            )
             return result(outcome, failure.reason, days)
-        log.error("keep-alive: connection %s: operator problem: %s %s", connection_id,
-                  failure.reason, json.dumps(failure.detail, sort_keys=True))
+        log.error(
+            "keep-alive: connection %s: operator problem: %s %s",
+            connection_id,
+            failure.reason,
+            json.dumps(failure.detail, sort_keys=True),
+        )
         return result("operator", failure.reason)
     finally:
         _release(connection_id, owner)
 
 
-def run(*, settings: Settings | None, cloud_table: CloudTable, now: datetime | None = None,
-        connection_ids: Iterable[str] | None = None, config_error: str | None = None,
-        session_for: Callable[[Cloud], requests.Session] | None = None) -> RunSummary:
+def run(
+    *,
+    settings: Settings | None,
+    cloud_table: CloudTable,
+    now: datetime | None = None,
+    connection_ids: Iterable[str] | None = None,
+    config_error: str | None = None,
+    session_for: Callable[[Cloud], requests.Session] | None = None,
+) -> RunSummary:
     """One keep-alive pass over every linked service-provider connection (or the given ones).
 
     ``settings`` None (with ``config_error``) makes each due connection an operator problem
@@ -532,32 +640,55 @@ def run(*, settings: Settings | None, cloud_table: CloudTable, now: datetime | N
             if not is_linked(connection):
                 continue
             if not is_due(connection, now, idle):
-                summary.results.append(ConnectionResult(connection.id, connection.label,
-                                                        "skipped", "refreshed recently"))
+                summary.results.append(
+                    ConnectionResult(
+                        connection.id, connection.label, "skipped", "refreshed recently"
+                    )
+                )
                 continue
             if settings is None:
                 summary.config_error = config_error or "service provider app not configured"
-                summary.results.append(ConnectionResult(connection.id, connection.label,
-                                                        "operator", "not configured"))
+                summary.results.append(
+                    ConnectionResult(connection.id, connection.label, "operator", "not configured")
+                )
                 continue
             try:
-                summary.results.append(refresh_connection(
-                    connection.id, settings=settings, cloud_table=cloud_table, now=now,
-                    owner=owner, session_for=session_of))
+                summary.results.append(
+                    refresh_connection(
+                        connection.id,
+                        settings=settings,
+                        cloud_table=cloud_table,
+                        now=now,
+                        owner=owner,
+                        session_for=session_of,
+                    )
+                )
             except Exception as exc:  # one broken connection must not stop the others
-                log.error("keep-alive: connection %s: unexpected %s: %s", connection.id,
-                          exc.__class__.__name__, exc)
-                summary.results.append(ConnectionResult(connection.id, connection.label,
-                                                        "operator", "unexpected error"))
+                log.error(
+                    "keep-alive: connection %s: unexpected %s: %s",
+                    connection.id,
+                    exc.__class__.__name__,
+                    exc,
+                )
+                summary.results.append(
+                    ConnectionResult(
+                        connection.id, connection.label, "operator", "unexpected error"
+                    )
+                )
     finally:
         for session in sessions.values():
             session.close()
     return summary
 
 
-_LABELS = {"refreshed": "refreshed", "relink": "re-link needed", "transient": "transient failure",
-           "exhausted": "exhausted (re-link needed)", "operator": "operator problem",
-           "skipped": "skipped"}
+_LABELS = {
+    "refreshed": "refreshed",
+    "relink": "re-link needed",
+    "transient": "transient failure",
+    "exhausted": "exhausted (re-link needed)",
+    "operator": "operator problem",
+    "skipped": "skipped",
+}
 
 
 def report_lines(summary: RunSummary, verbose: bool = False) -> list[str]:
@@ -571,8 +702,9 @@ def report_lines(summary: RunSummary, verbose: bool = False) -> list[str]:
             continue
         detail = f" ({r.reason})" if r.reason else ""
         days = f", failing days {r.failure_days}" if r.outcome in ("transient", "exhausted") else ""
-        lines.append(f"  {r.connection_id} {_one_line(r.label)}: {_LABELS[r.outcome]}{detail}"
-                     f"{days}")
+        lines.append(
+            f"  {r.connection_id} {_one_line(r.label)}: {_LABELS[r.outcome]}{detail}{days}"
+        )
     lines.append(f"Refresh tokens: {summary.line()}")
     return lines
 
@@ -581,16 +713,27 @@ def _one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", " ", text)[:80]
 
 
-def run_from_app(app, *, idle_hours: float | None = None, now: datetime | None = None,
-                 connection_ids: Iterable[str] | None = None) -> RunSummary:
+def run_from_app(
+    app,
+    *,
+    idle_hours: float | None = None,
+    now: datetime | None = None,
+    connection_ids: Iterable[str] | None = None,
+) -> RunSummary:
     """The CLI's entry point: settings from the app config, the app's cloud table."""
     from portal.services import cloud_table
 
     try:
-        settings: Settings | None = settings_from_config(app.config, app.instance_path,
-                                                         idle_hours=idle_hours)
+        settings: Settings | None = settings_from_config(
+            app.config, app.instance_path, idle_hours=idle_hours
+        )
         error = None
     except KeepAliveConfigError as exc:
         settings, error = None, str(exc)
-    return run(settings=settings, cloud_table=cloud_table(), now=now,
-               connection_ids=connection_ids, config_error=error)
+    return run(
+        settings=settings,
+        cloud_table=cloud_table(),
+        now=now,
+        connection_ids=connection_ids,
+        config_error=error,
+    )

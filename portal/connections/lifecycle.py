@@ -27,7 +27,13 @@ from portal.storage import Connection
 log = logging.getLogger("portal.lifecycle")
 
 DRAFT, WAITING, CONNECTED, NEEDS_ATTENTION, NEEDS_RECONNECT, DELETED = (
-    "draft", "waiting", "connected", "needs_attention", "needs_reconnect", "deleted")
+    "draft",
+    "waiting",
+    "connected",
+    "needs_attention",
+    "needs_reconnect",
+    "deleted",
+)
 #: Every state but the terminal one.
 LIVE = (DRAFT, WAITING, CONNECTED, NEEDS_ATTENTION, NEEDS_RECONNECT)
 #: Proven against the tenant at least once, with a credential that still works.
@@ -56,34 +62,63 @@ class Transition:
 
 
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition("certificate_issued", LIVE,
-               "draft, needs_reconnect → waiting; other states unchanged (a rotation)",
-               "audit certificate.issue (with the state it moved from and to)"),
-    Transition("link_started", LIVE, "draft → waiting; other states unchanged",
-               "audit connection.link_started (with the state it moved from and to)"),
-    Transition("identity_changed", LIVE,
-               "connected, needs_attention → waiting when cloud, tenant or client id changed",
-               "the changed columns; audit connection.identity_changed when the state changes"),
-    Transition("check_recorded", LIVE,
-               "→ connected (every item present) | needs_attention; health healthy | "
-               "degraded (transient problem) | failing",
-               "the report (last_check, tenant facts); health event; audit connection.check"),
-    Transition("link_recorded", LIVE,
-               "→ connected | needs_attention (scopes missing); health healthy | degraded",
-               "token cache (vault), consent columns; health event linked; audit "
-               "connection.linked; the popup's outcome"),
-    Transition("refresh_succeeded", PROVEN,
-               "state unchanged; health degraded → healthy when keep-alive failures caused it",
-               "rotated token cache (vault), refresh columns; health event refresh_ok"),
-    Transition("refresh_failed", PROVEN,
-               "state unchanged; health unknown, healthy → degraded",
-               "failure counters; health event refresh_transient"),
-    Transition("needs_reconnect", LIVE, "→ needs_reconnect, failing",
-               "the cause's health event; health event and audit connection.needs_reconnect"
-               " (once)"),
-    Transition("deleted", LIVE, "→ deleted, health unknown",
-               "every secret destroyed, flows burnt, certificates retired; health event "
-               "deleted; audit connection.delete"),
+    Transition(
+        "certificate_issued",
+        LIVE,
+        "draft, needs_reconnect → waiting; other states unchanged (a rotation)",
+        "audit certificate.issue (with the state it moved from and to)",
+    ),
+    Transition(
+        "link_started",
+        LIVE,
+        "draft → waiting; other states unchanged",
+        "audit connection.link_started (with the state it moved from and to)",
+    ),
+    Transition(
+        "identity_changed",
+        LIVE,
+        "connected, needs_attention → waiting when cloud, tenant or client id changed",
+        "the changed columns; audit connection.identity_changed when the state changes",
+    ),
+    Transition(
+        "check_recorded",
+        LIVE,
+        "→ connected (every item present) | needs_attention; health healthy | "
+        "degraded (transient problem) | failing",
+        "the report (last_check, tenant facts); health event; audit connection.check",
+    ),
+    Transition(
+        "link_recorded",
+        LIVE,
+        "→ connected | needs_attention (scopes missing); health healthy | degraded",
+        "token cache (vault), consent columns; health event linked; audit "
+        "connection.linked; the popup's outcome",
+    ),
+    Transition(
+        "refresh_succeeded",
+        PROVEN,
+        "state unchanged; health degraded → healthy when keep-alive failures caused it",
+        "rotated token cache (vault), refresh columns; health event refresh_ok",
+    ),
+    Transition(
+        "refresh_failed",
+        PROVEN,
+        "state unchanged; health unknown, healthy → degraded",
+        "failure counters; health event refresh_transient",
+    ),
+    Transition(
+        "needs_reconnect",
+        LIVE,
+        "→ needs_reconnect, failing",
+        "the cause's health event; health event and audit connection.needs_reconnect (once)",
+    ),
+    Transition(
+        "deleted",
+        LIVE,
+        "→ deleted, health unknown",
+        "every secret destroyed, flows burnt, certificates retired; health event "
+        "deleted; audit connection.delete",
+    ),
 )
 _BY_NAME = {t.name: t for t in TRANSITIONS}
 
@@ -105,54 +140,76 @@ def _changed(before: Connection, after: Connection) -> bool:
     return (before.state, before.health) != (after.state, after.health)
 
 
-def _with_states(detail: Mapping[str, Any], before: Connection,
-                 after: Connection) -> dict[str, Any]:
+def _with_states(
+    detail: Mapping[str, Any], before: Connection, after: Connection
+) -> dict[str, Any]:
     """An audit detail that says which state the step moved the connection from and to."""
     if not _changed(before, after):
         return dict(detail)
     return {**detail, "from": before.state, "to": after.state}
 
 
-def _record_change(before: Connection, after: Connection, transition: str, *,
-                   actor: int | None = None, detail: Mapping[str, Any] | None = None) -> None:
+def _record_change(
+    before: Connection,
+    after: Connection,
+    transition: str,
+    *,
+    actor: int | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
     """The audit row of a setup step that changed the state (setup steps check nothing and
     leave health alone, so they add nothing to the health record)."""
     if not _changed(before, after):
         return
-    storage.record_audit(f"connection.{transition}", actor=actor, org_id=after.org_id,
-                         connection_id=after.id,
-                         detail={"from": before.state, "to": after.state, **(detail or {})})
+    storage.record_audit(
+        f"connection.{transition}",
+        actor=actor,
+        org_id=after.org_id,
+        connection_id=after.id,
+        detail={"from": before.state, "to": after.state, **(detail or {})},
+    )
 
 
 # --- Setup ----------------------------------------------------------------------------------
 
 
-def certificate_issued(connection_id: str, *, actor: int | None,
-                       detail: Mapping[str, Any]) -> Connection:
+def certificate_issued(
+    connection_id: str, *, actor: int | None, detail: Mapping[str, Any]
+) -> Connection:
     """A certificate was created for the connection (its first, a replacement or a rotation)."""
     with storage.write_transaction():
         before = _current(connection_id, "certificate_issued")
         state = WAITING if before.state in (DRAFT, NEEDS_RECONNECT) else before.state
         after = storage.write_lifecycle(connection_id, state=state, health=before.health)
-        storage.record_audit("certificate.issue", actor=actor, org_id=after.org_id,
-                             connection_id=after.id, detail=_with_states(detail, before, after))
+        storage.record_audit(
+            "certificate.issue",
+            actor=actor,
+            org_id=after.org_id,
+            connection_id=after.id,
+            detail=_with_states(detail, before, after),
+        )
         return after
 
 
-def link_started(connection_id: str, *, actor: int | None,
-                 detail: Mapping[str, Any]) -> Connection:
+def link_started(connection_id: str, *, actor: int | None, detail: Mapping[str, Any]) -> Connection:
     """A delegated sign-in was sent to Microsoft."""
     with storage.write_transaction():
         before = _current(connection_id, "link_started")
         state = WAITING if before.state == DRAFT else before.state
         after = storage.write_lifecycle(connection_id, state=state, health=before.health)
-        storage.record_audit("connection.link_started", actor=actor, org_id=after.org_id,
-                             connection_id=after.id, detail=_with_states(detail, before, after))
+        storage.record_audit(
+            "connection.link_started",
+            actor=actor,
+            org_id=after.org_id,
+            connection_id=after.id,
+            detail=_with_states(detail, before, after),
+        )
         return after
 
 
-def identity_changed(connection_id: str, changes: Mapping[str, Any], *,
-                     actor: int | None = None) -> Connection:
+def identity_changed(
+    connection_id: str, changes: Mapping[str, Any], *, actor: int | None = None
+) -> Connection:
     """The customer changed what the connection points at (the wizard's fields). Columns that
     did not change are not written; a proven connection whose cloud, tenant or client changed
     waits to be proven again."""
@@ -164,57 +221,94 @@ def identity_changed(connection_id: str, changes: Mapping[str, Any], *,
         state = before.state
         if state in PROVEN and set(changed) & IDENTITY_FIELDS:
             state = WAITING
-        after = storage.write_lifecycle(connection_id, state=state, health=before.health,
-                                        **changed)
-        _record_change(before, after, "identity_changed", actor=actor,
-                       detail={"changed": sorted(changed)})
+        after = storage.write_lifecycle(connection_id, state=state, health=before.health, **changed)
+        _record_change(
+            before, after, "identity_changed", actor=actor, detail={"changed": sorted(changed)}
+        )
         return after
 
 
 # --- Checks and links -----------------------------------------------------------------------
 
 
-def check_recorded(connection_id: str, *, ok: bool, health: str, fields: Mapping[str, Any],
-                   summary: Mapping[str, Any], actor: int | None,
-                   detail: Mapping[str, Any]) -> Connection:
+def check_recorded(
+    connection_id: str,
+    *,
+    ok: bool,
+    health: str,
+    fields: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    actor: int | None,
+    detail: Mapping[str, Any],
+) -> Connection:
     """A verification report of a customer-owned connection (``fields``: its columns; the
     report holds no secret)."""
     with storage.write_transaction():
         _current(connection_id, "check_recorded")
-        after = storage.write_lifecycle(connection_id, state=CONNECTED if ok else NEEDS_ATTENTION,
-                                        health=health, **fields)
-        storage.add_health_event(connection_id, "ok" if ok else "needs_attention", health,
-                                 dict(summary))
-        storage.record_audit("connection.check", actor=actor, org_id=after.org_id,
-                             connection_id=connection_id, detail=dict(detail))
+        after = storage.write_lifecycle(
+            connection_id, state=CONNECTED if ok else NEEDS_ATTENTION, health=health, **fields
+        )
+        storage.add_health_event(
+            connection_id, "ok" if ok else "needs_attention", health, dict(summary)
+        )
+        storage.record_audit(
+            "connection.check",
+            actor=actor,
+            org_id=after.org_id,
+            connection_id=connection_id,
+            detail=dict(detail),
+        )
         return after
 
 
-def link_recorded(connection_id: str, *, token_cache: bytes, fields: Mapping[str, Any],
-                  missing: list[str], actor: int | None, audit_detail: Mapping[str, Any],
-                  health_summary: Mapping[str, Any], handoff_id: str | None = None) -> Connection:
+def link_recorded(
+    connection_id: str,
+    *,
+    token_cache: bytes,
+    fields: Mapping[str, Any],
+    missing: list[str],
+    actor: int | None,
+    audit_detail: Mapping[str, Any],
+    health_summary: Mapping[str, Any],
+    handoff_id: str | None = None,
+) -> Connection:
     """A delegated sign-in became the connection's: the token cache into the vault, the consent
     columns, the health event, the audit row and (started in a popup) the outcome it polls."""
     with storage.write_transaction():
         _current(connection_id, "link_recorded")
         storage.put_secret("connections", connection_id, "token_cache", token_cache)
         after = storage.write_lifecycle(
-            connection_id, state=NEEDS_ATTENTION if missing else CONNECTED,
-            health="degraded" if missing else "healthy", **fields)
+            connection_id,
+            state=NEEDS_ATTENTION if missing else CONNECTED,
+            health="degraded" if missing else "healthy",
+            **fields,
+        )
         storage.add_health_event(connection_id, "linked", after.health, dict(health_summary))
-        storage.record_audit("connection.linked", actor=actor, org_id=after.org_id,
-                             connection_id=connection_id, detail=dict(audit_detail))
+        storage.record_audit(
+            "connection.linked",
+            actor=actor,
+            org_id=after.org_id,
+            connection_id=connection_id,
+            detail=dict(audit_detail),
+        )
         if handoff_id is not None:
-            storage.record_link_outcome(handoff_id, connection_id, after.state,
-                                        {"missing_scopes": list(missing)})
+            storage.record_link_outcome(
+                handoff_id, connection_id, after.state, {"missing_scopes": list(missing)}
+            )
         return after
 
 
 # --- Keep-alive of delegated connections ----------------------------------------------------
 
 
-def refresh_succeeded(connection_id: str, *, token_cache: bytes, fields: Mapping[str, Any],
-                      summary: Mapping[str, Any], at: str) -> Connection:
+def refresh_succeeded(
+    connection_id: str,
+    *,
+    token_cache: bytes,
+    fields: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    at: str,
+) -> Connection:
     """The stored refresh token was redeemed: the rotated cache and the success together."""
     with storage.write_transaction():
         before = _current(connection_id, "refresh_succeeded")
@@ -222,31 +316,35 @@ def refresh_succeeded(connection_id: str, *, token_cache: bytes, fields: Mapping
         if before.state == CONNECTED and health == "degraded" and before.refresh_failure_days:
             health = "healthy"  # the degradation was ours: transient refresh failures
         storage.put_secret("connections", connection_id, "token_cache", token_cache)
-        after = storage.write_lifecycle(connection_id, state=before.state, health=health,
-                                        **fields)
+        after = storage.write_lifecycle(connection_id, state=before.state, health=health, **fields)
         storage.add_health_event(connection_id, "refresh_ok", health, dict(summary), at=at)
         return after
 
 
-def refresh_failed(connection_id: str, *, fields: Mapping[str, Any],
-                   summary: Mapping[str, Any], at: str) -> Connection:
+def refresh_failed(
+    connection_id: str, *, fields: Mapping[str, Any], summary: Mapping[str, Any], at: str
+) -> Connection:
     """A refresh failed for a reason that may pass (network, throttling, Microsoft's 5xx)."""
     with storage.write_transaction():
         before = _current(connection_id, "refresh_failed")
         health = "degraded" if before.health in ("unknown", "healthy") else before.health
-        after = storage.write_lifecycle(connection_id, state=before.state, health=health,
-                                        **fields)
-        storage.add_health_event(connection_id, "refresh_transient", "degraded", dict(summary),
-                                 at=at)
+        after = storage.write_lifecycle(connection_id, state=before.state, health=health, **fields)
+        storage.add_health_event(
+            connection_id, "refresh_transient", "degraded", dict(summary), at=at
+        )
         return after
 
 
 # --- Losing the credential, deletion --------------------------------------------------------
 
 
-def needs_reconnect(connection_id: str, reason: str, *,
-                    cause: tuple[str, Mapping[str, Any]] | None = None,
-                    at: str | None = None) -> Connection | None:
+def needs_reconnect(
+    connection_id: str,
+    reason: str,
+    *,
+    cause: tuple[str, Mapping[str, Any]] | None = None,
+    at: str | None = None,
+) -> Connection | None:
     """The connection has no usable credential (secret unreadable, refresh token revoked or
     expired): the customer has to link again. ``cause`` (outcome, summary) is recorded first as
     its own health event. None for an unknown connection; a deleted one is returned as is."""
@@ -261,8 +359,12 @@ def needs_reconnect(connection_id: str, reason: str, *,
             return before
         after = storage.write_lifecycle(connection_id, state=NEEDS_RECONNECT, health="failing")
         storage.add_health_event(connection_id, "needs_reconnect", "failing", {"reason": reason})
-        storage.record_audit("connection.needs_reconnect", org_id=after.org_id,
-                             connection_id=connection_id, detail={"reason": reason})
+        storage.record_audit(
+            "connection.needs_reconnect",
+            org_id=after.org_id,
+            connection_id=connection_id,
+            detail={"reason": reason},
+        )
         log.warning("connection %s needs a reconnect: %s", connection_id, reason)
         return after
 

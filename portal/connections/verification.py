@@ -35,42 +35,61 @@ def days_left(not_after: str | None) -> int | None:
     return math.floor((end - datetime.now(UTC)).total_seconds() / 86400)
 
 
-
 def run_check(item: storage.Connection, trigger: str, actor: int | None = None) -> dict:
     """Verify a customer-owned connection and store the report; returns ``ok`` and a message
     when the check could not start (nothing stored then, except a needs-reconnect state)."""
     if item.deleted:
         return {"ok": False, "message": "This connection was deleted."}
     if item.kind != "customer_owned":
-        return {"ok": False, "message": "This connection is checked through its own Link "
-                                         "Account (service provider application)."}
+        return {
+            "ok": False,
+            "message": "This connection is checked through its own Link "
+            "Account (service provider application).",
+        }
     cloud = find_cloud(item.cloud)
     if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
-        return {"ok": False, "message": "Enter the cloud, the tenant and the client ID first "
-                                         "(steps 1 and 2)."}
+        return {
+            "ok": False,
+            "message": "Enter the cloud, the tenant and the client ID first (steps 1 and 2).",
+        }
     certificate = storage.active_certificate(item.id)
     if certificate is None:
-        return {"ok": False, "message": "Create the certificate first (step 4), upload it to "
-                                         "your application, then link."}
+        return {
+            "ok": False,
+            "message": "Create the certificate first (step 4), upload it to "
+            "your application, then link.",
+        }
     try:
         key = credentials.private_key(certificate)
     except vault.SecretUnreadable:
         key = None  # credentials has moved the connection to needs_reconnect
     if key is None:
         lifecycle.needs_reconnect(item.id, "certificate private key unreadable")
-        return {"ok": False, "reconnect": True, "message": (
-            "We can't read the private key of this connection's certificate. Create a new "
-            "certificate (step 4), upload it to your application, then link again.")}
+        return {
+            "ok": False,
+            "reconnect": True,
+            "message": (
+                "We can't read the private key of this connection's certificate. Create a new "
+                "certificate (step 4), upload it to your application, then link again."
+            ),
+        }
     report = verify_customer_owned(
-        cloud_table(), cloud.key, item.tenant_id or item.tenant_input, item.client_id,
-        CertificateCredential(key, certificate.cert_pem), item.exchange_enabled, fresh=True,
-        discovery_cache=caches().discovery)
+        cloud_table(),
+        cloud.key,
+        item.tenant_id or item.tenant_input,
+        item.client_id,
+        CertificateCredential(key, certificate.cert_pem),
+        item.exchange_enabled,
+        fresh=True,
+        discovery_cache=caches().discovery,
+    )
     record_report(item, report, trigger, actor)
     return {"ok": report.ok}
 
 
-def record_report(item: storage.Connection, report: VerificationReport, trigger: str,
-                  actor: int | None = None) -> None:
+def record_report(
+    item: storage.Connection, report: VerificationReport, trigger: str, actor: int | None = None
+) -> None:
     """Store a verification report on the connection: state, health, tenant facts, the health
     event and the audit row (one transaction; the report holds no secret)."""
     data = report.as_dict()
@@ -80,8 +99,11 @@ def record_report(item: storage.Connection, report: VerificationReport, trigger:
         health = "degraded"
     else:
         health = "failing"
-    fields = {"last_check": data, "last_checked_at": storage.utcnow(),
-              "wizard_step": max(item.wizard_step or 1, 6)}
+    fields = {
+        "last_check": data,
+        "last_checked_at": storage.utcnow(),
+        "wizard_step": max(item.wizard_step or 1, 6),
+    }
     if report.tenant.id:
         fields["tenant_id"] = report.tenant.id
     if report.tenant.name:
@@ -89,14 +111,27 @@ def record_report(item: storage.Connection, report: VerificationReport, trigger:
     if report.tenant.default_domain:
         fields["tenant_domain"] = report.tenant.default_domain
     missing = [i.key for i in report.checklist if i.status == "missing"]
-    summary = {"trigger": trigger, "missing": missing,
-               "problem": report.problem.title if report.problem else None,
-               "ms": round(report.total_ms)}
-    lifecycle.check_recorded(item.id, ok=report.ok, health=health, fields=fields,
-                             summary=summary, actor=actor,
-                             detail={"ok": report.ok, "missing": missing, "trigger": trigger})
-    log.info("check of connection %s: %s (%s)", item.id, "ok" if report.ok else "not ok",
-             ",".join(missing) or "-")
+    summary = {
+        "trigger": trigger,
+        "missing": missing,
+        "problem": report.problem.title if report.problem else None,
+        "ms": round(report.total_ms),
+    }
+    lifecycle.check_recorded(
+        item.id,
+        ok=report.ok,
+        health=health,
+        fields=fields,
+        summary=summary,
+        actor=actor,
+        detail={"ok": report.ok, "missing": missing, "trigger": trigger},
+    )
+    log.info(
+        "check of connection %s: %s (%s)",
+        item.id,
+        "ok" if report.ok else "not ok",
+        ",".join(missing) or "-",
+    )
 
 
 #: States whose connections the sweep re-checks: linked once, so Microsoft can be asked. Drafts
@@ -116,9 +151,11 @@ class SweepSummary:
     expiring: list[tuple[str, int]] = field(default_factory=list)  # (connection id, days left)
 
     def line(self) -> str:
-        return (f"Health sweep: checked {self.checked}, healthy {self.healthy}, needs attention "
-                f"{self.needs_attention}, could not check {self.not_checked}, certificates "
-                f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}")
+        return (
+            f"Health sweep: checked {self.checked}, healthy {self.healthy}, needs attention "
+            f"{self.needs_attention}, could not check {self.not_checked}, certificates "
+            f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}"
+        )
 
 
 def sweep() -> SweepSummary:
@@ -132,8 +169,9 @@ def sweep() -> SweepSummary:
         outcome = run_check(item, trigger="health sweep")
         if "message" in outcome:
             summary.not_checked += 1
-            log.warning("health sweep could not check connection %s: %s", item.id,
-                        outcome["message"])
+            log.warning(
+                "health sweep could not check connection %s: %s", item.id, outcome["message"]
+            )
             continue
         summary.checked += 1
         if outcome["ok"]:

@@ -76,14 +76,17 @@ class CertificateCredential:
         except (ValueError, TypeError):
             raise CredentialFileError(
                 f"{path!r} holds no readable, unencrypted private key "
-                "(PEM with the key and the certificate).") from None
+                "(PEM with the key and the certificate)."
+            ) from None
         try:
             cert = x509.load_pem_x509_certificate(data)
         except ValueError:
             raise CredentialFileError(f"{path!r} holds no certificate (PEM).") from None
-        key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -174,8 +177,10 @@ def read_stored_sign_in(cache_text: str, home_account_id: str | None = None) -> 
     if not accounts:
         return StoredSignIn(None)
     account = accounts[0]
-    refresh_tokens = cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN,
-                                  query={"home_account_id": account["home_account_id"]})
+    refresh_tokens = cache.search(
+        msal.TokenCache.CredentialType.REFRESH_TOKEN,
+        query={"home_account_id": account["home_account_id"]},
+    )
     return StoredSignIn(account, tuple(str(rt.get("client_id")) for rt in refresh_tokens))
 
 

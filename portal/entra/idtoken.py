@@ -92,8 +92,13 @@ class JwksCache:
         with self._lock:
             self._entries.clear()
 
-    def key(self, url: str, kid: str, session: requests.Session,
-            clock: Callable[[], float] = time.monotonic) -> Any | None:
+    def key(
+        self,
+        url: str,
+        kid: str,
+        session: requests.Session,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Any | None:
         """The public key for ``kid`` at ``url`` (fetching when needed), or None if unknown."""
         now = clock()
         with self._lock:
@@ -176,8 +181,12 @@ def validate(
             audience=client_id,
             issuer=f"{cloud.login_base}/{tid}/v2.0",
             leeway=leeway,
-            options={"require": list(_REQUIRED), "verify_exp": False, "verify_nbf": False,
-                     "verify_iat": False},
+            options={
+                "require": list(_REQUIRED),
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except jwt.InvalidSignatureError:
         return _fail("signature")

@@ -10,10 +10,18 @@ from portal.storage.sql import _execute, _row, _rows, utcnow
 from portal.storage.vault_blobs import delete_secret, put_secret
 
 
-def add_certificate(connection_id: str, *, cert_pem: str, thumbprint_sha1: str,
-                    thumbprint_sha256: str, subject: str, not_before: str, not_after: str,
-                    private_key_pem: bytes | None = None, status: str = "active"
-                    ) -> CertificateRecord:
+def add_certificate(
+    connection_id: str,
+    *,
+    cert_pem: str,
+    thumbprint_sha1: str,
+    thumbprint_sha256: str,
+    subject: str,
+    not_before: str,
+    not_after: str,
+    private_key_pem: bytes | None = None,
+    status: str = "active",
+) -> CertificateRecord:
     """Store a certificate; its private key goes into the vault in the same transaction."""
     if status not in CERT_STATUSES:
         raise ValueError(f"status must be one of {CERT_STATUSES}")
@@ -23,8 +31,18 @@ def add_certificate(connection_id: str, *, cert_pem: str, thumbprint_sha1: str,
             "INSERT INTO certificates (id, connection_id, thumbprint_sha1, thumbprint_sha256, "
             "subject, not_before, not_after, cert_pem, status, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [cert_id, str(connection_id), thumbprint_sha1, thumbprint_sha256, subject,
-             not_before, not_after, cert_pem, status, utcnow()],
+            [
+                cert_id,
+                str(connection_id),
+                thumbprint_sha1,
+                thumbprint_sha256,
+                subject,
+                not_before,
+                not_after,
+                cert_pem,
+                status,
+                utcnow(),
+            ],
         )
         if private_key_pem is not None:
             put_secret("certificates", cert_id, "private_key", private_key_pem)
@@ -37,9 +55,14 @@ def get_certificate(cert_id: str) -> CertificateRecord | None:
 
 
 def list_certificates(connection_id: str) -> list[CertificateRecord]:
-    return [CertificateRecord(**r) for r in _rows(
-        "SELECT * FROM certificates WHERE connection_id = ? ORDER BY created_at DESC, rowid DESC",
-        [str(connection_id)])]
+    return [
+        CertificateRecord(**r)
+        for r in _rows(
+            "SELECT * FROM certificates WHERE connection_id = ? "
+            "ORDER BY created_at DESC, rowid DESC",
+            [str(connection_id)],
+        )
+    ]
 
 
 def active_certificate(connection_id: str) -> CertificateRecord | None:
@@ -60,13 +83,19 @@ def pending_certificate(connection_id: str) -> CertificateRecord | None:
 def promote_certificate(connection_id: str, cert_id: str) -> None:
     """Make a proven pending certificate the active one and retire the previous, atomically."""
     with write_transaction():
-        row = _row("SELECT status FROM certificates WHERE id = ? AND connection_id = ?",
-                   [str(cert_id), str(connection_id)])
+        row = _row(
+            "SELECT status FROM certificates WHERE id = ? AND connection_id = ?",
+            [str(cert_id), str(connection_id)],
+        )
         if row is None or row["status"] != "pending":
             raise ValueError("only a pending certificate of this connection can be promoted")
-        previous = [r["id"] for r in _rows(
-            "SELECT id FROM certificates WHERE connection_id = ? AND status = 'active'",
-            [str(connection_id)])]
+        previous = [
+            r["id"]
+            for r in _rows(
+                "SELECT id FROM certificates WHERE connection_id = ? AND status = 'active'",
+                [str(connection_id)],
+            )
+        ]
         for old_id in previous:
             set_certificate_status(old_id, "retired")
         _execute("UPDATE certificates SET status = 'active' WHERE id = ?", [str(cert_id)])
@@ -81,4 +110,3 @@ def set_certificate_status(cert_id: str, status: str) -> None:
         _execute("UPDATE certificates SET status = ? WHERE id = ?", [status, str(cert_id)])
         if status == "retired":
             delete_secret("certificates", cert_id, "private_key")
-

@@ -21,10 +21,25 @@ from portal.storage.sql import _execute, _row, _rows, utcnow
 #: Columns any caller may set. ``state`` and ``health`` are not among them: only the lifecycle
 #: (``portal.connections.lifecycle``) writes those, through :func:`write_lifecycle`.
 _CONNECTION_COLUMNS = (
-    "display_name", "cloud", "tenant_input", "tenant_id", "client_id", "exchange_enabled",
-    "wizard_step", "draft", "tenant_name", "tenant_domain", "last_check",
-    "last_checked_at", "consented_by_oid", "consented_by_name", "granted_scopes",
-    "consented_at", "refresh_last_ok_at", "refresh_failure_days", "refresh_last_failure_day",
+    "display_name",
+    "cloud",
+    "tenant_input",
+    "tenant_id",
+    "client_id",
+    "exchange_enabled",
+    "wizard_step",
+    "draft",
+    "tenant_name",
+    "tenant_domain",
+    "last_check",
+    "last_checked_at",
+    "consented_by_oid",
+    "consented_by_name",
+    "granted_scopes",
+    "consented_at",
+    "refresh_last_ok_at",
+    "refresh_failure_days",
+    "refresh_last_failure_day",
 )
 
 
@@ -72,17 +87,24 @@ def get_connection(connection_id: str) -> Connection | None:
 
 def list_connections(org_id: int) -> list[Connection]:
     """The organization's connections (a deleted one is no longer the customer's to see)."""
-    return [_connection(r) for r in _rows(
-        "SELECT * FROM connections WHERE org_id = ? AND state != 'deleted' "
-        "ORDER BY created_at, id", [org_id])]
+    return [
+        _connection(r)
+        for r in _rows(
+            "SELECT * FROM connections WHERE org_id = ? AND state != 'deleted' "
+            "ORDER BY created_at, id",
+            [org_id],
+        )
+    ]
 
 
 def list_all_connections(include_deleted: bool = False) -> list[Connection]:
     """Every organization's connections; deleted ones only when asked (support's history):
     the jobs that act on connections (keep-alive, health sweep) never see them."""
     where = "" if include_deleted else "WHERE state != 'deleted' "
-    return [_connection(r) for r in _rows(
-        f"SELECT * FROM connections {where}ORDER BY org_id, created_at, id")]
+    return [
+        _connection(r)
+        for r in _rows(f"SELECT * FROM connections {where}ORDER BY org_id, created_at, id")
+    ]
 
 
 class ConnectionDeleted(LookupError):
@@ -113,8 +135,9 @@ def _update(connection_id: str, fields: dict) -> Connection:
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     values["_id"] = str(connection_id)
     with write_transaction():
-        cursor = _execute(f"UPDATE connections SET {assignments} "
-                          "WHERE id = :_id AND state != 'deleted'", values)
+        cursor = _execute(
+            f"UPDATE connections SET {assignments} WHERE id = :_id AND state != 'deleted'", values
+        )
         if cursor.rowcount != 1:
             if get_connection(connection_id) is not None:
                 raise ConnectionDeleted(connection_id)
@@ -138,25 +161,29 @@ def save_draft(connection_id: str, changes: dict, wizard_step: int | None = None
         return update_connection(connection_id, **fields)
 
 
-
-
 def delete_connection(connection_id: str) -> None:
     """Delete a connection with its certificates, flows, events and every secret it owns."""
     connection_id = str(connection_id)
     with write_transaction():
-        cert_ids = [r["id"] for r in _rows(
-            "SELECT id FROM certificates WHERE connection_id = ?", [connection_id])]
-        flow_ids = [r["state"] for r in _rows(
-            "SELECT state FROM auth_flows WHERE connection_id = ?", [connection_id])]
-        for table, ids in (("connections", [connection_id]), ("certificates", cert_ids),
-                           ("auth_flows", flow_ids)):
+        cert_ids = [
+            r["id"]
+            for r in _rows("SELECT id FROM certificates WHERE connection_id = ?", [connection_id])
+        ]
+        flow_ids = [
+            r["state"]
+            for r in _rows("SELECT state FROM auth_flows WHERE connection_id = ?", [connection_id])
+        ]
+        for table, ids in (
+            ("connections", [connection_id]),
+            ("certificates", cert_ids),
+            ("auth_flows", flow_ids),
+        ):
             for owner_id in ids:
-                _execute("DELETE FROM vault_blobs WHERE owner_table = ? AND owner_id = ?",
-                         [table, owner_id])
+                _execute(
+                    "DELETE FROM vault_blobs WHERE owner_table = ? AND owner_id = ?",
+                    [table, owner_id],
+                )
         _execute("DELETE FROM connections WHERE id = ?", [connection_id])
-
-
-
 
 
 def organizations_linking_tenant(tenant_id: str, except_org_id: int) -> list[Organization]:
@@ -166,5 +193,7 @@ def organizations_linking_tenant(tenant_id: str, except_org_id: int) -> list[Org
     rows = _rows(
         "SELECT DISTINCT o.* FROM organizations o JOIN connections c ON c.org_id = o.id "
         f"WHERE lower(c.tenant_id) = lower(?) AND c.org_id != ? AND c.state IN ({placeholders})"
-        " ORDER BY o.id", [str(tenant_id), int(except_org_id), *LINKED_STATES])
+        " ORDER BY o.id",
+        [str(tenant_id), int(except_org_id), *LINKED_STATES],
+    )
     return [Organization(**r) for r in rows]

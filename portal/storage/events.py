@@ -8,15 +8,25 @@ from portal.storage.records import HEALTHS, AuditEvent, HealthEvent, User
 from portal.storage.sql import _execute, _row, _rows, utcnow
 
 
-def add_health_event(connection_id: str, outcome: str, health: str, summary: dict | None = None,
-                     at: str | None = None) -> HealthEvent:
+def add_health_event(
+    connection_id: str,
+    outcome: str,
+    health: str,
+    summary: dict | None = None,
+    at: str | None = None,
+) -> HealthEvent:
     if health not in HEALTHS:
         raise ValueError(f"health must be one of {HEALTHS}")
     cursor = _execute(
         "INSERT INTO health_events (connection_id, at, outcome, health, summary) "
         "VALUES (?, ?, ?, ?, ?)",
-        [str(connection_id), at or utcnow(), outcome, health,
-         json.dumps(summary or {}, sort_keys=True)],
+        [
+            str(connection_id),
+            at or utcnow(),
+            outcome,
+            health,
+            json.dumps(summary or {}, sort_keys=True),
+        ],
     )
     row = _row("SELECT * FROM health_events WHERE id = ?", [cursor.lastrowid])
     return _health_event(row)
@@ -30,20 +40,35 @@ def _health_event(row: dict) -> HealthEvent:
 
 def list_health_events(connection_id: str, limit: int = 20) -> list[HealthEvent]:
     """Newest first."""
-    return [_health_event(r) for r in _rows(
-        "SELECT * FROM health_events WHERE connection_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-        [str(connection_id), int(limit)])]
+    return [
+        _health_event(r)
+        for r in _rows(
+            "SELECT * FROM health_events WHERE connection_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            [str(connection_id), int(limit)],
+        )
+    ]
 
 
-def record_audit(action: str, actor: User | int | None = None, org_id: int | None = None,
-                 connection_id: str | None = None, detail: dict | None = None) -> AuditEvent:
+def record_audit(
+    action: str,
+    actor: User | int | None = None,
+    org_id: int | None = None,
+    connection_id: str | None = None,
+    detail: dict | None = None,
+) -> AuditEvent:
     """Append an audit event (append-only: triggers refuse UPDATE and DELETE). No secrets."""
     actor_id = actor.id if isinstance(actor, User) else actor
     cursor = _execute(
         "INSERT INTO audit_events (at, actor_user_id, org_id, connection_id, action, detail) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [utcnow(), actor_id, org_id, connection_id, action, json.dumps(detail or {},
-                                                                        sort_keys=True)],
+        [
+            utcnow(),
+            actor_id,
+            org_id,
+            connection_id,
+            action,
+            json.dumps(detail or {}, sort_keys=True),
+        ],
     )
     return _audit(_row("SELECT * FROM audit_events WHERE id = ?", [cursor.lastrowid]))
 
@@ -54,15 +79,23 @@ def _audit(row: dict) -> AuditEvent:
     return AuditEvent(**row)
 
 
-def list_audit_events(*, org_id: int | None = None, connection_id: str | None = None,
-                      action: str | None = None, limit: int = 100) -> list[AuditEvent]:
+def list_audit_events(
+    *,
+    org_id: int | None = None,
+    connection_id: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
     """Newest first, optionally filtered."""
     clauses, params = [], []
-    for column, value in (("org_id", org_id), ("connection_id", connection_id),
-                          ("action", action)):
+    for column, value in (("org_id", org_id), ("connection_id", connection_id), ("action", action)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return [_audit(r) for r in _rows(
-        f"SELECT * FROM audit_events {where} ORDER BY id DESC LIMIT ?", [*params, int(limit)])]
+    return [
+        _audit(r)
+        for r in _rows(
+            f"SELECT * FROM audit_events {where} ORDER BY id DESC LIMIT ?", [*params, int(limit)]
+        )
+    ]

@@ -19,6 +19,7 @@ def make_private_dir(path) -> None:
         return
     os.chmod(path, 0o700)  # mkdir's mode passes through the umask, which may even drop owner bits
 
+
 def write_private(path: Path, text: str) -> None:
     """Create ``path`` with mode 0600 (never world-readable, not even briefly); never overwrite."""
     make_private_dir(path.parent)

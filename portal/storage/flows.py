@@ -22,9 +22,17 @@ def browser_binding(browser_cookie: str) -> str:
     return hashlib.sha256(browser_cookie.encode()).hexdigest()
 
 
-def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int | None,
-                     browser_cookie: str, flow: dict, ttl: float = FLOW_TTL_SECONDS,
-                     now: float | None = None) -> AuthFlow:
+def create_auth_flow(
+    *,
+    state: str,
+    kind: str,
+    connection_id: str,
+    user_id: int | None,
+    browser_cookie: str,
+    flow: dict,
+    ttl: float = FLOW_TTL_SECONDS,
+    now: float | None = None,
+) -> AuthFlow:
     """Store a pending flow bound to the browser holding ``browser_cookie`` (only its hash is
     kept); the MSAL flow dict goes into the vault (purpose ``msal_flow``)."""
     binding = browser_binding(browser_cookie)
@@ -38,12 +46,12 @@ def create_auth_flow(*, state: str, kind: str, connection_id: str, user_id: int 
             [state, kind, str(connection_id), user_id, binding, now, now + ttl],
         )
         put_secret("auth_flows", state, "msal_flow", json.dumps(flow).encode())
-    return AuthFlow(state, kind, str(connection_id), user_id, binding, now, now + ttl,
-                    None)
+    return AuthFlow(state, kind, str(connection_id), user_id, binding, now, now + ttl, None)
 
 
-def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | None = None,
-                      user_id: int | None = None) -> AuthFlow | None:
+def consume_auth_flow(
+    state: str, browser_cookie: str, kind: str, now: float | None = None, user_id: int | None = None
+) -> AuthFlow | None:
     """Burn the flow of ``state`` and return it with its MSAL flow dict, or None when missing,
     expired, already used, of another ``kind``, bound to another browser or unreadable. A flow
     of another kind is left untouched: a delegated state posted to the admin-consent return
@@ -51,15 +59,21 @@ def consume_auth_flow(state: str, browser_cookie: str, kind: str, now: float | N
     now = time.time() if now is None else now
     with write_transaction():
         row = _row("SELECT * FROM auth_flows WHERE state = ?", [state])
-        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now \
-                or row["kind"] != kind:
+        if (
+            row is None
+            or row["consumed_at"] is not None
+            or row["expires_at"] <= now
+            or row["kind"] != kind
+        ):
             return None
         if user_id is not None and row["user_id"] != user_id:
             return None  # another user's flow: neither theirs to finish nor to burn
         if not hmac.compare_digest(str(row["browser_binding"]), browser_binding(browser_cookie)):
             return None
-        _execute("UPDATE auth_flows SET consumed_at = ? WHERE state = ? AND consumed_at IS NULL",
-                 [now, state])
+        _execute(
+            "UPDATE auth_flows SET consumed_at = ? WHERE state = ? AND consumed_at IS NULL",
+            [now, state],
+        )
         try:
             blob = get_secret("auth_flows", state, "msal_flow")
         except vault.SecretUnreadable:
@@ -75,9 +89,13 @@ def purge_auth_flows(now: float | None = None) -> int:
     """Delete expired or consumed flows (and their secrets); returns how many."""
     now = time.time() if now is None else now
     with write_transaction():
-        states = [r["state"] for r in _rows(
-            "SELECT state FROM auth_flows WHERE expires_at <= ? OR consumed_at IS NOT NULL",
-            [now])]
+        states = [
+            r["state"]
+            for r in _rows(
+                "SELECT state FROM auth_flows WHERE expires_at <= ? OR consumed_at IS NOT NULL",
+                [now],
+            )
+        ]
         for state in states:
             delete_secret("auth_flows", state, "msal_flow")
             _execute("DELETE FROM auth_flows WHERE state = ?", [state])

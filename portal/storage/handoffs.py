@@ -15,8 +15,14 @@ from portal.storage.sql import _execute, _row, _rows
 from portal.storage.vault_blobs import delete_secret, get_secret, put_secret
 
 
-def create_handoff(*, connection_id: str, user_id: int | None, session_binding: str | None = None,
-                   ttl: float = FLOW_TTL_SECONDS, now: float | None = None) -> Handoff:
+def create_handoff(
+    *,
+    connection_id: str,
+    user_id: int | None,
+    session_binding: str | None = None,
+    ttl: float = FLOW_TTL_SECONDS,
+    now: float | None = None,
+) -> Handoff:
     """A one-time id (256 random bits) that lets a popup continue what the iframe started."""
     now = time.time() if now is None else now
     handoff_id = secrets.token_urlsafe(32)
@@ -62,18 +68,27 @@ def latest_link_attempt(connection_id: str, session_binding: str) -> LinkAttempt
     return LinkAttempt(**row)
 
 
-def record_link_outcome(handoff_id: str, connection_id: str, outcome: str,
-                        detail: dict | None = None, now: float | None = None) -> None:
+def record_link_outcome(
+    handoff_id: str,
+    connection_id: str,
+    outcome: str,
+    detail: dict | None = None,
+    now: float | None = None,
+) -> None:
     """Store (or replace) what became of the link started from ``handoff_id``. No secrets."""
     now = time.time() if now is None else now
     _execute(
         "INSERT INTO link_outcomes (handoff_id, connection_id, outcome, detail, finished_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (handoff_id) DO UPDATE SET outcome = excluded.outcome,"
         " detail = excluded.detail, finished_at = excluded.finished_at",
-        [str(handoff_id), str(connection_id), outcome, json.dumps(detail or {}, sort_keys=True),
-         now],
+        [
+            str(handoff_id),
+            str(connection_id),
+            outcome,
+            json.dumps(detail or {}, sort_keys=True),
+            now,
+        ],
     )
-
 
 
 #: How long a redeemed popup sign-in waits for the starting session's confirmation.
@@ -83,8 +98,9 @@ CONFIRM_TTL_SECONDS = 600.0
 PENDING_TOKEN_PURPOSE = "pending_token_cache"
 
 
-def open_handoff(handoff_id: str, popup_cookie: str, confirm_token: str,
-                 now: float | None = None) -> Handoff | None:
+def open_handoff(
+    handoff_id: str, popup_cookie: str, confirm_token: str, now: float | None = None
+) -> Handoff | None:
     """The popup shows the handoff's confirmation page: remember (hashed) the popup's cookie and
     a fresh one-time token. None when missing, expired, used, or already opened by another
     browser (the same popup may reload the page: its token is replaced)."""
@@ -95,37 +111,56 @@ def open_handoff(handoff_id: str, popup_cookie: str, confirm_token: str,
             return None
         popup = browser_binding(popup_cookie)
         if row["popup_binding"] is not None and not hmac.compare_digest(
-                str(row["popup_binding"]), popup):
+            str(row["popup_binding"]), popup
+        ):
             return None
         confirm = browser_binding(confirm_token)
-        _execute("UPDATE handoffs SET opened_at = COALESCE(opened_at, ?), popup_binding = ?, "
-                 "confirm_hash = ? WHERE id = ?", [now, popup, confirm, str(handoff_id)])
+        _execute(
+            "UPDATE handoffs SET opened_at = COALESCE(opened_at, ?), popup_binding = ?, "
+            "confirm_hash = ? WHERE id = ?",
+            [now, popup, confirm, str(handoff_id)],
+        )
         row.update(opened_at=row["opened_at"] or now, popup_binding=popup, confirm_hash=confirm)
         return Handoff(**row)
 
 
-def consume_confirmed_handoff(handoff_id: str, popup_cookie: str, confirm_token: str,
-                              now: float | None = None) -> Handoff | None:
+def consume_confirmed_handoff(
+    handoff_id: str, popup_cookie: str, confirm_token: str, now: float | None = None
+) -> Handoff | None:
     """Burn a handoff whose confirmation page was answered by the browser it was shown to, with
     the token it was shown; None otherwise."""
     now = time.time() if now is None else now
     with write_transaction():
         row = _row("SELECT * FROM handoffs WHERE id = ?", [str(handoff_id)])
-        if row is None or row["consumed_at"] is not None or row["expires_at"] <= now \
-                or row["popup_binding"] is None or row["confirm_hash"] is None:
+        if (
+            row is None
+            or row["consumed_at"] is not None
+            or row["expires_at"] <= now
+            or row["popup_binding"] is None
+            or row["confirm_hash"] is None
+        ):
             return None
-        if not (hmac.compare_digest(str(row["popup_binding"]), browser_binding(popup_cookie))
-                and hmac.compare_digest(str(row["confirm_hash"]),
-                                        browser_binding(confirm_token))):
+        if not (
+            hmac.compare_digest(str(row["popup_binding"]), browser_binding(popup_cookie))
+            and hmac.compare_digest(str(row["confirm_hash"]), browser_binding(confirm_token))
+        ):
             return None
-        _execute("UPDATE handoffs SET consumed_at = ?, confirm_hash = NULL WHERE id = ?",
-                 [now, str(handoff_id)])
+        _execute(
+            "UPDATE handoffs SET consumed_at = ?, confirm_hash = NULL WHERE id = ?",
+            [now, str(handoff_id)],
+        )
         row.update(consumed_at=now, confirm_hash=None)
         return Handoff(**row)
 
 
-def hold_for_confirmation(handoff_id: str, connection_id: str, *, token_cache: bytes,
-                          pending: dict, now: float | None = None) -> None:
+def hold_for_confirmation(
+    handoff_id: str,
+    connection_id: str,
+    *,
+    token_cache: bytes,
+    pending: dict,
+    now: float | None = None,
+) -> None:
     """A redeemed popup sign-in waits for its session: the token cache sealed under the handoff,
     what to show and store (no secrets) as the outcome ``confirm`` the iframe polls for."""
     with write_transaction():
@@ -133,8 +168,9 @@ def hold_for_confirmation(handoff_id: str, connection_id: str, *, token_cache: b
         record_link_outcome(handoff_id, connection_id, "confirm", pending, now=now)
 
 
-def take_pending_link(handoff_id: str, connection_id: str, session_binding: str,
-                      now: float | None = None) -> tuple[dict, bytes] | None:
+def take_pending_link(
+    handoff_id: str, connection_id: str, session_binding: str, now: float | None = None
+) -> tuple[dict, bytes] | None:
     """Inside the caller's transaction: the pending result of ``handoff_id`` and its token cache,
     destroyed from the vault; None unless it waits for confirmation, in time, and was started by
     the session with ``session_binding``."""
@@ -143,7 +179,8 @@ def take_pending_link(handoff_id: str, connection_id: str, session_binding: str,
         "SELECT o.detail, o.finished_at, h.session_binding FROM link_outcomes o "
         "JOIN handoffs h ON h.id = o.handoff_id "
         "WHERE o.handoff_id = ? AND o.connection_id = ? AND o.outcome = 'confirm'",
-        [str(handoff_id), str(connection_id)])
+        [str(handoff_id), str(connection_id)],
+    )
     if row is None or row["finished_at"] + CONFIRM_TTL_SECONDS <= now:
         return None
     if not hmac.compare_digest(str(row["session_binding"] or ""), str(session_binding)):
@@ -155,8 +192,9 @@ def take_pending_link(handoff_id: str, connection_id: str, session_binding: str,
     return json.loads(row["detail"] or "{}"), token_cache
 
 
-def discard_pending_link(handoff_id: str, connection_id: str, outcome: str,
-                         detail: dict | None = None) -> None:
+def discard_pending_link(
+    handoff_id: str, connection_id: str, outcome: str, detail: dict | None = None
+) -> None:
     """End a pending result without linking (``cancelled``, ``expired``): its tokens are
     destroyed."""
     with write_transaction():
@@ -167,8 +205,11 @@ def discard_pending_link(handoff_id: str, connection_id: str, outcome: str,
 def purge_unconfirmed_links(now: float | None = None) -> int:
     """Destroy the tokens of every pending result that was not confirmed in time."""
     now = time.time() if now is None else now
-    rows = _rows("SELECT handoff_id, connection_id FROM link_outcomes "
-                 "WHERE outcome = 'confirm' AND finished_at <= ?", [now - CONFIRM_TTL_SECONDS])
+    rows = _rows(
+        "SELECT handoff_id, connection_id FROM link_outcomes "
+        "WHERE outcome = 'confirm' AND finished_at <= ?",
+        [now - CONFIRM_TTL_SECONDS],
+    )
     for row in rows:
         discard_pending_link(row["handoff_id"], row["connection_id"], "expired")
     return len(rows)

@@ -11,8 +11,10 @@ def claim_refresh_lease(connection_id: str, owner: str, *, now: float, ttl: floa
     holds an unexpired one. Call it inside the caller's ``write_transaction`` together with the
     check that the connection still needs a refresh."""
     with write_transaction():
-        row = _row("SELECT owner, lease_until FROM refresh_leases WHERE connection_id = ?",
-                   [str(connection_id)])
+        row = _row(
+            "SELECT owner, lease_until FROM refresh_leases WHERE connection_id = ?",
+            [str(connection_id)],
+        )
         if row is not None and row["owner"] != owner and row["lease_until"] > now:
             return False
         _execute(
@@ -33,5 +35,7 @@ def holds_refresh_lease(connection_id: str, owner: str) -> bool:
 
 def release_refresh_lease(connection_id: str, owner: str) -> None:
     """Give the lease back (only the owner's own lease is removed)."""
-    _execute("DELETE FROM refresh_leases WHERE connection_id = ? AND owner = ?",
-             [str(connection_id), owner])
+    _execute(
+        "DELETE FROM refresh_leases WHERE connection_id = ? AND owner = ?",
+        [str(connection_id), owner],
+    )

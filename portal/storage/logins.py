@@ -9,8 +9,9 @@ from portal.storage.sql import _execute, _row, _rows
 from portal.storage.users import normalize_email
 
 
-def record_login_attempt(account: str, address: str, succeeded: bool,
-                         now: float | None = None) -> None:
+def record_login_attempt(
+    account: str, address: str, succeeded: bool, now: float | None = None
+) -> None:
     now = time.time() if now is None else now
     with write_transaction():
         _execute(
@@ -24,8 +25,13 @@ def record_login_attempt(account: str, address: str, succeeded: bool,
 PAIR_MEMORY_SECONDS = 86400
 
 
-def recent_failures(*, account: str | None = None, address: str | None = None,
-                    window: float, now: float | None = None) -> list[float]:
+def recent_failures(
+    *,
+    account: str | None = None,
+    address: str | None = None,
+    window: float,
+    now: float | None = None,
+) -> list[float]:
     """Times of failed attempts in the window, oldest first: of an account, of an address, or
     of one account from one address (both given). Counting for an account stops at its last
     success (from that address, for a pair)."""
@@ -41,17 +47,24 @@ def recent_failures(*, account: str | None = None, address: str | None = None,
         params.append(address)
     since = now - window
     if account is not None:
-        last_ok = _row(f"SELECT MAX(at) AS at FROM login_attempts WHERE {' AND '.join(where)} "
-                       "AND succeeded = 1", params)
+        last_ok = _row(
+            f"SELECT MAX(at) AS at FROM login_attempts WHERE {' AND '.join(where)} "
+            "AND succeeded = 1",
+            params,
+        )
         if last_ok and last_ok["at"] is not None:
             since = max(since, last_ok["at"])
-    rows = _rows(f"SELECT at FROM login_attempts WHERE {' AND '.join(where)} AND succeeded = 0 "
-                 "AND at > ? ORDER BY at", [*params, since])
+    rows = _rows(
+        f"SELECT at FROM login_attempts WHERE {' AND '.join(where)} AND succeeded = 0 "
+        "AND at > ? ORDER BY at",
+        [*params, since],
+    )
     return [r["at"] for r in rows]
 
 
-def pair_delay_seconds(failures: int, *, free_failures: int, first_delay: float,
-                       max_delay: float) -> float:
+def pair_delay_seconds(
+    failures: int, *, free_failures: int, first_delay: float, max_delay: float
+) -> float:
     """The pause owed after ``failures`` failures of one account from one address: none for
     the first ``free_failures``, then ``first_delay`` doubling with each further one, capped."""
     if failures < free_failures:
@@ -59,9 +72,17 @@ def pair_delay_seconds(failures: int, *, free_failures: int, first_delay: float,
     return min(first_delay * 2 ** min(failures - free_failures, 32), max_delay)
 
 
-def login_lockout_seconds(account: str, address: str, *, free_failures: int, first_delay: float,
-                          max_delay: float, max_per_address: int, window: float,
-                          now: float | None = None) -> float:
+def login_lockout_seconds(
+    account: str,
+    address: str,
+    *,
+    free_failures: int,
+    first_delay: float,
+    max_delay: float,
+    max_per_address: int,
+    window: float,
+    now: float | None = None,
+) -> float:
     """Seconds until a sign-in may be tried again for this account from this address (0: now).
 
     Failures slow down only the (account, address) pair they came from, so a stranger who knows
@@ -72,8 +93,9 @@ def login_lockout_seconds(account: str, address: str, *, free_failures: int, fir
     pair = recent_failures(account=account, address=address, window=PAIR_MEMORY_SECONDS, now=now)
     wait = 0.0
     if pair:
-        delay = pair_delay_seconds(len(pair), free_failures=free_failures,
-                                   first_delay=first_delay, max_delay=max_delay)
+        delay = pair_delay_seconds(
+            len(pair), free_failures=free_failures, first_delay=first_delay, max_delay=max_delay
+        )
         wait = pair[-1] + delay - now
     from_address = recent_failures(address=address, window=window, now=now)
     if len(from_address) >= max_per_address:

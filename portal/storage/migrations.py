@@ -14,7 +14,6 @@ from portal.storage.db import MigrationError
 migrations = Migrations("portal")
 
 
-
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     for statement in _INITIAL_SCHEMA.split(";\n"):
@@ -194,9 +193,11 @@ def m004_pending_certificates(db: sqlite_utils.Database) -> None:
                 CHECK (status IN ('pending', 'active', 'retired')),
             created_at TEXT NOT NULL
         )""")
-    db.execute("INSERT INTO certificates_new SELECT id, connection_id, thumbprint_sha1, "
-               "thumbprint_sha256, subject, not_before, not_after, cert_pem, status, created_at "
-               "FROM certificates")
+    db.execute(
+        "INSERT INTO certificates_new SELECT id, connection_id, thumbprint_sha1, "
+        "thumbprint_sha256, subject, not_before, not_after, cert_pem, status, created_at "
+        "FROM certificates"
+    )
     db.execute("DROP TABLE certificates")
     db.execute("ALTER TABLE certificates_new RENAME TO certificates")
     db.execute("CREATE INDEX certificates_connection ON certificates(connection_id)")
@@ -277,20 +278,25 @@ def m007_connection_deletion(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE connections_new RENAME TO connections")
     for statement in extras:
         db.execute(statement)
-    db.execute("DELETE FROM vault_blobs WHERE owner_table = 'certificates' "
-               "AND purpose = 'private_key' "
-               "AND owner_id IN (SELECT id FROM certificates WHERE status = 'retired')")
+    db.execute(
+        "DELETE FROM vault_blobs WHERE owner_table = 'certificates' "
+        "AND purpose = 'private_key' "
+        "AND owner_id IN (SELECT id FROM certificates WHERE status = 'retired')"
+    )
 
 
 _LIVE_STATES_CHECK = (
-    "CHECK (state IN ('draft', 'waiting', 'connected', 'needs_attention', 'needs_reconnect'))")
+    "CHECK (state IN ('draft', 'waiting', 'connected', 'needs_attention', 'needs_reconnect'))"
+)
 
 
 def _schema_of(db: sqlite_utils.Database, table: str) -> tuple[str, list[str]]:
     """The table's CREATE statement and those of its indexes and triggers (dropped with it)."""
     rows = db.execute(
         "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
-        "ORDER BY type = 'table' DESC, rowid", [table]).fetchall()
+        "ORDER BY type = 'table' DESC, rowid",
+        [table],
+    ).fetchall()
     if not rows or rows[0][0] != "table":
         raise MigrationError(f"table {table} not found")
     return rows[0][1], [sql for kind, sql in rows[1:] if kind in ("index", "trigger")]
@@ -301,12 +307,15 @@ def _connections_with_deletion(table_sql: str) -> str:
     if table_sql.count(_LIVE_STATES_CHECK) != 1 or not table_sql.rstrip().endswith(")"):
         raise MigrationError("connections has an unexpected definition; m007 changes nothing")
     sql = table_sql.replace(
-        _LIVE_STATES_CHECK, _LIVE_STATES_CHECK.replace("'needs_reconnect'",
-                                                       "'needs_reconnect', 'deleted'"))
+        _LIVE_STATES_CHECK,
+        _LIVE_STATES_CHECK.replace("'needs_reconnect'", "'needs_reconnect', 'deleted'"),
+    )
     head, _, rest = sql.partition("(")
     if head.split() != ["CREATE", "TABLE", "connections"]:
         raise MigrationError("connections has an unexpected definition; m007 changes nothing")
     body = rest.rstrip()[:-1].rstrip()
-    return (f"CREATE TABLE connections_new ({body},\n"
-            "    deleted_at TEXT,\n"
-            "    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))\n)")
+    return (
+        f"CREATE TABLE connections_new ({body},\n"
+        "    deleted_at TEXT,\n"
+        "    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))\n)"
+    )

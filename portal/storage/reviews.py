@@ -1,4 +1,4 @@
-"""Link reviews: a delegated link for a tenant another organization has linked, held for an operator."""
+"""Link reviews: a delegated link to a tenant that another organization has linked, held."""
 
 from __future__ import annotations
 
@@ -39,8 +39,15 @@ def _link_review(row: dict | None) -> LinkReview | None:
     return LinkReview(**row)
 
 
-def create_link_review(connection: Connection, *, tenant_id: str, other_org_ids: Sequence[int],
-                       requested_by: int | None, detail: dict, token_cache: bytes) -> LinkReview:
+def create_link_review(
+    connection: Connection,
+    *,
+    tenant_id: str,
+    other_org_ids: Sequence[int],
+    requested_by: int | None,
+    detail: dict,
+    token_cache: bytes,
+) -> LinkReview:
     """Hold a link for the operator (inside the caller's transaction or its own)."""
     # Hex: an id typed on a command line must never start with "-" (read as an option).
     review_id = secrets.token_hex(12)
@@ -49,9 +56,17 @@ def create_link_review(connection: Connection, *, tenant_id: str, other_org_ids:
         _execute(
             "INSERT INTO link_reviews (id, connection_id, org_id, tenant_id, other_org_ids, "
             "requested_by, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [review_id, connection.id, connection.org_id, tenant_id,
-             json.dumps(list(other_org_ids)), requested_by, json.dumps(detail, sort_keys=True),
-             now])
+            [
+                review_id,
+                connection.id,
+                connection.org_id,
+                tenant_id,
+                json.dumps(list(other_org_ids)),
+                requested_by,
+                json.dumps(detail, sort_keys=True),
+                now,
+            ],
+        )
         put_secret("link_reviews", review_id, "token_cache", token_cache)
     review = get_link_review(review_id)
     assert review is not None
@@ -62,8 +77,9 @@ def get_link_review(review_id: str) -> LinkReview | None:
     return _link_review(_row("SELECT * FROM link_reviews WHERE id = ?", [str(review_id)]))
 
 
-def list_link_reviews(status: str | None = "held", connection_id: str | None = None
-                      ) -> list[LinkReview]:
+def list_link_reviews(
+    status: str | None = "held", connection_id: str | None = None
+) -> list[LinkReview]:
     """Reviews, oldest first (``status=None``: every status)."""
     clauses, params = [], []
     if status is not None:
@@ -77,8 +93,9 @@ def list_link_reviews(status: str | None = "held", connection_id: str | None = N
     return [r for r in (_link_review(row) for row in rows) if r is not None]
 
 
-def decide_link_review(review_id: str, *, approve: bool, decided_by: str
-                       ) -> tuple[LinkReview, bytes | None] | None:
+def decide_link_review(
+    review_id: str, *, approve: bool, decided_by: str
+) -> tuple[LinkReview, bytes | None] | None:
     """Inside the caller's transaction: mark a held review decided and take its token cache out
     of the vault (destroyed; returned only when approved). None unless it is still held."""
     row = _row("SELECT * FROM link_reviews WHERE id = ? AND status = 'held'", [str(review_id)])
@@ -86,8 +103,10 @@ def decide_link_review(review_id: str, *, approve: bool, decided_by: str
         return None
     token_cache = get_secret("link_reviews", review_id, "token_cache")
     delete_secret("link_reviews", review_id, "token_cache")
-    _execute("UPDATE link_reviews SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
-             ["approved" if approve else "rejected", utcnow(), decided_by, str(review_id)])
+    _execute(
+        "UPDATE link_reviews SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
+        ["approved" if approve else "rejected", utcnow(), decided_by, str(review_id)],
+    )
     review = get_link_review(review_id)
     assert review is not None
     return review, (token_cache if approve else None)

@@ -29,8 +29,11 @@ def _execute(sql: str, params: Sequence | dict = ()):
 def table_counts(tables: Iterable[str] | None = None) -> dict[str, int]:
     """Row counts per table (tests and the health check)."""
     db = get_db()
-    names = list(tables) if tables is not None else [
-        t for t in db.table_names() if not t.startswith("_")]
+    names = (
+        list(tables)
+        if tables is not None
+        else [t for t in db.table_names() if not t.startswith("_")]
+    )
     return {name: db[name].count for name in names}
 
 

@@ -1,4 +1,4 @@
-"""Organizations, portal users and their second factor (TOTP secret in the vault, recovery codes as hashes)."""
+"""Organizations, portal users and their second factor (TOTP secret sealed, codes hashed)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,13 @@ def create_user(email: str, role: str, password_hash: str, org_id: int | None = 
         raise ValueError("an admin belongs to an organization")
     cursor = _execute(
         "INSERT INTO users (email, org_id, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-        [normalize_email(email), org_id if role == "admin" else None, role, password_hash,
-         utcnow()],
+        [
+            normalize_email(email),
+            org_id if role == "admin" else None,
+            role,
+            password_hash,
+            utcnow(),
+        ],
     )
     return get_user(cursor.lastrowid)
 
@@ -60,8 +65,9 @@ def get_user_by_email(email: str) -> User | None:
 def list_users(org_id: int | None = None) -> list[User]:
     if org_id is None:
         return [User(**r) for r in _rows("SELECT * FROM users ORDER BY email")]
-    return [User(**r) for r in _rows("SELECT * FROM users WHERE org_id = ? ORDER BY email",
-                                     [org_id])]
+    return [
+        User(**r) for r in _rows("SELECT * FROM users WHERE org_id = ? ORDER BY email", [org_id])
+    ]
 
 
 def set_password_hash(user_id: int, password_hash: str) -> None:
@@ -106,15 +112,18 @@ def get_totp_secret(user_id: int) -> str | None:
     return raw.decode("ascii") if raw else None
 
 
-def enrol_totp(user_id: int, secret: str, accepted_step: int,
-               recovery_code_hashes: Sequence[str]) -> None:
+def enrol_totp(
+    user_id: int, secret: str, accepted_step: int, recovery_code_hashes: Sequence[str]
+) -> None:
     """Make ``secret`` the user's TOTP secret (replacing the pending one) with a fresh set of
     recovery codes, all at once: a half-enrolled user could be locked out."""
     with write_transaction():
         put_secret("users", user_id, TOTP_SECRET, secret.encode("ascii"))
         delete_secret("users", user_id, TOTP_PENDING)
-        _execute("UPDATE users SET mfa_enrolled_at = ?, totp_last_step = ? WHERE id = ?",
-                 [utcnow(), accepted_step, user_id])
+        _execute(
+            "UPDATE users SET mfa_enrolled_at = ?, totp_last_step = ? WHERE id = ?",
+            [utcnow(), accepted_step, user_id],
+        )
         _replace_recovery_codes(user_id, recovery_code_hashes)
 
 
@@ -122,30 +131,40 @@ def _replace_recovery_codes(user_id: int, code_hashes: Sequence[str]) -> None:
     _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
     now = utcnow()
     for code_hash in code_hashes:
-        _execute("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
-                 [user_id, code_hash, now])
+        _execute(
+            "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+            [user_id, code_hash, now],
+        )
 
 
 def accept_totp_step(user_id: int, step: int) -> bool:
     """Remember ``step`` as used; False when it (or a later one) was accepted already."""
     cursor = _execute(
         "UPDATE users SET totp_last_step = ? WHERE id = ? "
-        "AND (totp_last_step IS NULL OR totp_last_step < ?)", [step, user_id, step])
+        "AND (totp_last_step IS NULL OR totp_last_step < ?)",
+        [step, user_id, step],
+    )
     return cursor.rowcount == 1
 
 
 def unused_recovery_codes(user_id: int) -> list[tuple[int, str]]:
     """(id, hash) of the recovery codes not used yet."""
-    return [(r["id"], r["code_hash"]) for r in _rows(
-        "SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL "
-        "ORDER BY id", [user_id])]
+    return [
+        (r["id"], r["code_hash"])
+        for r in _rows(
+            "SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL "
+            "ORDER BY id",
+            [user_id],
+        )
+    ]
 
 
 def use_recovery_code(user_id: int, code_id: int) -> bool:
     """Spend one recovery code; False when it was spent already (two tabs at once)."""
     cursor = _execute(
         "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND user_id = ? AND used_at IS NULL",
-        [utcnow(), code_id, user_id])
+        [utcnow(), code_id, user_id],
+    )
     return cursor.rowcount == 1
 
 
@@ -155,5 +174,6 @@ def remove_mfa(user_id: int) -> None:
         for purpose in (TOTP_SECRET, TOTP_PENDING):
             delete_secret("users", user_id, purpose)
         _execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
-        _execute("UPDATE users SET mfa_enrolled_at = NULL, totp_last_step = NULL WHERE id = ?",
-                 [user_id])
+        _execute(
+            "UPDATE users SET mfa_enrolled_at = NULL, totp_last_step = NULL WHERE id = ?", [user_id]
+        )

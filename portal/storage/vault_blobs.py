@@ -7,8 +7,9 @@ from portal.storage.db import write_transaction
 from portal.storage.sql import _execute, _row, _rows, utcnow
 
 
-def put_secret(owner_table: str, owner_id, purpose: str, plaintext: bytes,
-               keyring: vault.Keyring | None = None) -> None:
+def put_secret(
+    owner_table: str, owner_id, purpose: str, plaintext: bytes, keyring: vault.Keyring | None = None
+) -> None:
     """Encrypt and store (insert or replace) the secret of (owner_table, owner_id, purpose)."""
     keyring = keyring or vault.current_keyring()
     sealed = keyring.seal(plaintext, owner_table=owner_table, owner_id=owner_id, purpose=purpose)
@@ -18,13 +19,22 @@ def put_secret(owner_table: str, owner_id, purpose: str, plaintext: bytes,
         "ON CONFLICT (owner_table, owner_id, purpose) DO UPDATE SET version = excluded.version, "
         "key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
         "updated_at = excluded.updated_at",
-        [owner_table, str(owner_id), purpose, sealed.version, sealed.key_id, sealed.nonce,
-         sealed.ciphertext, utcnow()],
+        [
+            owner_table,
+            str(owner_id),
+            purpose,
+            sealed.version,
+            sealed.key_id,
+            sealed.nonce,
+            sealed.ciphertext,
+            utcnow(),
+        ],
     )
 
 
-def get_secret(owner_table: str, owner_id, purpose: str,
-               keyring: vault.Keyring | None = None) -> bytes | None:
+def get_secret(
+    owner_table: str, owner_id, purpose: str, keyring: vault.Keyring | None = None
+) -> bytes | None:
     """The plaintext, None if nothing is stored; raises ``vault.SecretUnreadable``."""
     keyring = keyring or vault.current_keyring()
     row = _row(
@@ -46,12 +56,14 @@ def delete_secret(owner_table: str, owner_id, purpose: str) -> bool:
     return cursor.rowcount > 0
 
 
-
-
 def vault_key_usage() -> dict[str, int]:
     """Number of blobs per key id."""
-    return {r["key_id"]: r["n"] for r in _rows(
-        "SELECT key_id, COUNT(*) AS n FROM vault_blobs GROUP BY key_id ORDER BY key_id")}
+    return {
+        r["key_id"]: r["n"]
+        for r in _rows(
+            "SELECT key_id, COUNT(*) AS n FROM vault_blobs GROUP BY key_id ORDER BY key_id"
+        )
+    }
 
 
 def rotate_secrets(keyring: vault.Keyring | None = None) -> dict[str, int]:
@@ -68,8 +80,11 @@ def rotate_secrets(keyring: vault.Keyring | None = None) -> dict[str, int]:
                 counts["current"] += 1
                 continue
             sealed = vault.Sealed(row["key_id"], row["nonce"], row["ciphertext"], row["version"])
-            where = {"owner_table": row["owner_table"], "owner_id": row["owner_id"],
-                     "purpose": row["purpose"]}
+            where = {
+                "owner_table": row["owner_table"],
+                "owner_id": row["owner_id"],
+                "purpose": row["purpose"],
+            }
             try:
                 new = keyring.reseal(sealed, **where)
             except vault.SecretUnreadable:

@@ -118,7 +118,8 @@ def live_portal(portal_config, sim):
 def console_errors(page):
     """Collects console errors and uncaught page errors; a test asserts the list is empty."""
     errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text)
-            if message.type == "error" else None)
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors

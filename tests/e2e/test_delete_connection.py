@@ -21,8 +21,9 @@ SCREENSHOT_DIR = os.environ.get("PORTAL_E2E_SCREENSHOTS", "")
 
 @pytest.fixture
 def tenant(sim):
-    t = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                          display_name="Contoso Ltd")
+    t = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
     app = sim.create_app(t["id"], display_name="HR sync")
     return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
 
@@ -31,8 +32,10 @@ def linked_connection(portal, admin, sim, tenant) -> tuple[str, str]:
     """Set up and link a connection through the portal's routes (the onboarding itself has its
     own browser test); returns its id and certificate thumbprint."""
     client = portal.app.test_client()
-    response = client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD,
-                                           "csrf_token": _token(client)})
+    response = client.post(
+        "/login",
+        data={"email": admin.email, "password": TEST_PASSWORD, "csrf_token": _token(client)},
+    )
     assert response.status_code == 302
     wizard = start_wizard(client)
     cert = ready(portal.app, wizard, sim, tenant)
@@ -45,8 +48,9 @@ def _token(client) -> str:
     return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
 
 
-def test_admin_deletes_a_linked_connection(page, live_portal, admin_a, sim, tenant,
-                                           console_errors, tmp_path):
+def test_admin_deletes_a_linked_connection(
+    page, live_portal, admin_a, sim, tenant, console_errors, tmp_path
+):
     portal = live_portal(CERT_KEY_SIZE=2048)
     connection_id, thumbprint = linked_connection(portal, admin_a, sim, tenant)
 
@@ -77,9 +81,11 @@ def test_admin_deletes_a_linked_connection(page, live_portal, admin_a, sim, tena
     expect(page.locator("code.thumbprint")).to_have_text([thumbprint])
     expect(page.locator("#deleted-tenant")).to_have_text(tenant["id"])
     expect(page.get_by_role("link", name="Open Certificates & secrets")).to_have_attribute(
-        "href", re.compile("/Credentials/appId/" + tenant["client_id"]))
+        "href", re.compile("/Credentials/appId/" + tenant["client_id"])
+    )
     expect(page.get_by_role("link", name="Open the app registration")).to_have_attribute(
-        "href", re.compile("/Overview/appId/" + tenant["client_id"]))
+        "href", re.compile("/Overview/appId/" + tenant["client_id"])
+    )
     shot = os.path.join(SCREENSHOT_DIR or str(tmp_path), "after-delete.png")
     page.screenshot(path=shot, full_page=True)
 

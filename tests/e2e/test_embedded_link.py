@@ -35,11 +35,16 @@ class HostPage:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
-                body = (html or (
-                    "<!doctype html><html><head><meta charset='utf-8'><title>Host product</title>"
-                    "<link rel='icon' href='data:,'></head><body><h1>Host product</h1>"
-                    f"<iframe id='portal' src='{page.frame_src}' width='900' height='700'>"
-                    "</iframe></body></html>")).encode()
+                body = (
+                    html
+                    or (
+                        "<!doctype html><html><head><meta charset='utf-8'>"
+                        "<title>Host product</title>"
+                        "<link rel='icon' href='data:,'></head><body><h1>Host product</h1>"
+                        f"<iframe id='portal' src='{page.frame_src}' width='900' height='700'>"
+                        "</iframe></body></html>"
+                    )
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -80,26 +85,37 @@ def framed_portal(live_portal, sim, sp_cert, tmp_path, hosts, make_connection, o
     allowed, _other = hosts
     pem = tmp_path / "sp.pem"
     pem.write_bytes(sp_cert.private_key_pem + sp_cert.cert_pem)
-    portal = live_portal(host="127.0.0.1", FRAME_ANCESTORS=[allowed.origin],
-                         SP_CERT_FILE=str(pem), SP_CLOUDS=["sim-global"])
+    portal = live_portal(
+        host="127.0.0.1",
+        FRAME_ANCESTORS=[allowed.origin],
+        SP_CERT_FILE=str(pem),
+        SP_CLOUDS=["sim-global"],
+    )
     public = portal.url("", host="localhost").rstrip("/")
     home = sim.create_tenant(cloud="global", domains=["provider.onmicrosoft.com"])
-    app = sim.create_app(home["id"], display_name="HR automation", multi_tenant=True,
-                         redirect_uris=[public + "/oauth/callback"])
+    app = sim.create_app(
+        home["id"],
+        display_name="HR automation",
+        multi_tenant=True,
+        redirect_uris=[public + "/oauth/callback"],
+    )
     sim.upload_certificate(home["id"], app["app_id"], sp_cert.cert_pem)
     portal.app.config.update(PUBLIC_URL=public, SP_CLIENT_ID=app["app_id"])
-    customer = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                                 display_name="Contoso Ltd")
+    customer = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
     sim.create_user(customer["id"], ADMIN_UPN, display_name="Ada Admin")
-    connection = make_connection(org_a, "service_provider", "Contoso via HR automation",
-                                 cloud="sim-global")
+    connection = make_connection(
+        org_a, "service_provider", "Contoso via HR automation", cloud="sim-global"
+    )
     return portal, connection, customer
 
 
 def sign_in_in_popup(popup, started_by: str, shots=None):
     """The popup: the portal's confirmation, then Microsoft's account picker."""
     expect(popup.get_by_role("heading", name="Continue to Microsoft sign-in?")).to_be_visible(
-        timeout=20000)
+        timeout=20000
+    )
     expect(popup.get_by_text(started_by)).to_be_visible()
     expect(popup.get_by_text("Contoso", exact=True)).to_be_visible()
     if shots:
@@ -128,12 +144,14 @@ def shots(tmp_path_factory):
     return tmp_path_factory.mktemp("screens")
 
 
-def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, console_errors,
-                                      shots):
+def test_link_account_from_the_iframe(
+    page, framed_portal, hosts, sim, admin_a, console_errors, shots
+):
     portal, connection, customer = framed_portal
     allowed, _other = hosts
-    allowed.frame_src = portal.url(f"/login?next=/connections/{connection.id}/link",
-                                   host="localhost")
+    allowed.frame_src = portal.url(
+        f"/login?next=/connections/{connection.id}/link", host="localhost"
+    )
     page.goto(allowed.origin + "/")
     frame = page.frame_locator("#portal")
     frame.get_by_label("Email").fill(admin_a.email)
@@ -167,15 +185,15 @@ def test_link_account_from_the_iframe(page, framed_portal, hosts, sim, admin_a, 
     # (Chromium may deny a third-party frame any storage at all: that is fine too.)
     storage = frame.locator("body").evaluate(
         "() => { try { return JSON.stringify([Object.entries(localStorage),"
-        " Object.entries(sessionStorage)]); } catch (e) { return 'denied'; } }")
+        " Object.entries(sessionStorage)]); } catch (e) { return 'denied'; } }"
+    )
     assert storage in ("[[],[]]", "denied")
     assert console_errors == []
     assert popup_errors == []
 
 
 def sign_in_in_frame(page, host, portal, connection, admin):
-    host.frame_src = portal.url(f"/login?next=/connections/{connection.id}/link",
-                                host="localhost")
+    host.frame_src = portal.url(f"/login?next=/connections/{connection.id}/link", host="localhost")
     page.goto(host.origin + "/")
     frame = page.frame_locator("#portal")
     frame.get_by_label("Email").fill(admin.email)
@@ -185,8 +203,9 @@ def sign_in_in_frame(page, host, portal, connection, admin):
     return frame
 
 
-def test_blocked_popup_falls_back_to_a_new_tab(page, framed_portal, hosts, sim, admin_a,
-                                               console_errors):
+def test_blocked_popup_falls_back_to_a_new_tab(
+    page, framed_portal, hosts, sim, admin_a, console_errors
+):
     portal, connection, _customer = framed_portal
     frame = sign_in_in_frame(page, hosts[0], portal, connection, admin_a)
     frame.locator("body").evaluate("() => { window.open = () => null; }")  # a popup blocker

@@ -38,7 +38,8 @@ def lure_page(target: str) -> HostPage:
         f"<a id='lure' href='{target}'>Claim your gift</a>"
         f"<button id='go' onclick=\"location.href='{target}'\">Go</button>"
         f"<button id='pop' onclick=\"window.open('{target}', 'x', 'popup')\">Pop</button>"
-        "</body></html>")
+        "</body></html>"
+    )
 
 
 @pytest.fixture
@@ -46,17 +47,24 @@ def minted(framed_portal, make_connection, org_b, admin_b, sim):
     """Fabrikam's admin mints a handoff for a new connection of Fabrikam (through the real
     route, in its own session); Ada is signed in at Microsoft with consent given."""
     portal, _connection, _customer = framed_portal
-    attacker_connection = make_connection(org_b, "service_provider", "Fabrikam's new link",
-                                          cloud="sim-global")
+    attacker_connection = make_connection(
+        org_b, "service_provider", "Fabrikam's new link", cloud="sim-global"
+    )
     attacker = portal.app.test_client()
     page = attacker.get("/login").get_data(as_text=True)
     token = page.split('"X-CSRFToken": "', 1)[1].split('"', 1)[0]
-    assert attacker.post("/login", data={"email": admin_b.email, "password": PASSWORD,
-                                         "csrf_token": token}).status_code == 302
+    assert (
+        attacker.post(
+            "/login", data={"email": admin_b.email, "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 302
+    )
     home = attacker.get("/").get_data(as_text=True)
     token = home.split('"X-CSRFToken": "', 1)[1].split('"', 1)[0]
-    made = attacker.post(f"/connections/{attacker_connection.id}/link/handoff",
-                         headers={"X-CSRFToken": token, "Accept": "application/json"})
+    made = attacker.post(
+        f"/connections/{attacker_connection.id}/link/handoff",
+        headers={"X-CSRFToken": token, "Accept": "application/json"},
+    )
     assert made.status_code == 200, made.get_data(as_text=True)[:300]
     sim.set_interaction("sso", user=ADMIN_UPN)
     url = portal.url(made.get_json()["handoff_url"], host="localhost")

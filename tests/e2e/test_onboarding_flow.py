@@ -15,16 +15,21 @@ from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
-ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
-             "User.EnableDisableAccount.All")
+ALL_GRAPH = (
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "User.EnableDisableAccount.All",
+)
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 
 
 @pytest.fixture
 def tenants(sim):
     """The customer's tenant (simulated global cloud) and someone else's in the China cloud."""
-    home = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                             display_name="Contoso Ltd")
+    home = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
     app = sim.create_app(home["id"], display_name="HR sync")
     sim.create_tenant(cloud="china", domains=["fabrikam.partner.onmschina.cn"])
     return {"id": home["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
@@ -84,13 +89,15 @@ def test_onboarding_in_chromium(page, live_portal, admin_a, sim, tenants, consol
     expect(page.locator("#tenant-format")).to_contain_text("Looks like a domain name")
     tenant.press("Tab")
     expect(page.locator("#ids-status")).to_contain_text(
-        "This tenant is in another cloud: Simulator: China")
+        "This tenant is in another cloud: Simulator: China"
+    )
     expect(page.get_by_role("button", name="Switch to Simulator: China")).to_be_visible()
 
     tenant.fill(tenants["domain"])
     tenant.press("Tab")
     expect(page.locator("#ids-status")).to_contain_text(
-        "Found your tenant in Simulator: global service.")
+        "Found your tenant in Simulator: global service."
+    )
     expect(page.locator("#tenant-guid")).to_have_text(tenants["id"])
 
     client = page.locator("#client_id")
@@ -140,14 +147,16 @@ def test_onboarding_in_chromium(page, live_portal, admin_a, sim, tenants, consol
     expect(missing).to_have_count(1)
     expect(missing).to_contain_text("Microsoft Graph: Directory.ReadWrite.All")
     expect(missing).to_contain_text("Application permissions → Directory.ReadWrite.All")
-    expect(missing.get_by_role("link")).to_have_attribute("href", re.compile(
-        "/appId/" + tenants["client_id"]))
+    expect(missing.get_by_role("link")).to_have_attribute(
+        "href", re.compile("/appId/" + tenants["client_id"])
+    )
     expect(checklist.locator("li.check.ok")).to_have_count(4)
     assert console_errors == []
 
 
-def test_onboarding_without_javascript(browser, browser_context_args, live_portal, admin_a, sim,
-                                       tenants):
+def test_onboarding_without_javascript(
+    browser, browser_context_args, live_portal, admin_a, sim, tenants
+):
     context = browser.new_context(**browser_context_args, java_script_enabled=False)
     page = context.new_page()
     try:
@@ -168,7 +177,8 @@ def test_onboarding_without_javascript(browser, browser_context_args, live_porta
         page.locator("#tenant_input").fill("fabrikam.partner.onmschina.cn")
         submit.click()
         expect(page.locator("#ids-status")).to_contain_text(
-            "This tenant is in another cloud: Simulator: China")
+            "This tenant is in another cloud: Simulator: China"
+        )
 
         page.locator("#tenant_input").fill(tenants["domain"])
         page.locator("#client_id").fill(tenants["client_id"])
@@ -201,9 +211,9 @@ def test_onboarding_without_javascript(browser, browser_context_args, live_porta
         context.close()
 
 
-def test_admin_consent_then_the_checklist_polls_until_replicated(page, portal_config, sim,
-                                                                  admin_a, tenants,
-                                                                  console_errors):
+def test_admin_consent_then_the_checklist_polls_until_replicated(
+    page, portal_config, sim, admin_a, tenants, console_errors
+):
     """The consent button goes to the (simulated) Microsoft and back; grants show up late, so
     the checklist re-checks itself until every item is ✓."""
     import socket
@@ -215,13 +225,17 @@ def test_admin_consent_then_the_checklist_polls_until_replicated(page, portal_co
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     public = f"http://127.0.0.1:{port}"
-    portal = LiveServer(lambda: create_app({**portal_config, "CERT_KEY_SIZE": 2048,
-                                            "PUBLIC_URL": public}))
+    portal = LiveServer(
+        lambda: create_app({**portal_config, "CERT_KEY_SIZE": 2048, "PUBLIC_URL": public})
+    )
     portal.port = port
     portal.start()
     try:
-        app = sim.create_app(tenants["id"], display_name="HR sync (consent)",
-                             redirect_uris=[public + "/connections/admin-consent/return"])
+        app = sim.create_app(
+            tenants["id"],
+            display_name="HR sync (consent)",
+            redirect_uris=[public + "/connections/admin-consent/return"],
+        )
         for permission in ALL_GRAPH:
             sim.add_required_permission(app["app_id"], permission)
         sim.create_user(tenants["id"], "it-admin@contoso.onmicrosoft.com", admin=True)

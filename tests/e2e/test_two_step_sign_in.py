@@ -36,8 +36,9 @@ def _sign_in_with_password(page, portal, email: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_enrol_from_the_qr_page_then_sign_in_with_the_code(page, app, live_portal, admin_a,
-                                                           org_a, tmp_path, console_errors):
+def test_enrol_from_the_qr_page_then_sign_in_with_the_code(
+    page, app, live_portal, admin_a, org_a, tmp_path, console_errors
+):
     with app.app_context():
         storage.set_organization_require_mfa(org_a.id, True)
     portal = live_portal()
@@ -71,7 +72,14 @@ def test_enrol_from_the_qr_page_then_sign_in_with_the_code(page, app, live_porta
 
 
 def test_link_account_in_the_iframe_asks_for_the_password_when_the_sign_in_is_old(
-        page, framed_portal, hosts, sim, admin_a, tmp_path, console_errors):  # noqa: F811
+    page,
+    framed_portal,  # noqa: F811
+    hosts,  # noqa: F811
+    sim,
+    admin_a,
+    tmp_path,
+    console_errors,
+):
     from tests.e2e.test_embedded_link import (
         ADMIN_UPN,
         confirm_in_panel,
@@ -104,7 +112,8 @@ def test_link_account_in_the_iframe_asks_for_the_password_when_the_sign_in_is_ol
         frame.get_by_role("button", name="Link Account").click()
     sign_in_in_popup(popup_info.value, admin_a.email)
     confirm_in_panel(frame.locator("#sp-panel"))
-    expect(frame.locator("#sp-panel")).to_have_attribute("data-link-state", "connected",
-                                                         timeout=20000)
+    expect(frame.locator("#sp-panel")).to_have_attribute(
+        "data-link-state", "connected", timeout=20000
+    )
     # Chromium reports the expected 401 of the handoff as a failed resource load.
     assert [e for e in console_errors if "status of 401" not in e] == []

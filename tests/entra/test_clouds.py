@@ -271,8 +271,9 @@ def _dead_port() -> int:
         return sock.getsockname()[1]  # closed again: nothing listens there
 
 
-def test_environment_cannot_send_calls_through_a_proxy(sim, sim_server, public_ca_table,
-                                                       monkeypatch):
+def test_environment_cannot_send_calls_through_a_proxy(
+    sim, sim_server, public_ca_table, monkeypatch
+):
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, f"http://127.0.0.1:{_dead_port()}")
     for name in ("NO_PROXY", "no_proxy"):

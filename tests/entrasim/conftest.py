@@ -27,9 +27,13 @@ def msal_app(sim_server, http):
 
     def make(tenant, client_id, credential, cloud="global", **kw):
         return msal.ConfidentialClientApplication(
-            client_id, client_credential=credential,
+            client_id,
+            client_credential=credential,
             authority=f"{sim_server.base_url(cloud)}/{tenant}",
-            http_client=http, instance_discovery=False, **kw)
+            http_client=http,
+            instance_discovery=False,
+            **kw,
+        )
 
     return make
 
@@ -41,4 +45,3 @@ def tenant_app(sim, certs):
     app = sim.create_app(t["id"], display_name="HR sync")
     sim.upload_certificate(t["id"], app["app_id"], certs["a"].cert_pem)
     return t, app
-

@@ -27,8 +27,9 @@ class Browser:
         return re.search(r'name="csrf_token" value="([^"]+)"', self.page).group(1)
 
     def post(self, action, data=None, files=None, expect=200):
-        with self.http.post(self.base + action, data={"csrf_token": self.csrf(), **(data or {})},
-                            files=files) as resp:
+        with self.http.post(
+            self.base + action, data={"csrf_token": self.csrf(), **(data or {})}, files=files
+        ) as resp:
             assert resp.status_code == expect, resp.text[:300]
             self.page = resp.text
         return self.page
@@ -44,16 +45,23 @@ def test_customer_setup_through_the_admin_center(sim, admin_browser, msal_app, c
     page = admin_browser.get("/_sim/admin")
     assert "Contoso" in page
     page = admin_browser.get(f"/_sim/admin/tenants/{t['id']}")
-    page = admin_browser.post(f"/_sim/admin/tenants/{t['id']}/apps",
-                        {"display_name": "Identity automation"})
+    page = admin_browser.post(
+        f"/_sim/admin/tenants/{t['id']}/apps", {"display_name": "Identity automation"}
+    )
     assert "App registration created." in page
     app_id = re.search(r'<code id="client-id">([^<]+)</code>', page).group(1)
     app_path = f"/_sim/admin/tenants/{t['id']}/apps/{app_id}"
-    page = admin_browser.post(app_path + "/certificates", {"description": "from the portal"},
-                        files={"certificate": ("portal.cer", certs["a"].der)})
+    page = admin_browser.post(
+        app_path + "/certificates",
+        {"description": "from the portal"},
+        files={"certificate": ("portal.cer", certs["a"].der)},
+    )
     assert "Certificate uploaded." in page and certs["a"].sha1 in page
-    for perm in ("graph:Role:User.ReadWrite.All", "graph:Role:Group.ReadWrite.All",
-                 "exchange:Role:Exchange.ManageAsApp"):
+    for perm in (
+        "graph:Role:User.ReadWrite.All",
+        "graph:Role:Group.ReadWrite.All",
+        "exchange:Role:Exchange.ManageAsApp",
+    ):
         admin_browser.post(app_path + "/permissions", {"permission": perm})
     page = admin_browser.post(app_path + "/consent")
     assert "Admin consent granted." in page
@@ -73,22 +81,29 @@ def test_wrong_file_type_is_refused(sim, admin_browser, certs):
     app = sim.create_app(t["id"])
     path = f"/_sim/admin/tenants/{t['id']}/apps/{app['app_id']}"
     admin_browser.get(path)
-    page = admin_browser.post(path + "/certificates",
-                        files={"certificate": ("key.pfx", b"not a certificate")})
+    page = admin_browser.post(
+        path + "/certificates", files={"certificate": ("key.pfx", b"not a certificate")}
+    )
     assert "must be one of the following file types: .cer, .pem, .crt" in page
-    page = admin_browser.post(path + "/certificates",
-                        files={"certificate": ("bad.pem", b"-----BEGIN CERTIFICATE-----\nxx")})
+    page = admin_browser.post(
+        path + "/certificates",
+        files={"certificate": ("bad.pem", b"-----BEGIN CERTIFICATE-----\nxx")},
+    )
     assert "not a certificate" in page
 
 
 def test_forms_need_the_csrf_token(sim, sim_server, http, admin_browser):
     admin_browser.get("/_sim/admin")
-    with http.post(sim_server.base_url() + "/_sim/admin/tenants",
-                   data={"display_name": "Evil", "csrf_token": "guess"}) as resp:
+    with http.post(
+        sim_server.base_url() + "/_sim/admin/tenants",
+        data={"display_name": "Evil", "csrf_token": "guess"},
+    ) as resp:
         assert resp.status_code == 400
-    with http.post(sim_server.base_url() + "/_sim/admin/tenants",
-                   data={"display_name": "Evil", "csrf_token": admin_browser.csrf()},
-                   headers={"Origin": "https://evil.example"}) as resp:
+    with http.post(
+        sim_server.base_url() + "/_sim/admin/tenants",
+        data={"display_name": "Evil", "csrf_token": admin_browser.csrf()},
+        headers={"Origin": "https://evil.example"},
+    ) as resp:
         assert resp.status_code == 403
     assert sim.state()["tenants"] == []
     page = admin_browser.post("/_sim/admin/tenants", {"display_name": "Fabrikam", "cloud": "china"})

@@ -15,8 +15,9 @@ GRAPH = ["https://graph.microsoft.com/.default"]
 def product(sim, certs):
     """The product's multi-tenant app in its home tenant, with its API permissions configured."""
     home = sim.create_tenant(domains=["product.onmicrosoft.com"], display_name="Product")
-    app = sim.create_app(home["id"], display_name="Identity automation", multi_tenant=True,
-                         redirect_uris=[REDIRECT])
+    app = sim.create_app(
+        home["id"], display_name="Identity automation", multi_tenant=True, redirect_uris=[REDIRECT]
+    )
     sim.upload_certificate(home["id"], app["app_id"], certs["a"].cert_pem)
     sim.add_required_permission(app["app_id"], "User.ReadWrite.All")
     sim.add_required_permission(app["app_id"], "Group.ReadWrite.All")
@@ -37,24 +38,30 @@ def test_v2_consent_provisions_sp_and_grants(sim, sim_server, http, product, msa
     client = msal_app(customer["id"], app["app_id"], certs["a"].credential())
     assert client.acquire_token_for_client(GRAPH)["error_codes"] == [700016]
     sim.set_interaction("consent")
-    target, params = follow_authorize(http, url(sim_server, "fabrikam.onmicrosoft.com", app,
-                                                scope=GRAPH[0]))
+    target, params = follow_authorize(
+        http, url(sim_server, "fabrikam.onmicrosoft.com", app, scope=GRAPH[0])
+    )
     assert target == REDIRECT
     assert params["admin_consent"] == "True" and params["tenant"] == customer["id"]
     assert params["state"] == "xyz"
-    assert sorted(params["scope"].split()) == ["https://graph.microsoft.com/Group.ReadWrite.All",
-                                               "https://graph.microsoft.com/User.ReadWrite.All"]
+    assert sorted(params["scope"].split()) == [
+        "https://graph.microsoft.com/Group.ReadWrite.All",
+        "https://graph.microsoft.com/User.ReadWrite.All",
+    ]
     client = msal_app(customer["id"], app["app_id"], certs["a"].credential())
     token = client.acquire_token_for_client(GRAPH)
-    assert claims_of(token["access_token"])["roles"] == ["Group.ReadWrite.All",
-                                                        "User.ReadWrite.All"]
+    assert claims_of(token["access_token"])["roles"] == [
+        "Group.ReadWrite.All",
+        "User.ReadWrite.All",
+    ]
     # Only Graph's /.default was consented: Exchange is not granted yet.
     exo = client.acquire_token_for_client(["https://outlook.office365.com/.default"])
     assert "roles" not in claims_of(exo["access_token"])
 
 
-def test_v1_consent_grants_every_configured_permission(sim, sim_server, http, product, msal_app,
-                                                       certs):
+def test_v1_consent_grants_every_configured_permission(
+    sim, sim_server, http, product, msal_app, certs
+):
     app, customer = product
     sim.set_interaction("consent")
     target, params = follow_authorize(http, url(sim_server, customer["id"], app, v2=False))
@@ -80,8 +87,11 @@ def test_decline_v1_and_v2(sim, sim_server, http, product):
     app, customer = product
     sim.set_interaction("decline")
     _t, v1 = follow_authorize(http, url(sim_server, customer["id"], app, v2=False))
-    assert v1 == {"error": "permission_denied",
-                  "error_description": "The admin canceled the request", "state": "xyz"}
+    assert v1 == {
+        "error": "permission_denied",
+        "error_description": "The admin canceled the request",
+        "state": "xyz",
+    }
     _t, v2 = follow_authorize(http, url(sim_server, customer["id"], app, scope=GRAPH[0]))
     assert v2["admin_consent"] == "True" and v2["error"] == "consent_required"
     assert v2["error_description"].startswith("AADSTS65004:") and v2["state"] == "xyz"
@@ -92,8 +102,9 @@ def test_v2_requires_scope_and_registered_redirect(sim, sim_server, http, produc
     sim.set_interaction("consent")
     _t, params = follow_authorize(http, url(sim_server, customer["id"], app))
     assert params["error"] == "invalid_request"
-    bad = url(sim_server, customer["id"], app, scope=GRAPH[0]).replace("portal.example",
-                                                                        "evil.example")
+    bad = url(sim_server, customer["id"], app, scope=GRAPH[0]).replace(
+        "portal.example", "evil.example"
+    )
     with http.get(bad, allow_redirects=False) as resp:
         assert resp.status_code == 400 and "AADSTS50011" in resp.text
 
@@ -118,11 +129,14 @@ def test_consent_page_for_a_person(sim, sim_server, http, product):
     assert "User.ReadWrite.All" in page and "admin@fabrikam.onmicrosoft.com" in page
     action = re.search(r'<form method="post" action="([^"]+)"', page).group(1)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    with http.post(sim_server.base_url() + action, data={"csrf_token": "forged", "decision":
-                                                         "accept"}) as resp:
+    with http.post(
+        sim_server.base_url() + action, data={"csrf_token": "forged", "decision": "accept"}
+    ) as resp:
         assert resp.status_code == 400
-    with http.post(sim_server.base_url() + action, allow_redirects=False,
-                   data={"csrf_token": csrf, "decision": "accept",
-                         "upn": "admin@fabrikam.onmicrosoft.com"}) as resp:
+    with http.post(
+        sim_server.base_url() + action,
+        allow_redirects=False,
+        data={"csrf_token": csrf, "decision": "accept", "upn": "admin@fabrikam.onmicrosoft.com"},
+    ) as resp:
         assert resp.status_code == 302
         assert resp.headers["Location"].startswith(REDIRECT + "?admin_consent=True")

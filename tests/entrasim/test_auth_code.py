@@ -16,16 +16,18 @@ UPN = "admin@contoso.onmicrosoft.com"
 def web_app(sim, certs):
     t = sim.create_tenant(domains=["contoso.onmicrosoft.com"], display_name="Contoso")
     sim.create_user(t["id"], UPN, display_name="Ada Admin")
-    app = sim.create_app(t["id"], display_name="Portal", multi_tenant=True,
-                         redirect_uris=[REDIRECT])
+    app = sim.create_app(
+        t["id"], display_name="Portal", multi_tenant=True, redirect_uris=[REDIRECT]
+    )
     sim.upload_certificate(t["id"], app["app_id"], certs["a"].cert_pem)
     return t, app
 
 
 def sign_in(sim, http, client, scopes=("User.Read",), mode="form_post", user=UPN, **kw):
     sim.set_interaction("consent", user=user)
-    flow = client.initiate_auth_code_flow(list(scopes), redirect_uri=REDIRECT,
-                                          response_mode=mode, **kw)
+    flow = client.initiate_auth_code_flow(
+        list(scopes), redirect_uri=REDIRECT, response_mode=mode, **kw
+    )
     target, params = follow_authorize(http, flow["auth_uri"])
     assert target == REDIRECT
     return flow, params
@@ -56,8 +58,7 @@ def test_query_mode_flow(sim, http, web_app, msal_app, certs):
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "response_mode='form_post' is recommended",
-                                UserWarning)
+        warnings.filterwarnings("ignore", "response_mode='form_post' is recommended", UserWarning)
         flow, params = sign_in(sim, http, client, mode="query")
     result = client.acquire_token_by_auth_code_flow(flow, params)
     assert claims_of(result["access_token"])["scp"] == "User.Read"
@@ -77,8 +78,9 @@ def test_code_is_single_use_and_pkce_checked(sim, sim_server, http, web_app, msa
 def test_redirect_uri_must_match_exactly(sim, http, web_app, msal_app, certs):
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
-    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT + "/",
-                                          response_mode="form_post")
+    flow = client.initiate_auth_code_flow(
+        ["User.Read"], redirect_uri=REDIRECT + "/", response_mode="form_post"
+    )
     with http.get(flow["auth_uri"], allow_redirects=False) as resp:
         assert resp.status_code == 400
         assert "AADSTS50011" in resp.text
@@ -133,21 +135,27 @@ def test_nonce_is_echoed_and_tamper(sim, http, web_app, msal_app, certs):
     assert result["id_token_claims"]["aud"] == "someone-else"
     # Only the next id token is tampered.
     flow, params = sign_in(sim, http, client)
-    assert client.acquire_token_by_auth_code_flow(flow, params)["id_token_claims"]["aud"] == \
-        app["app_id"]
+    assert (
+        client.acquire_token_by_auth_code_flow(flow, params)["id_token_claims"]["aud"]
+        == app["app_id"]
+    )
 
 
-@pytest.mark.parametrize("mode, error, code", [
-    ("decline", "access_denied", 65004),
-    ("admin_approval_required", "consent_required", 90094),
-    ("other_tenant_user", "invalid_request", 50020),
-])
+@pytest.mark.parametrize(
+    "mode, error, code",
+    [
+        ("decline", "access_denied", 65004),
+        ("admin_approval_required", "consent_required", 90094),
+        ("other_tenant_user", "invalid_request", 50020),
+    ],
+)
 def test_interaction_error_modes(sim, http, web_app, msal_app, certs, mode, error, code):
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     sim.set_interaction(mode)
-    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT,
-                                          response_mode="form_post")
+    flow = client.initiate_auth_code_flow(
+        ["User.Read"], redirect_uri=REDIRECT, response_mode="form_post"
+    )
     _target, params = follow_authorize(http, flow["auth_uri"])
     assert params["error"] == error
     assert params["error_description"].startswith(f"AADSTS{code}:")
@@ -169,16 +177,16 @@ def test_non_admin_cannot_consent_to_admin_scope(sim, http, web_app, msal_app, c
     t, app = web_app
     sim.create_user(t["id"], "bob@contoso.onmicrosoft.com", admin=False)
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
-    flow, params = sign_in(sim, http, client, scopes=["User.ReadWrite.All"],
-                           user="bob@contoso.onmicrosoft.com")
+    flow, params = sign_in(
+        sim, http, client, scopes=["User.ReadWrite.All"], user="bob@contoso.onmicrosoft.com"
+    )
     assert params["error_description"].startswith("AADSTS90094:")
     flow, params = sign_in(sim, http, client, scopes=["User.ReadWrite.All"])  # the admin
     result = client.acquire_token_by_auth_code_flow(flow, params)
     assert claims_of(result["access_token"])["scp"] == "User.ReadWrite.All"
 
 
-def test_delegated_token_reads_me_and_organization(sim, sim_server, http, web_app, msal_app,
-                                                   certs):
+def test_delegated_token_reads_me_and_organization(sim, sim_server, http, web_app, msal_app, certs):
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     flow, params = sign_in(sim, http, client)
@@ -195,14 +203,17 @@ def test_delegated_token_reads_me_and_organization(sim, sim_server, http, web_ap
 def test_pkce_is_required(sim, sim_server, http, web_app):
     t, app = web_app
     sim.set_interaction("consent", user=UPN)
-    url = (f"{sim_server.base_url()}/{t['id']}/oauth2/v2.0/authorize?client_id={app['app_id']}"
-           f"&response_type=code&redirect_uri={REDIRECT}&scope=openid&state=s1")
+    url = (
+        f"{sim_server.base_url()}/{t['id']}/oauth2/v2.0/authorize?client_id={app['app_id']}"
+        f"&response_type=code&redirect_uri={REDIRECT}&scope=openid&state=s1"
+    )
     _target, params = follow_authorize(http, url)
     assert params["error"] == "invalid_request" and params["state"] == "s1"
 
 
-def test_customer_tenant_user_signs_in_to_multi_tenant_app(sim, sim_server, http, web_app,
-                                                           msal_app, certs):
+def test_customer_tenant_user_signs_in_to_multi_tenant_app(
+    sim, sim_server, http, web_app, msal_app, certs
+):
     _home, app = web_app
     customer = sim.create_tenant(domains=["fabrikam.onmicrosoft.com"], display_name="Fabrikam")
     sim.create_user(customer["id"], "it@fabrikam.onmicrosoft.com")
@@ -216,8 +227,9 @@ def test_form_post_page_needs_no_inline_script(sim, sim_server, http, web_app, m
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     sim.set_interaction("consent", user=UPN)
-    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT,
-                                          response_mode="form_post")
+    flow = client.initiate_auth_code_flow(
+        ["User.Read"], redirect_uri=REDIRECT, response_mode="form_post"
+    )
     with http.get(flow["auth_uri"], allow_redirects=False) as resp:
         csp = resp.headers["Content-Security-Policy"]
         assert csp == "default-src 'self'; frame-ancestors 'none'"
@@ -235,19 +247,22 @@ def test_sign_in_page_for_a_person(sim, sim_server, http, web_app, msal_app, cer
     t, app = web_app
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     sim.set_interaction("page")
-    flow = client.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT,
-                                          response_mode="form_post")
+    flow = client.initiate_auth_code_flow(
+        ["User.Read"], redirect_uri=REDIRECT, response_mode="form_post"
+    )
     with http.get(flow["auth_uri"]) as resp:
         page = resp.text
     assert "Sign in and consent" in page and "User.Read" in page and UPN in page
     action = re.search(r'<form method="post" action="([^"]+)"', page).group(1)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    with http.post(sim_server.base_url() + action,
-                   data={"csrf_token": csrf, "decision": "accept", "upn": UPN}) as resp:
+    with http.post(
+        sim_server.base_url() + action, data={"csrf_token": csrf, "decision": "accept", "upn": UPN}
+    ) as resp:
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', resp.text))
     result = client.acquire_token_by_auth_code_flow(flow, fields)
     assert result["id_token_claims"]["preferred_username"] == UPN
     # The pending request is single use.
-    with http.post(sim_server.base_url() + action,
-                   data={"csrf_token": csrf, "decision": "accept", "upn": UPN}) as resp:
+    with http.post(
+        sim_server.base_url() + action, data={"csrf_token": csrf, "decision": "accept", "upn": UPN}
+    ) as resp:
         assert resp.status_code == 400

@@ -20,8 +20,9 @@ def test_certificate_both_signing_forms(sim, sim_server, tenant_app, msal_app, c
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "User.ReadWrite.All")
     sim.grant_app_role(t["id"], app["app_id"], "Group.ReadWrite.All")
-    result = msal_app("contoso.onmicrosoft.com", app["app_id"],
-                      certs["a"].credential(form)).acquire_token_for_client(GRAPH)
+    result = msal_app(
+        "contoso.onmicrosoft.com", app["app_id"], certs["a"].credential(form)
+    ).acquire_token_for_client(GRAPH)
     assert result["token_type"] == "Bearer", result
     c = claims_of(result["access_token"])
     assert c["aud"] == "https://graph.microsoft.com"
@@ -35,8 +36,7 @@ def test_certificate_both_signing_forms(sim, sim_server, tenant_app, msal_app, c
     assert "scp" not in c
 
 
-def test_roles_absent_when_nothing_granted_and_only_that_resource(sim, tenant_app, msal_app,
-                                                                  certs):
+def test_roles_absent_when_nothing_granted_and_only_that_resource(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "Exchange.ManageAsApp", resource="exchange")
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
@@ -57,18 +57,22 @@ def test_directory_roles_appear_as_wids(sim, tenant_app, msal_app, certs):
 def test_unregistered_certificate_is_700027(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     result = msal_app(t["id"], app["app_id"], certs["b"].credential()).acquire_token_for_client(
-        GRAPH)
+        GRAPH
+    )
     assert_aadsts(result, "invalid_client", 700027)
-    assert "The certificate with identifier used to sign the client assertion is not registered " \
-           "on application." in result["error_description"]
+    assert (
+        "The certificate with identifier used to sign the client assertion is not registered "
+        "on application." in result["error_description"]
+    )
     assert f"Thumbprint of key used by client: '{certs['b'].sha1}'" in result["error_description"]
 
 
 def test_removed_certificate_stops_working(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.remove_certificate(t["id"], app["app_id"], certs["a"].sha1)
-    result = msal_app(t["id"], app["app_id"], certs["a"].credential("sha256")) \
-        .acquire_token_for_client(GRAPH)
+    result = msal_app(
+        t["id"], app["app_id"], certs["a"].credential("sha256")
+    ).acquire_token_for_client(GRAPH)
     assert result["error_codes"] == [700027]
 
 
@@ -77,17 +81,21 @@ def test_rsa_1024_is_rejected(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.upload_certificate(t["id"], app["app_id"], certs["weak"].der)  # DER upload works too
     result = msal_app(t["id"], app["app_id"], certs["weak"].credential()).acquire_token_for_client(
-        GRAPH)
+        GRAPH
+    )
     assert_aadsts(result, "invalid_client", 700027)
-    assert "RSA key size 1024 is less than the minimum required 2048 bits" in \
-        result["error_description"]
+    assert (
+        "RSA key size 1024 is less than the minimum required 2048 bits"
+        in result["error_description"]
+    )
 
 
 def test_assertion_outside_time_window_is_700024(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.advance_clock(3600)
     result = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        GRAPH)
+        GRAPH
+    )
     assert_aadsts(result, "invalid_client", 700024)
     assert "Client assertion is not within its valid time range." in result["error_description"]
 
@@ -95,18 +103,22 @@ def test_assertion_outside_time_window_is_700024(sim, tenant_app, msal_app, cert
 def test_app_not_in_tenant_is_700016(sim, tenant_app, msal_app, certs):
     _t, app = tenant_app
     other = sim.create_tenant(domains=["fabrikam.onmicrosoft.com"])
-    result = msal_app(other["id"], app["app_id"], certs["a"].credential()) \
-        .acquire_token_for_client(GRAPH)
+    result = msal_app(other["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
+        GRAPH
+    )
     assert_aadsts(result, "unauthorized_client", 700016)
-    assert f"Application with identifier '{app['app_id']}' was not found in the directory" in \
-        result["error_description"]
+    assert (
+        f"Application with identifier '{app['app_id']}' was not found in the directory"
+        in result["error_description"]
+    )
 
 
 def test_disabled_service_principal_is_7000112(sim, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.set_service_principal_enabled(t["id"], app["app_id"], False)
     result = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        GRAPH)
+        GRAPH
+    )
     assert_aadsts(result, "unauthorized_client", 7000112)
 
 
@@ -122,16 +134,20 @@ def test_client_secret_right_wrong_and_expired(sim, tenant_app, msal_app):
     assert_aadsts(expired, "invalid_client", 7000222)
 
 
-@pytest.mark.parametrize("scope, code", [
-    ("User.Read.All", 1002012),
-    ("https://graph.microsoft.com/User.Read.All", 1002012),
-    ("https://graph.microsoft.us/.default", 1002012),
-    ("https://api.example.com/.default", 500011),
-])
+@pytest.mark.parametrize(
+    "scope, code",
+    [
+        ("User.Read.All", 1002012),
+        ("https://graph.microsoft.com/User.Read.All", 1002012),
+        ("https://graph.microsoft.us/.default", 1002012),
+        ("https://api.example.com/.default", 500011),
+    ],
+)
 def test_scope_rules(sim, tenant_app, msal_app, certs, scope, code):
     t, app = tenant_app
     result = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        [scope])
+        [scope]
+    )
     assert_aadsts(result, "invalid_scope" if code == 1002012 else "invalid_resource", code)
 
 
@@ -157,12 +173,26 @@ def test_assertion_audience_must_be_this_token_endpoint(sim, sim_server, http, t
 
     def post(aud):
         now = time.time()
-        assertion = jwt.encode({"aud": aud, "iss": app["app_id"], "sub": app["app_id"],
-                                "jti": str(uuid.uuid4()), "iat": now, "exp": now + 600},
-                               certs["a"].key, algorithm="PS256", headers={"x5t#S256": x5t_s256})
-        data = {"grant_type": "client_credentials", "client_id": app["app_id"],
-                "scope": GRAPH[0], "client_assertion": assertion, "client_assertion_type":
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+        assertion = jwt.encode(
+            {
+                "aud": aud,
+                "iss": app["app_id"],
+                "sub": app["app_id"],
+                "jti": str(uuid.uuid4()),
+                "iat": now,
+                "exp": now + 600,
+            },
+            certs["a"].key,
+            algorithm="PS256",
+            headers={"x5t#S256": x5t_s256},
+        )
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": app["app_id"],
+            "scope": GRAPH[0],
+            "client_assertion": assertion,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        }
         with http.post(endpoint, data=data) as resp:
             return resp.status_code, resp.json()
 

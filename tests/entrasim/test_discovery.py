@@ -34,15 +34,17 @@ def test_us_gov_tenants_found_on_both_us_listeners(sim, sim_server, http):
             assert doc["tenant_region_sub_scope"] == sub
     # ... but not on the global or China login host.
     for listener in ("global", "china"):
-        with http.get(f"{sim_server.base_url(listener)}/{l4['id']}/v2.0/"
-                      ".well-known/openid-configuration") as resp:
+        with http.get(
+            f"{sim_server.base_url(listener)}/{l4['id']}/v2.0/.well-known/openid-configuration"
+        ) as resp:
             assert resp.status_code == 400
             assert_aadsts(resp.json(), "invalid_tenant", 90002)
 
 
 def test_unknown_tenant_is_90002(sim, sim_server, http):
-    with http.get(f"{sim_server.base_url()}/nobody.onmicrosoft.com/v2.0/"
-                  ".well-known/openid-configuration") as resp:
+    with http.get(
+        f"{sim_server.base_url()}/nobody.onmicrosoft.com/v2.0/.well-known/openid-configuration"
+    ) as resp:
         assert resp.status_code == 400
         body = resp.json()
     assert_aadsts(body, "invalid_tenant", 90002)
@@ -50,8 +52,9 @@ def test_unknown_tenant_is_90002(sim, sim_server, http):
 
 
 def test_malformed_tenant_is_900023(sim, sim_server, http):
-    with http.get(f"{sim_server.base_url()}/not_a_tenant!/v2.0/"
-                  ".well-known/openid-configuration") as resp:
+    with http.get(
+        f"{sim_server.base_url()}/not_a_tenant!/v2.0/.well-known/openid-configuration"
+    ) as resp:
         assert resp.status_code == 400
         assert_aadsts(resp.json(), "invalid_request", 900023)
 
@@ -60,15 +63,21 @@ def test_keys_publish_the_signing_key(sim, sim_server, http, tenant_app, msal_ap
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "User.ReadWrite.All")
     result = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        ["https://graph.microsoft.com/.default"])
+        ["https://graph.microsoft.com/.default"]
+    )
     base = sim_server.base_url()
     with http.get(f"{base}/{t['id']}/discovery/v2.0/keys") as resp:
         jwks = resp.json()
     kid = jwt.get_unverified_header(result["access_token"])["kid"]
     (key,) = [k for k in jwks["keys"] if k["kid"] == kid]
     public = jwt.PyJWK(key).key
-    claims = jwt.decode(result["access_token"], public, algorithms=["RS256"],
-                        audience="https://graph.microsoft.com", issuer=f"{base}/{t['id']}/v2.0")
+    claims = jwt.decode(
+        result["access_token"],
+        public,
+        algorithms=["RS256"],
+        audience="https://graph.microsoft.com",
+        issuer=f"{base}/{t['id']}/v2.0",
+    )
     assert claims["roles"] == ["User.ReadWrite.All"]
 
 

@@ -27,21 +27,26 @@ def test_status_429_with_retry_after_then_recovers(sim, sim_server, http, tenant
 
 
 @pytest.mark.parametrize("status", [503, 504])
-def test_status_5xx_on_graph_until_cleared(sim, sim_server, http, tenant_app, msal_app, certs,
-                                           status):
+def test_status_5xx_on_graph_until_cleared(
+    sim, sim_server, http, tenant_app, msal_app, certs, status
+):
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "Organization.Read.All")
     token = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        GRAPH)["access_token"]
+        GRAPH
+    )["access_token"]
     sim.set_fault("graph.organization", "status", status=status)
     for _ in range(2):
-        with http.get(f"{sim_server.base_url()}/v1.0/organization",
-                      headers={"Authorization": f"Bearer {token}"}) as resp:
+        with http.get(
+            f"{sim_server.base_url()}/v1.0/organization",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
             assert resp.status_code == status
             assert "code" in resp.json()["error"]
     sim.clear_faults()
-    with http.get(f"{sim_server.base_url()}/v1.0/organization",
-                  headers={"Authorization": f"Bearer {token}"}) as resp:
+    with http.get(
+        f"{sim_server.base_url()}/v1.0/organization", headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
         assert resp.status_code == 200
 
 
@@ -108,8 +113,7 @@ def test_request_log(sim, sim_server, http, tenant_app, msal_app, certs):
     assert isinstance(token["at"], float)
 
 
-def test_replication_delay_for_tokens_and_graph(sim, sim_server, http, tenant_app, msal_app,
-                                                certs):
+def test_replication_delay_for_tokens_and_graph(sim, sim_server, http, tenant_app, msal_app, certs):
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "Application.Read.All")
     sim.set_replication_delay(30)
@@ -118,8 +122,10 @@ def test_replication_delay_for_tokens_and_graph(sim, sim_server, http, tenant_ap
     def roles_and_listing():
         client = msal_app(t["id"], app["app_id"], certs["a"].credential())
         token = client.acquire_token_for_client(GRAPH)["access_token"]
-        with http.get(f"{sim_server.base_url()}/v1.0/servicePrincipals/{app['sp_id']}"
-                      "/appRoleAssignments", headers={"Authorization": f"Bearer {token}"}) as resp:
+        with http.get(
+            f"{sim_server.base_url()}/v1.0/servicePrincipals/{app['sp_id']}/appRoleAssignments",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
             listed = {a["appRoleId"] for a in resp.json()["value"]}
         return claims_of(token).get("roles"), listed
 
@@ -153,5 +159,6 @@ def test_state_round_trip(sim, tenant_app, msal_app, certs):
     sim.reset()
     sim.load_state(saved)
     result = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        GRAPH)
+        GRAPH
+    )
     assert claims_of(result["access_token"])["roles"] == ["User.ReadWrite.All"]

@@ -15,8 +15,11 @@ def graph_get(sim_server, http, tenant_app, msal_app, certs):
     def get(path, cloud="global", **params):
         client = msal_app(t["id"], app["app_id"], certs["a"].credential())
         token = client.acquire_token_for_client(GRAPH)["access_token"]
-        with http.get(f"{sim_server.base_url(cloud)}/v1.0{path}", params=params,
-                      headers={"Authorization": f"Bearer {token}"}) as resp:
+        with http.get(
+            f"{sim_server.base_url(cloud)}/v1.0{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
             return resp.status_code, resp.json()
 
     return get
@@ -42,8 +45,10 @@ def test_own_service_principal_needs_no_permission(sim, tenant_app, graph_get):
 def test_graph_sp_lists_real_role_ids(sim, tenant_app, graph_get):
     t, app = tenant_app
     sim.grant_app_role(t["id"], app["app_id"], "Application.Read.All")
-    status, body = graph_get("/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')",
-                             **{"$select": "id,appId,appRoles"})
+    status, body = graph_get(
+        "/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')",
+        **{"$select": "id,appId,appRoles"},
+    )
     assert status == 200
     roles = {r["value"]: r["id"] for r in body["appRoles"]}
     assert roles["User.ReadWrite.All"] == "741f803b-c850-494e-b5df-cde7c675a1ca"
@@ -59,10 +64,13 @@ def test_app_role_assignments_denied_then_allowed(sim, tenant_app, graph_get):
     status, body = graph_get(f"/servicePrincipals/{app['sp_id']}/appRoleAssignments")
     assert status == 200
     by_role = {a["appRoleId"]: a for a in body["value"]}
-    assert by_role["741f803b-c850-494e-b5df-cde7c675a1ca"]["resourceDisplayName"] == \
-        "Microsoft Graph"
-    assert by_role["dc50a0fb-09a3-484d-be87-e023b12c6440"]["resourceDisplayName"] == \
-        "Office 365 Exchange Online"
+    assert (
+        by_role["741f803b-c850-494e-b5df-cde7c675a1ca"]["resourceDisplayName"] == "Microsoft Graph"
+    )
+    assert (
+        by_role["dc50a0fb-09a3-484d-be87-e023b12c6440"]["resourceDisplayName"]
+        == "Office 365 Exchange Online"
+    )
     assert all(a["principalId"] == app["sp_id"] for a in body["value"])
 
 
@@ -76,8 +84,9 @@ def test_role_assignments_filter(sim, tenant_app, graph_get):
     sim.grant_app_role(t["id"], app["app_id"], "RoleManagement.Read.Directory")
     status, body = graph_get(path, **flt)
     assert status == 200
-    assert sorted(r["roleDefinitionId"] for r in body["value"]) == sorted([USER_ADMIN,
-                                                                          EXCHANGE_ADMIN])
+    assert sorted(r["roleDefinitionId"] for r in body["value"]) == sorted(
+        [USER_ADMIN, EXCHANGE_ADMIN]
+    )
     assert {r["directoryScopeId"] for r in body["value"]} == {"/"}
     sim.remove_directory_role(t["id"], app["app_id"], USER_ADMIN)
     assert [r["roleDefinitionId"] for r in graph_get(path, **flt)[1]["value"]] == [EXCHANGE_ADMIN]
@@ -91,9 +100,13 @@ def test_organization(sim, tenant_app, graph_get):
     assert status == 200
     (org,) = body["value"]
     assert org["id"] == t["id"] and org["displayName"] == "Contoso"
-    assert org["verifiedDomains"][0] == {"capabilities": "Email, OfficeCommunicationsOnlineService",
-                                         "isDefault": True, "isInitial": True,
-                                         "name": "contoso.onmicrosoft.com", "type": "Managed"}
+    assert org["verifiedDomains"][0] == {
+        "capabilities": "Email, OfficeCommunicationsOnlineService",
+        "isDefault": True,
+        "isInitial": True,
+        "name": "contoso.onmicrosoft.com",
+        "type": "Managed",
+    }
 
 
 def test_users_paging(sim, sim_server, http, tenant_app, msal_app, certs):
@@ -102,7 +115,8 @@ def test_users_paging(sim, sim_server, http, tenant_app, msal_app, certs):
         sim.create_user(t["id"], f"user{i}@contoso.onmicrosoft.com", admin=False)
     sim.grant_app_role(t["id"], app["app_id"], "User.Read.All")
     token = msal_app(t["id"], app["app_id"], certs["a"].credential()).acquire_token_for_client(
-        GRAPH)["access_token"]
+        GRAPH
+    )["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     url, seen, pages = f"{sim_server.base_url()}/v1.0/users?$top=2", [], 0
     while url:
@@ -121,8 +135,9 @@ def test_users_paging(sim, sim_server, http, tenant_app, msal_app, certs):
 def test_me_is_delegated_only(sim, tenant_app, graph_get):
     status, body = graph_get("/me")
     assert status == 400
-    assert body["error"]["message"] == \
-        "/me request is only valid with delegated authentication flow."
+    assert (
+        body["error"]["message"] == "/me request is only valid with delegated authentication flow."
+    )
 
 
 def test_token_checks(sim, sim_server, http, tenant_app, msal_app, certs):
@@ -133,17 +148,21 @@ def test_token_checks(sim, sim_server, http, tenant_app, msal_app, certs):
         assert resp.json()["error"]["code"] == "InvalidAuthenticationToken"
     client = msal_app(t["id"], app["app_id"], certs["a"].credential())
     exo = client.acquire_token_for_client(["https://outlook.office365.com/.default"])
-    with http.get(f"{base}/v1.0/organization",
-                  headers={"Authorization": f"Bearer {exo['access_token']}"}) as resp:
+    with http.get(
+        f"{base}/v1.0/organization", headers={"Authorization": f"Bearer {exo['access_token']}"}
+    ) as resp:
         assert resp.status_code == 401
         assert "Invalid audience" in resp.json()["error"]["message"]
     graph = client.acquire_token_for_client(GRAPH)["access_token"]
     # Graph of another cloud does not accept a global token.
-    with http.get(f"{sim_server.base_url('usgov-l4')}/v1.0/organization",
-                  headers={"Authorization": f"Bearer {graph}"}) as resp:
+    with http.get(
+        f"{sim_server.base_url('usgov-l4')}/v1.0/organization",
+        headers={"Authorization": f"Bearer {graph}"},
+    ) as resp:
         assert resp.status_code == 401
     sim.advance_clock(2 * 3600)
-    with http.get(f"{base}/v1.0/organization",
-                  headers={"Authorization": f"Bearer {graph}"}) as resp:
+    with http.get(
+        f"{base}/v1.0/organization", headers={"Authorization": f"Bearer {graph}"}
+    ) as resp:
         assert resp.status_code == 401
         assert "expired" in resp.json()["error"]["message"]

@@ -24,7 +24,8 @@ def wizard(client_a) -> Wizard:
 @pytest.fixture
 def tenant(sim):
     """A tenant in the simulator's global cloud with an app registration."""
-    t = sim.create_tenant(cloud="global", domains=["contoso.onmicrosoft.com"],
-                          display_name="Contoso Ltd")
+    t = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
     app = sim.create_app(t["id"], display_name="HR sync")
     return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}

@@ -31,8 +31,7 @@ class Wizard:
         return self.post(f"{self.url}/cloud", {"cloud": key}, htmx)
 
     def ids(self, tenant: str = "", client_id: str = "", htmx: bool = True):
-        return self.post(f"{self.url}/ids", {"tenant_input": tenant, "client_id": client_id},
-                         htmx)
+        return self.post(f"{self.url}/ids", {"tenant_input": tenant, "client_id": client_id}, htmx)
 
     def page(self) -> str:
         return text(self.client.get(self.url))
@@ -40,8 +39,7 @@ class Wizard:
 
 def start_wizard(client) -> Wizard:
     token = csrf_token(client, "/connections/new")
-    response = client.post("/connections/new", data={"kind": "customer_owned",
-                                                     "csrf_token": token})
+    response = client.post("/connections/new", data={"kind": "customer_owned", "csrf_token": token})
     assert response.status_code == 302
     connection_id = response.headers["Location"].split("/")[2]
     return Wizard(client, connection_id)
@@ -57,8 +55,12 @@ def text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
-ALL_GRAPH = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
-             "User.EnableDisableAccount.All")
+ALL_GRAPH = (
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "User.EnableDisableAccount.All",
+)
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 EXCHANGE_ADMIN = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 

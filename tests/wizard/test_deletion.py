@@ -31,26 +31,31 @@ def delete(client, connection_id: str, token: str | None = None):
 def blobs_of(app, connection_id: str) -> list[tuple[str, str, str]]:
     """Every vault blob that belongs to the connection, its certificates or its flows."""
     with app.app_context():
-        return [(r["owner_table"], r["owner_id"], r["purpose"]) for r in db.get_db().query(
-            "SELECT owner_table, owner_id, purpose FROM vault_blobs WHERE "
-            "(owner_table = 'connections' AND owner_id = :id) OR "
-            "(owner_table = 'certificates' AND owner_id IN "
-            " (SELECT id FROM certificates WHERE connection_id = :id)) OR "
-            "(owner_table = 'auth_flows' AND owner_id IN "
-            " (SELECT state FROM auth_flows WHERE connection_id = :id))", {"id": connection_id})]
+        return [
+            (r["owner_table"], r["owner_id"], r["purpose"])
+            for r in db.get_db().query(
+                "SELECT owner_table, owner_id, purpose FROM vault_blobs WHERE "
+                "(owner_table = 'connections' AND owner_id = :id) OR "
+                "(owner_table = 'certificates' AND owner_id IN "
+                " (SELECT id FROM certificates WHERE connection_id = :id)) OR "
+                "(owner_table = 'auth_flows' AND owner_id IN "
+                " (SELECT state FROM auth_flows WHERE connection_id = :id))",
+                {"id": connection_id},
+            )
+        ]
 
 
 def test_the_page_offers_delete_with_a_confirmation(app, wizard, sim, tenant):
     linked(app, wizard, sim, tenant)
     body = text(wizard.client.get(f"/connections/{wizard.id}"))
-    form = re.search(r'<form method="post" action="/connections/\w+/delete">.*?</form>', body,
-                     re.S)
+    form = re.search(r'<form method="post" action="/connections/\w+/delete">.*?</form>', body, re.S)
     assert form and 'name="csrf_token"' in form.group(0)
     assert "data-confirm=" in form.group(0) and "cannot be undone" in form.group(0)
 
 
 def test_delete_destroys_every_secret_in_one_go_and_keeps_the_history(
-        app, wizard, sim, tenant, admin_a):
+    app, wizard, sim, tenant, admin_a
+):
     cert = linked(app, wizard, sim, tenant)
     # A rotation in progress and an admin consent started: a second key and a pending flow.
     wizard.post(f"/connections/{wizard.id}/certificate/rotate", htmx=False)
@@ -73,8 +78,11 @@ def test_delete_destroys_every_secret_in_one_go_and_keeps_the_history(
         assert gone.tenant_id == tenant["id"]  # what the customer must clean up stays known
         assert {c.status for c in storage.list_certificates(wizard.id)} == {"retired"}
         assert storage.get_certificate(cert.id).cert_pem == cert.cert_pem  # public part kept
-        flows = list(db.get_db().query("SELECT consumed_at FROM auth_flows "
-                                       "WHERE connection_id = ?", [wizard.id]))
+        flows = list(
+            db.get_db().query(
+                "SELECT consumed_at FROM auth_flows WHERE connection_id = ?", [wizard.id]
+            )
+        )
         assert flows and all(f["consumed_at"] for f in flows)
         assert storage.open_handoff(handoff.id, "popup", "token") is None
         assert storage.list_health_events(wizard.id, limit=1)[0].outcome == "deleted"
@@ -82,13 +90,20 @@ def test_delete_destroys_every_secret_in_one_go_and_keeps_the_history(
     assert audit.actor_user_id == admin_a.id and audit.org_id == admin_a.org_id
     assert audit.detail["tenant_id"] == tenant["id"]
     assert set(audit.detail["thumbprints"]) == {cert.thumbprint_sha1, pending.thumbprint_sha1}
-    assert audit.detail["destroyed"] == {"token_cache": 0, "private_keys": 2, "flow_secrets": 1,
-                                         "auth_flows_burnt": 1, "handoffs_burnt": 1,
-                                         "unconfirmed_sign_ins": 0, "held_links": 0}
+    assert audit.detail["destroyed"] == {
+        "token_cache": 0,
+        "private_keys": 2,
+        "flow_secrets": 1,
+        "auth_flows_burnt": 1,
+        "handoffs_burnt": 1,
+        "unconfirmed_sign_ins": 0,
+        "held_links": 0,
+    }
 
 
 def test_after_deleting_the_page_says_what_to_remove_at_microsoft(
-        app, wizard, sim, tenant, admin_a):
+    app, wizard, sim, tenant, admin_a
+):
     cert = linked(app, wizard, sim, tenant)
     page = wizard.client.get(delete(wizard.client, wizard.id).headers["Location"])
     assert page.status_code == 200
@@ -104,7 +119,8 @@ def test_after_deleting_the_page_says_what_to_remove_at_microsoft(
 
 
 def test_a_deleted_connection_leaves_the_list_and_nothing_acts_on_it(
-        app, wizard, sim, tenant, runner):
+    app, wizard, sim, tenant, runner
+):
     linked(app, wizard, sim, tenant)
     assert wizard.id in wizard.client.get("/").get_data(as_text=True)
     delete(wizard.client, wizard.id, wizard.token)
@@ -117,11 +133,15 @@ def test_a_deleted_connection_leaves_the_list_and_nothing_acts_on_it(
     base = f"/connections/{wizard.id}"
     assert wizard.client.get(f"{base}/setup").status_code == 404
     assert wizard.client.get(f"{base}/certificate.pem").status_code == 404
-    for path, data in ((f"{base}/check", {}), (f"{base}/setup/cloud", {"cloud": "sim-global"}),
-                       (f"{base}/setup/ids", {"tenant_input": "x"}),
-                       (f"{base}/setup/certificate", {"replace": "1"}),
-                       (f"{base}/certificate/rotate", {}), (f"{base}/admin-consent", {}),
-                       (f"{base}/delete", {})):
+    for path, data in (
+        (f"{base}/check", {}),
+        (f"{base}/setup/cloud", {"cloud": "sim-global"}),
+        (f"{base}/setup/ids", {"tenant_input": "x"}),
+        (f"{base}/setup/certificate", {"replace": "1"}),
+        (f"{base}/certificate/rotate", {}),
+        (f"{base}/admin-consent", {}),
+        (f"{base}/delete", {}),
+    ):
         assert wizard.post(path, data, htmx=False).status_code == 404, path
     # An htmx fragment of the deleted page loads the whole page instead.
     assert wizard.client.get(base, headers={"HX-Request": "true"}).headers["HX-Redirect"] == base
@@ -135,11 +155,14 @@ def test_a_deleted_connection_leaves_the_list_and_nothing_acts_on_it(
 
 
 def test_only_an_admin_of_the_organization_deletes_with_csrf(
-        app, wizard, sim, tenant, client_b, support_client):
+    app, wizard, sim, tenant, client_b, support_client
+):
     linked(app, wizard, sim, tenant)
     assert delete(client_b, wizard.id).status_code == 404
-    assert delete(support_client, wizard.id, csrf_token(support_client, "/support/")
-                  ).status_code == 403
+    assert (
+        delete(support_client, wizard.id, csrf_token(support_client, "/support/")).status_code
+        == 403
+    )
     assert wizard.client.post(f"/connections/{wizard.id}/delete").status_code == 400  # no CSRF
     assert wizard.client.get(f"/connections/{wizard.id}/delete").status_code == 405
     assert connection(app, wizard.id).state == "connected"
@@ -147,7 +170,8 @@ def test_only_an_admin_of_the_organization_deletes_with_csrf(
 
 
 def test_support_sees_deleted_connections_only_when_asked_and_read_only(
-        app, wizard, sim, tenant, support_client, admin_a):
+    app, wizard, sim, tenant, support_client, admin_a
+):
     cert = linked(app, wizard, sim, tenant)
     delete(wizard.client, wizard.id, wizard.token)
 
@@ -183,8 +207,9 @@ def test_the_store_refuses_any_change_to_a_deleted_connection(app, wizard, admin
         with pytest.raises(storage.ConnectionDeleted):
             storage.write_lifecycle(wizard.id, state="connected", health="healthy")
         with pytest.raises(storage.ConnectionDeleted):
-            lifecycle.check_recorded(wizard.id, ok=True, health="healthy", fields={},
-                                     summary={}, actor=None, detail={})
+            lifecycle.check_recorded(
+                wizard.id, ok=True, health="healthy", fields={}, summary={}, actor=None, detail={}
+            )
         with pytest.raises(storage.ConnectionDeleted):
             storage.delete_connection_and_secrets(wizard.id, actor=admin_a.id)
         assert lifecycle.needs_reconnect(wizard.id, "late").state == "deleted"
@@ -193,11 +218,16 @@ def test_the_store_refuses_any_change_to_a_deleted_connection(app, wizard, admin
 
 
 def test_destroyed_ciphertext_does_not_linger_in_the_database_file(
-        app, wizard, sim, tenant, app_config):
+    app, wizard, sim, tenant, app_config
+):
     linked(app, wizard, sim, tenant)
     with app.app_context():
-        (ciphertext,) = [r["ciphertext"] for r in db.get_db().query(
-            "SELECT ciphertext FROM vault_blobs WHERE owner_table = 'certificates'")]
+        (ciphertext,) = [
+            r["ciphertext"]
+            for r in db.get_db().query(
+                "SELECT ciphertext FROM vault_blobs WHERE owner_table = 'certificates'"
+            )
+        ]
     delete(wizard.client, wizard.id, wizard.token)
     with app.app_context():
         db.get_db().execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -21,13 +21,16 @@ def test_sweep_finds_a_revoked_permission(app, runner, wizard, sim, tenant, clie
 
     result = runner.invoke(args=["check-health"])
     assert result.exit_code == 0, result.output
-    assert ("Health sweep: checked 1, healthy 0, needs attention 1, could not check 0, "
-            "certificates expiring within 30 days 0") in result.output
+    assert (
+        "Health sweep: checked 1, healthy 0, needs attention 1, could not check 0, "
+        "certificates expiring within 30 days 0"
+    ) in result.output
 
     item = connection(app, wizard.id)
     assert item.state == "needs_attention" and item.health == "failing"
-    assert "app:Group.ReadWrite.All" in [i["key"] for i in item.last_check["checklist"]
-                                         if i["status"] == "missing"]
+    assert "app:Group.ReadWrite.All" in [
+        i["key"] for i in item.last_check["checklist"] if i["status"] == "missing"
+    ]
     with app.app_context():
         event = storage.list_health_events(wizard.id, limit=1)[0]
         audit = storage.list_audit_events(connection_id=wizard.id, limit=1)[0]
@@ -47,8 +50,9 @@ def test_sweep_reports_certificates_about_to_expire(app, runner, wizard, sim, te
     with app.app_context():
         cert = storage.active_certificate(wizard.id)
         soon = (datetime.now(UTC) + timedelta(days=5, hours=1)).isoformat()
-        storage.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
-                               [soon, cert.id])
+        storage.get_db().execute(
+            "UPDATE certificates SET not_after = ? WHERE id = ?", [soon, cert.id]
+        )
     result = runner.invoke(args=["check-health"])
     assert f"{wizard.id}: certificate expires in 5 days" in result.output
     assert "certificates expiring within 30 days 1" in result.output

@@ -36,15 +36,22 @@ def test_create_customer_owned_goes_to_wizard_as_draft(app, client_a, admin_a):
         audit = storage.list_audit_events(connection_id=wizard.id, action="connection.create")
     assert audit and audit[0].actor_user_id == admin_a.id
     body = wizard.page()
-    for title in ("National cloud", "Tenant ID and client ID", "Register the application",
-                  "Certificate", "Permissions", "Link Account"):
+    for title in (
+        "National cloud",
+        "Tenant ID and client ID",
+        "Register the application",
+        "Certificate",
+        "Permissions",
+        "Link Account",
+    ):
         assert title in body
 
 
 def test_create_service_provider_goes_to_connection_page(app, client_a):
     token = csrf_token(client_a, "/connections/new")
-    response = client_a.post("/connections/new", data={"kind": "service_provider",
-                                                       "csrf_token": token})
+    response = client_a.post(
+        "/connections/new", data={"kind": "service_provider", "csrf_token": token}
+    )
     assert response.status_code == 302
     assert re.fullmatch(r"/connections/[0-9a-f]{32}", response.headers["Location"])
     assert client_a.get(response.headers["Location"]).status_code == 200
@@ -62,9 +69,13 @@ def test_create_needs_a_kind_and_csrf(client_a):
 
 def test_cloud_step_lists_builtin_and_extra_clouds_with_explanations(wizard):
     body = wizard.page()
-    for label in ("Microsoft Entra ID (global service)", "Microsoft Graph for US Government L4",
-                  "Microsoft Graph for US Government L5 (DoD)",
-                  "Microsoft Entra China operated by 21Vianet", "Simulator: global service"):
+    for label in (
+        "Microsoft Entra ID (global service)",
+        "Microsoft Graph for US Government L4",
+        "Microsoft Graph for US Government L5 (DoD)",
+        "Microsoft Entra China operated by 21Vianet",
+        "Simulator: global service",
+    ):
         assert label in body
     assert "US Government GCC High (Impact Level 4)" in body
     assert "The separate cloud in China run by a local partner." in body
@@ -77,8 +88,14 @@ def test_saving_the_cloud_htmx_returns_the_section_and_dependent_sections(app, w
     assert body.lstrip().startswith('<section id="step-cloud"')
     assert "Saved: Simulator: global service." in body
     # Deep links of later sections follow the cloud, out of band.
-    for section in ("wizard-progress", "step-ids", "step-register", "step-certificate",
-                    "step-permissions", "step-link"):
+    for section in (
+        "wizard-progress",
+        "step-ids",
+        "step-register",
+        "step-certificate",
+        "step-permissions",
+        "step-link",
+    ):
         assert re.search(rf'id="{section}"[^>]*hx-swap-oob="true"', body), section
     assert "/_sim/admin" in body
     item = connection(app, wizard.id)
@@ -102,21 +119,25 @@ def test_cloud_without_javascript_redirects_to_the_section(app, wizard):
 # --- Step 2: live format validation ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("typed", "expected"), [
-    (GUID, "Looks like a tenant ID."),
-    ("{" + GUID.upper() + "}", "Looks like a tenant ID."),
-    ("contoso.onmicrosoft.com", "Looks like a domain name"),
-    ("72f988bf-86f1-41af-91ab-2d7cd011db4", "it has 31 hexadecimal digits: a tenant ID has 32"),
-    ("72f988bf86f141af91ab2d7cd011db47", "it has 32 hexadecimal digits"),
-    ("contoso", "A domain needs a dot"),
-    ("contoso..com", "That domain name isn't valid."),
-    ("contoso.com/evil", "That isn't a tenant ID or domain name."),
-    ("10.0.0.1", "must end in letters"),
-    ("conto so.com", "Remove the spaces"),
-])
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (GUID, "Looks like a tenant ID."),
+        ("{" + GUID.upper() + "}", "Looks like a tenant ID."),
+        ("contoso.onmicrosoft.com", "Looks like a domain name"),
+        ("72f988bf-86f1-41af-91ab-2d7cd011db4", "it has 31 hexadecimal digits: a tenant ID has 32"),
+        ("72f988bf86f141af91ab2d7cd011db47", "it has 32 hexadecimal digits"),
+        ("contoso", "A domain needs a dot"),
+        ("contoso..com", "That domain name isn't valid."),
+        ("contoso.com/evil", "That isn't a tenant ID or domain name."),
+        ("10.0.0.1", "must end in letters"),
+        ("conto so.com", "Remove the spaces"),
+    ],
+)
 def test_live_tenant_format_messages(client_a, typed, expected):
-    response = client_a.get("/connections/validate/tenant", query_string={"tenant_input": typed},
-                            headers=HX)
+    response = client_a.get(
+        "/connections/validate/tenant", query_string={"tenant_input": typed}, headers=HX
+    )
     assert response.status_code == 200
     body = text(response)
     assert body.startswith('<p id="tenant-format"') and expected in body
@@ -126,33 +147,48 @@ def test_live_validation_writes_nothing_and_calls_nobody(app, client_a, sim):
     def snapshot():
         with app.app_context():
             database = db.get_db()
-            return {t: database.execute(f"SELECT * FROM [{t}]").fetchall()
-                    for t in database.table_names()}
+            return {
+                t: database.execute(f"SELECT * FROM [{t}]").fetchall()
+                for t in database.table_names()
+            }
 
     before, calls = snapshot(), len(sim.requests())
     for typed in ("contoso.onmicrosoft.com", GUID, "bad..", ""):
-        assert client_a.get("/connections/validate/tenant",
-                            query_string={"tenant_input": typed}, headers=HX).status_code == 200
-        assert client_a.get("/connections/validate/client",
-                            query_string={"client_id": typed}, headers=HX).status_code == 200
+        assert (
+            client_a.get(
+                "/connections/validate/tenant", query_string={"tenant_input": typed}, headers=HX
+            ).status_code
+            == 200
+        )
+        assert (
+            client_a.get(
+                "/connections/validate/client", query_string={"client_id": typed}, headers=HX
+            ).status_code
+            == 200
+        )
     assert snapshot() == before
     assert len(sim.requests()) == calls
 
 
 def test_live_validation_needs_sign_in(client):
-    response = client.get("/connections/validate/tenant", query_string={"tenant_input": "x"},
-                          headers=HX)
+    response = client.get(
+        "/connections/validate/tenant", query_string={"tenant_input": "x"}, headers=HX
+    )
     assert response.headers.get("HX-Redirect", "").startswith("/login")
 
 
-@pytest.mark.parametrize(("typed", "expected"), [
-    (GUID, "Looks like a client ID."),
-    ("my-app", "The Application (client) ID is a GUID"),
-    ("contoso.onmicrosoft.com", "The Application (client) ID is a GUID"),
-])
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (GUID, "Looks like a client ID."),
+        ("my-app", "The Application (client) ID is a GUID"),
+        ("contoso.onmicrosoft.com", "The Application (client) ID is a GUID"),
+    ],
+)
 def test_live_client_id_format_messages(client_a, typed, expected):
-    body = text(client_a.get("/connections/validate/client", query_string={"client_id": typed},
-                             headers=HX))
+    body = text(
+        client_a.get("/connections/validate/client", query_string={"client_id": typed}, headers=HX)
+    )
     assert body.startswith('<p id="client-format"') and expected in body
 
 
@@ -266,8 +302,11 @@ def test_registration_instructions_follow_the_cloud(wizard, tenant):
     body = wizard.page()
     assert "single tenant" in body and "Leave the <strong>Redirect URI</strong> empty" in body
     assert "https://portal.example/connections/admin-consent/return" in body
-    assert re.search(r'href="https://127\.0\.0\.1:\d+/_sim/admin/?#view/'
-                     r'Microsoft_AAD_RegisteredApps/ApplicationsListBlade"', body)
+    assert re.search(
+        r'href="https://127\.0\.0\.1:\d+/_sim/admin/?#view/'
+        r'Microsoft_AAD_RegisteredApps/ApplicationsListBlade"',
+        body,
+    )
 
 
 def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
@@ -291,9 +330,14 @@ def test_continue_creates_the_certificate_and_waits(app, wizard, tenant):
         assert [c.id for c in storage.list_certificates(wizard.id)] == [cert.id]
 
 
-@pytest.mark.parametrize(("fmt", "mime"), [("cer", "application/pkix-cert"),
-                                           ("pem", "application/x-pem-file"),
-                                           ("crt", "application/x-x509-ca-cert")])
+@pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [
+        ("cer", "application/pkix-cert"),
+        ("pem", "application/x-pem-file"),
+        ("crt", "application/x-x509-ca-cert"),
+    ],
+)
 def test_certificate_downloads(app, wizard, fmt, mime):
     wizard.post(f"{wizard.url}/certificate")
     with app.app_context():
@@ -304,8 +348,11 @@ def test_certificate_downloads(app, wizard, fmt, mime):
     assert response.headers["Content-Disposition"].startswith("attachment; filename=")
     assert response.headers["Content-Disposition"].endswith(f'.{fmt}"')
     data = response.data
-    parsed = (x509.load_der_x509_certificate(data) if fmt == "cer"
-              else x509.load_pem_x509_certificate(data))
+    parsed = (
+        x509.load_der_x509_certificate(data)
+        if fmt == "cer"
+        else x509.load_pem_x509_certificate(data)
+    )
     assert parsed.fingerprint(hashes.SHA1()).hex().upper() == cert.thumbprint_sha1
     assert b"PRIVATE" not in data
     assert parsed.public_key().key_size == 2048
@@ -379,12 +426,22 @@ def test_other_organization_gets_404_everywhere(client_b, wizard):
     base = f"/connections/{wizard.id}"
     for path in (f"{base}/setup", f"{base}/certificate.cer"):
         assert client_b.get(path).status_code == 404
-    for path in (f"{base}/setup/cloud", f"{base}/setup/ids", f"{base}/setup/registered",
-                 f"{base}/setup/certificate", f"{base}/setup/uploaded", f"{base}/setup/exchange",
-                 f"{base}/admin-consent",
-                 f"{base}/check"):
-        assert client_b.post(path, data={"csrf_token": token, "cloud": "global"},
-                             headers=HX).status_code == 404, path
+    for path in (
+        f"{base}/setup/cloud",
+        f"{base}/setup/ids",
+        f"{base}/setup/registered",
+        f"{base}/setup/certificate",
+        f"{base}/setup/uploaded",
+        f"{base}/setup/exchange",
+        f"{base}/admin-consent",
+        f"{base}/check",
+    ):
+        assert (
+            client_b.post(
+                path, data={"csrf_token": token, "cloud": "global"}, headers=HX
+            ).status_code
+            == 404
+        ), path
 
 
 def test_support_is_read_only(app, support_client, wizard):
@@ -393,12 +450,16 @@ def test_support_is_read_only(app, support_client, wizard):
     assert response.status_code == 302
     assert response.headers["Location"] == f"/connections/{wizard.id}"
     body = support_client.get(f"/connections/{wizard.id}").get_data(as_text=True)
-    assert "<form" not in body.split('<main', 1)[1]
+    assert "<form" not in body.split("<main", 1)[1]
     assert "PRIVATE KEY" not in body
     token = csrf_token(support_client, f"/connections/{wizard.id}")
     for path in ("setup/cloud", "setup/certificate", "admin-consent", "check"):
-        assert support_client.post(f"/connections/{wizard.id}/{path}",
-                                   data={"csrf_token": token}).status_code == 403
+        assert (
+            support_client.post(
+                f"/connections/{wizard.id}/{path}", data={"csrf_token": token}
+            ).status_code
+            == 403
+        )
     assert support_client.get("/connections/new").status_code == 403
 
 
@@ -406,8 +467,7 @@ def test_support_is_read_only(app, support_client, wizard):
 
 
 def test_one_section_as_a_fragment(wizard):
-    response = wizard.client.get(wizard.url, query_string={"section": "permissions"},
-                                 headers=HX)
+    response = wizard.client.get(wizard.url, query_string={"section": "permissions"}, headers=HX)
     body = text(response)
     assert body.lstrip().startswith('<section id="step-permissions"')
     assert "<html" not in body and "hx-swap-oob" not in body
@@ -430,8 +490,9 @@ def test_wizard_pages_may_be_framed_by_the_host_product(framed_config, client_a)
     wizard = start_wizard(client_a)
     for path in ("/connections/new", wizard.url, f"/connections/{wizard.id}"):
         response = client_a.get(path)
-        assert "frame-ancestors https://host.example" in response.headers[
-            "Content-Security-Policy"], path
+        assert (
+            "frame-ancestors https://host.example" in response.headers["Content-Security-Policy"]
+        ), path
         assert "X-Frame-Options" not in response.headers
 
 
@@ -445,27 +506,37 @@ def test_continue_after_upload_moves_to_the_permissions(app, wizard):
     assert response.headers["Location"].endswith("#step-certificate")
 
 
-@pytest.mark.parametrize("path, data", [
-    ("setup/cloud", {"cloud": "sim-china"}),
-    ("setup/ids", {"tenant_input": "contoso.onmicrosoft.com", "client_id": GUID}),
-    ("setup/registered", {}),
-    ("setup/certificate", {"replace": "1"}),
-    ("setup/uploaded", {}),
-    ("setup/exchange", {"exchange": "1"}),
-    ("admin-consent", {}),
-    ("certificate/rotate", {}),
-    ("certificate/confirm", {}),
-])
-def test_wizard_steps_refuse_a_service_provider_connection(app, client_a, org_a, make_connection,
-                                                            path, data):
+@pytest.mark.parametrize(
+    "path, data",
+    [
+        ("setup/cloud", {"cloud": "sim-china"}),
+        ("setup/ids", {"tenant_input": "contoso.onmicrosoft.com", "client_id": GUID}),
+        ("setup/registered", {}),
+        ("setup/certificate", {"replace": "1"}),
+        ("setup/uploaded", {}),
+        ("setup/exchange", {"exchange": "1"}),
+        ("admin-consent", {}),
+        ("certificate/rotate", {}),
+        ("certificate/confirm", {}),
+    ],
+)
+def test_wizard_steps_refuse_a_service_provider_connection(
+    app, client_a, org_a, make_connection, path, data
+):
     """404 like another organization's connection, and nothing written: these steps would set
     a customer-owned application's tenant, client, certificate or state on it."""
-    item = make_connection(org_a, kind="service_provider", cloud="sim-global",
-                           tenant_id="3f2c9c52-6f0a-4a55-9d1a-2a7f7e1c0b11", client_id=GUID)
+    item = make_connection(
+        org_a,
+        kind="service_provider",
+        cloud="sim-global",
+        tenant_id="3f2c9c52-6f0a-4a55-9d1a-2a7f7e1c0b11",
+        client_id=GUID,
+    )
     token = csrf_token(client_a, "/connections/new")
     for headers in (HX, {}):
-        response = client_a.post(f"/connections/{item.id}/{path}",
-                                 data={**data, "csrf_token": token}, headers=headers)
+        response = client_a.post(
+            f"/connections/{item.id}/{path}", data={**data, "csrf_token": token}, headers=headers
+        )
         assert response.status_code == 404
         assert "portal_consent" not in response.headers.get("Set-Cookie", "")
     with app.app_context():

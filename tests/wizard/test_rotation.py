@@ -34,7 +34,8 @@ def page(wizard) -> str:
 
 
 def test_rotation_keeps_the_connection_working_and_switches_only_when_proven(
-        app, wizard, sim, tenant):
+    app, wizard, sim, tenant
+):
     old = connected(app, wizard, sim, tenant)
     assert "Start certificate rotation" in page(wizard)
 
@@ -90,12 +91,14 @@ def test_expiry_warning_shows_early(app, wizard, sim, tenant):
     soon = (datetime.now(UTC) + timedelta(days=10, hours=1)).isoformat()
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     with app.app_context():
-        storage.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
-                               [soon, cert.id])
+        storage.get_db().execute(
+            "UPDATE certificates SET not_after = ? WHERE id = ?", [soon, cert.id]
+        )
     assert "expires in 10 days" in page(wizard)
     with app.app_context():
-        storage.get_db().execute("UPDATE certificates SET not_after = ? WHERE id = ?",
-                               [past, cert.id])
+        storage.get_db().execute(
+            "UPDATE certificates SET not_after = ? WHERE id = ?", [past, cert.id]
+        )
     assert "has expired" in page(wizard)
     assert verification.days_left(past) < 0
 
@@ -114,8 +117,12 @@ def test_other_organization_cannot_rotate(app, wizard, sim, tenant, client_b):
 
     connected(app, wizard, sim, tenant)
     token = csrf_token(client_b, "/")
-    assert client_b.post(f"/connections/{wizard.id}/certificate/rotate",
-                         data={"csrf_token": token}).status_code == 404
+    assert (
+        client_b.post(
+            f"/connections/{wizard.id}/certificate/rotate", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
     with app.app_context():
         assert storage.pending_certificate(wizard.id) is None
 
@@ -132,8 +139,7 @@ def test_replacing_a_linked_certificate_in_the_wizard_rotates_instead(app, wizar
     assert "Linked." in text(link(wizard))
 
 
-def test_rotation_destroys_the_old_private_key_and_keeps_its_public_part(
-        app, wizard, sim, tenant):
+def test_rotation_destroys_the_old_private_key_and_keeps_its_public_part(app, wizard, sim, tenant):
     old = connected(app, wizard, sim, tenant)
     rotate(wizard)
     with app.app_context():

@@ -58,7 +58,8 @@ def test_one_permission_missing_is_exactly_that_item(app, wizard, sim, tenant):
     assert item.state == "needs_attention" and item.health == "failing"
     with app.app_context():
         assert storage.list_health_events(wizard.id)[0].summary["missing"] == [
-            "app:User.EnableDisableAccount.All"]
+            "app:User.EnableDisableAccount.All"
+        ]
 
 
 def test_role_missing(app, wizard, sim, tenant):
@@ -76,8 +77,9 @@ def test_exchange_on(app, wizard, sim, tenant):
     body = text(link(wizard))
     assert marks(body) == (5, 2)
     assert "Exchange.ManageAsApp" in body and "Role: Exchange Administrator" in body
-    sim.grant_app_role(tenant["id"], tenant["client_id"], "Exchange.ManageAsApp",
-                       resource="exchange")
+    sim.grant_app_role(
+        tenant["id"], tenant["client_id"], "Exchange.ManageAsApp", resource="exchange"
+    )
     sim.assign_directory_role(tenant["id"], tenant["client_id"], EXCHANGE_ADMIN)
     body = text(link(wizard))
     assert marks(body) == (7, 0) and "Linked." in body
@@ -106,7 +108,8 @@ def test_link_without_javascript_redirects_to_the_checklist(app, wizard, sim, te
 
 
 def test_revoking_a_permission_shows_on_check_again_from_the_connection_page(
-        app, wizard, sim, tenant):
+    app, wizard, sim, tenant
+):
     ready(app, wizard, sim, tenant)
     link(wizard)
     sim.revoke_app_role(tenant["id"], tenant["client_id"], "Group.ReadWrite.All")
@@ -122,8 +125,11 @@ def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard,
     other = create_app({**app_config, "VAULT_KEYS": vault.Keyring.generate()})
     client = other.test_client()
     client.set_cookie("session", wizard.client.get_cookie("session").value)
-    response = client.post(f"/connections/{wizard.id}/check",
-                           data={"where": "wizard", "csrf_token": wizard.token}, headers=HX)
+    response = client.post(
+        f"/connections/{wizard.id}/check",
+        data={"where": "wizard", "csrf_token": wizard.token},
+        headers=HX,
+    )
     assert response.status_code == 200
     assert "Create a new certificate (step 4)" in text(response)
     assert connection(app, wizard.id).state == "needs_reconnect"
@@ -208,16 +214,19 @@ def test_admin_consent_inside_a_frame_offers_what_works_there(app, wizard, sim, 
     """Microsoft's page can't be framed: a framed post gets a page with the two working routes
     (API permissions in a new tab; the setup in its own tab) and starts nothing."""
     ready(app, wizard, sim, tenant)
-    response = wizard.client.post(f"/connections/{wizard.id}/admin-consent",
-                                  data={"csrf_token": wizard.token},
-                                  headers={"Sec-Fetch-Dest": "iframe"})
+    response = wizard.client.post(
+        f"/connections/{wizard.id}/admin-consent",
+        data={"csrf_token": wizard.token},
+        headers={"Sec-Fetch-Dest": "iframe"},
+    )
     assert response.status_code == 200
     body = text(response)
     assert "consent page cannot be shown inside" in body
     assert "/_sim/admin" in body and tenant["client_id"] in body  # the cloud's API permissions
     assert 'target="_blank"' in body and f"/connections/{wizard.id}/setup#step-permissions" in body
-    assert wizard.client.get_cookie("portal_consent",
-                                    path="/connections/admin-consent/return") is None
+    assert (
+        wizard.client.get_cookie("portal_consent", path="/connections/admin-consent/return") is None
+    )
     with app.app_context():
         assert storage.table_counts(["auth_flows"])["auth_flows"] == 0
 
@@ -239,13 +248,16 @@ def test_admin_consent_return_links_once(app, wizard, sim, tenant):
     assert "expired, was already used" in text(wizard.client.get("/"))
 
 
-def test_admin_consent_return_from_another_browser_is_refused(app, login, admin_a, wizard, sim,
-                                                              tenant):
+def test_admin_consent_return_from_another_browser_is_refused(
+    app, login, admin_a, wizard, sim, tenant
+):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
     other = login(admin_a)  # same person, another browser: no binding cookie
-    response = other.get("/connections/admin-consent/return",
-                         query_string={"tenant": tenant["id"], "state": query["state"][0]})
+    response = other.get(
+        "/connections/admin-consent/return",
+        query_string={"tenant": tenant["id"], "state": query["state"][0]},
+    )
     assert response.headers["Location"] == "/"
     assert connection(app, wizard.id).consented_at is None
 
@@ -253,14 +265,21 @@ def test_admin_consent_return_from_another_browser_is_refused(app, login, admin_
 def test_admin_consent_expired_state_is_refused(app, wizard, sim, tenant, admin_a):
     ready(app, wizard, sim, tenant)
     with app.app_context():
-        storage.create_auth_flow(state="s" * 43, kind="admin_consent", connection_id=wizard.id,
-                               user_id=admin_a.id,
-                               browser_cookie="browser",
-                               flow={}, ttl=600, now=time.time() - 601)
-    wizard.client.set_cookie("portal_consent", "browser",
-                             path="/connections/admin-consent/return")
-    response = wizard.client.get("/connections/admin-consent/return",
-                                 query_string={"tenant": tenant["id"], "state": "s" * 43})
+        storage.create_auth_flow(
+            state="s" * 43,
+            kind="admin_consent",
+            connection_id=wizard.id,
+            user_id=admin_a.id,
+            browser_cookie="browser",
+            flow={},
+            ttl=600,
+            now=time.time() - 601,
+        )
+    wizard.client.set_cookie("portal_consent", "browser", path="/connections/admin-consent/return")
+    response = wizard.client.get(
+        "/connections/admin-consent/return",
+        query_string={"tenant": tenant["id"], "state": "s" * 43},
+    )
     assert response.headers["Location"] == "/"
     assert connection(app, wizard.id).consented_at is None
 
@@ -269,9 +288,10 @@ def test_admin_consent_forged_tenant_is_ignored_and_reported(app, wizard, sim, t
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
     forged = "00000000-0000-0000-0000-000000000001"
-    response = wizard.client.get("/connections/admin-consent/return",
-                                 query_string={"admin_consent": "True", "tenant": forged,
-                                               "state": query["state"][0]})
+    response = wizard.client.get(
+        "/connections/admin-consent/return",
+        query_string={"admin_consent": "True", "tenant": forged, "state": query["state"][0]},
+    )
     assert response.status_code == 302
     body = wizard.page()
     assert f"Microsoft's answer named another tenant ({forged}). We ignored it" in body
@@ -282,27 +302,44 @@ def test_admin_consent_forged_tenant_is_ignored_and_reported(app, wizard, sim, t
 def test_admin_consent_declined_in_plain_words(app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
-    response = wizard.client.get("/connections/admin-consent/return", query_string={
-        "error": "access_denied", "error_description": "AADSTS65004: <b>declined</b>",
-        "state": query["state"][0]})
+    response = wizard.client.get(
+        "/connections/admin-consent/return",
+        query_string={
+            "error": "access_denied",
+            "error_description": "AADSTS65004: <b>declined</b>",
+            "state": query["state"][0],
+        },
+    )
     assert response.headers["Location"].endswith("#step-permissions")
     body = wizard.page()
     assert "Admin consent was declined, so nothing was granted." in body
     assert connection(app, wizard.id).consented_at is None
 
 
-@pytest.mark.parametrize(("error", "description", "words"), [
-    ("invalid_request", "AADSTS50020: User account 65004@fabrikam.com is from another tenant.",
-     "does not belong to the organization you are connecting"),
-    ("access_denied", "AADSTS53003: Access has been blocked by Conditional Access policies.",
-     "A Conditional Access policy in your tenant blocked the sign-in."),
-])
-def test_admin_consent_refusal_that_is_not_a_decline(app, wizard, sim, tenant, error,
-                                                      description, words):
+@pytest.mark.parametrize(
+    ("error", "description", "words"),
+    [
+        (
+            "invalid_request",
+            "AADSTS50020: User account 65004@fabrikam.com is from another tenant.",
+            "does not belong to the organization you are connecting",
+        ),
+        (
+            "access_denied",
+            "AADSTS53003: Access has been blocked by Conditional Access policies.",
+            "A Conditional Access policy in your tenant blocked the sign-in.",
+        ),
+    ],
+)
+def test_admin_consent_refusal_that_is_not_a_decline(
+    app, wizard, sim, tenant, error, description, words
+):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
-    wizard.client.get("/connections/admin-consent/return", query_string={
-        "error": error, "error_description": description, "state": query["state"][0]})
+    wizard.client.get(
+        "/connections/admin-consent/return",
+        query_string={"error": error, "error_description": description, "state": query["state"][0]},
+    )
     body = wizard.page()
     assert "Admin consent was declined" not in body
     assert "Microsoft did not grant consent." in body and words in body
@@ -312,9 +349,14 @@ def test_admin_consent_refusal_that_is_not_a_decline(app, wizard, sim, tenant, e
 def test_admin_consent_other_error_is_escaped(app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant)
     _, query = start_consent(wizard)
-    wizard.client.get("/connections/admin-consent/return", query_string={
-        "error": "server_error", "error_description": "<script>alert(1)</script>",
-        "state": query["state"][0]})
+    wizard.client.get(
+        "/connections/admin-consent/return",
+        query_string={
+            "error": "server_error",
+            "error_description": "<script>alert(1)</script>",
+            "state": query["state"][0],
+        },
+    )
     raw = wizard.client.get(wizard.url).get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in raw and "<script>alert" not in raw
 
@@ -356,6 +398,7 @@ def test_other_organization_cannot_check(client_b, wizard, where):
     from tests.conftest import csrf_token
 
     token = csrf_token(client_b, "/")
-    response = client_b.post(f"/connections/{wizard.id}/check",
-                             data={"csrf_token": token, "where": where}, headers=HX)
+    response = client_b.post(
+        f"/connections/{wizard.id}/check", data={"csrf_token": token, "where": where}, headers=HX
+    )
     assert response.status_code == 404
