@@ -6,13 +6,20 @@ STAMP  := $(VENV)/.installed-stamp
 HTMX   := portal/static/vendor/htmx.min.js
 PORT   ?= 5000
 
-.PHONY: run test install htmx chromium bench clean
+.PHONY: run test lint install htmx chromium bench clean
 
 run: install htmx
 	$(PY) scripts/run_demo.py --port $(PORT)
 
-test: install htmx chromium
+test: install htmx chromium lint
 	$(PY) -m pytest
+
+# The gates before the suite: formatting, lint, types (configured in pyproject.toml).
+LINTED := portal tests entrasim bench scripts wsgi.py
+lint: install
+	$(VENV)/bin/ruff format --check --quiet $(LINTED)
+	$(VENV)/bin/ruff check --quiet $(LINTED)
+	$(VENV)/bin/mypy
 
 install: $(STAMP)
 

@@ -1,7 +1,7 @@
 """Deleting a connection, and what the customer still has to remove at Microsoft.
 
 :func:`delete_connection` is the one operation behind the connection page's *Delete* button
-(and, later, the host API): ``storage.delete_connection_and_secrets`` destroys every secret we
+(and, later, the host API): the lifecycle's ``deleted`` transition destroys every secret we
 hold for the connection in one transaction. Nothing we do here reaches Microsoft: the
 customer's app registration, its certificates and the consent given to our application stay
 in the tenant until an administrator removes them, so :func:`microsoft_cleanup` lists those
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from portal import storage
 from portal.config import parse_list
+from portal.connections import lifecycle
 from portal.entra.clouds import Cloud
 from portal.services import find_cloud
 
@@ -54,7 +55,7 @@ class Cleanup:
 
 def delete_connection(connection: storage.Connection, actor: int | None) -> storage.DeletionReceipt:
     """Delete ``connection`` (already access-checked by the caller) and destroy its secrets."""
-    receipt = storage.delete_connection_and_secrets(connection.id, actor=actor)
+    receipt = lifecycle.deleted(connection.id, actor=actor)
     log.info("connection %s deleted by user %s: %s", connection.id, actor, receipt.destroyed)
     return receipt
 
