@@ -177,28 +177,45 @@ def certificate_issued(
     connection_id: str, *, actor: int | None, detail: Mapping[str, Any]
 ) -> Connection:
     """A certificate was created for the connection (its first, a replacement or a rotation)."""
-    with storage.write_transaction():
-        before = _current(connection_id, "certificate_issued")
-        state = WAITING if before.state in (DRAFT, NEEDS_RECONNECT) else before.state
-        after = storage.write_lifecycle(connection_id, state=state, health=before.health)
-        storage.record_audit(
-            "certificate.issue",
-            actor=actor,
-            org_id=after.org_id,
-            connection_id=after.id,
-            detail=_with_states(detail, before, after),
-        )
-        return after
+    return _setup_step(
+        connection_id,
+        "certificate_issued",
+        (DRAFT, NEEDS_RECONNECT),
+        "certificate.issue",
+        actor=actor,
+        detail=detail,
+    )
 
 
 def link_started(connection_id: str, *, actor: int | None, detail: Mapping[str, Any]) -> Connection:
     """A delegated sign-in was sent to Microsoft."""
+    return _setup_step(
+        connection_id,
+        "link_started",
+        (DRAFT,),
+        "connection.link_started",
+        actor=actor,
+        detail=detail,
+    )
+
+
+def _setup_step(
+    connection_id: str,
+    transition: str,
+    waits_from: tuple[str, ...],
+    action: str,
+    *,
+    actor: int | None,
+    detail: Mapping[str, Any],
+) -> Connection:
+    """A setup step: from ``waits_from`` the connection now waits for the customer; other states
+    stay (a rotation or a second sign-in does not undo a link). Audited with the state change."""
     with storage.write_transaction():
-        before = _current(connection_id, "link_started")
-        state = WAITING if before.state == DRAFT else before.state
+        before = _current(connection_id, transition)
+        state = WAITING if before.state in waits_from else before.state
         after = storage.write_lifecycle(connection_id, state=state, health=before.health)
         storage.record_audit(
-            "connection.link_started",
+            action,
             actor=actor,
             org_id=after.org_id,
             connection_id=after.id,
