@@ -527,82 +527,108 @@ def _refresh_claimed(
         label = current.label if current else connection_id
         return ConnectionResult(connection_id, label, "skipped", why)
     connection = claimed
-    label = connection.label
-
-    def result(outcome: Outcome, reason: str = "", days: int = 0) -> ConnectionResult:
-        return ConnectionResult(connection_id, label, outcome, reason, days)
-
     try:
         try:
-            cloud = cloud_table.get(connection.cloud or "")
-        except KeyError:
-            raise _Failed("operator", f"unknown cloud {connection.cloud!r}") from None
-        if not connection.tenant_id:
-            raise _Failed("relink", "no tenant stored")
-        try:
-            blob = credentials.token_cache(connection_id)
-        except vault.SecretUnreadable as exc:
-            # credentials.token_cache has already moved the connection to needs_reconnect.
-            return result("relink", f"stored sign-in unreadable ({exc.reason})")
-        if not blob:
-            raise _Failed("relink", "no stored sign-in")
-        session = session_for(cloud)
-        token, client = _refresh(cloud, connection, settings, blob.decode(), session)
-        if not token.ok:
-            problem = token.problem
-            if problem is None:
-                raise _Failed("operator", "token request failed without a reason")
-            raise _Failed(classify_failure(problem), _reason(problem), _support_codes(problem))
-        tid = token.claims.get("tid")
-        if tid is not None and str(tid).lower() != connection.tenant_id.lower():
-            raise _Failed("operator", "token issued for another tenant; not stored")
-        try:
-            stored = _record_success(connection, owner, client, token, now)
-        except sqlite3.Error as exc:
-            # Nothing of the success transaction landed: the previous token is still stored and
-            # still valid at Entra (old refresh tokens are not revoked), so the next run works.
-            log.error(
-                "keep-alive: storing the refreshed sign-in of connection %s failed (%s); "
-                "the previous one is kept",
-                connection_id,
-                exc.__class__.__name__,
+            outcome, reason = _redeem_and_store(
+                connection,
+                settings=settings,
+                cloud_table=cloud_table,
+                now=now,
+                owner=owner,
+                session_for=session_for,
             )
-            return result("operator", "database write failed; previous sign-in kept")
-        if not stored:
-            return result(
-                "skipped", "changed meanwhile (re-linked or lease lost); result discarded"
-            )
-        log.info("keep-alive: connection %s refreshed", connection_id)
-        return result("refreshed")
-    except _Failed as failure:
-        if failure.category == "relink":
-            log.warning(
-                "keep-alive: connection %s needs a re-link (%s)", connection_id, failure.reason
-            )
-            if not _record_relink(connection, failure.reason, failure.detail, now):
-                return result("skipped", "re-linked meanwhile; old sign-in's failure ignored")
-            return result("relink", failure.reason)
-        if failure.category == "transient":
-            outcome, days = _record_transient(
-                connection_id, failure.reason, failure.detail, now, settings
-            )
-            log.warning(
-                "keep-alive: connection %s refresh failed, transient (%s), failing days %d%s",
-                connection_id,
-                failure.reason,
-                days,
-                ", exhausted" if outcome == "exhausted" else "",
-            )
-            return result(outcome, failure.reason, days)
-        log.error(
-            "keep-alive: connection %s: operator problem: %s %s",
-            connection_id,
-            failure.reason,
-            json.dumps(failure.detail, sort_keys=True),
-        )
-        return result("operator", failure.reason)
+            return ConnectionResult(connection_id, connection.label, outcome, reason)
+        except _Failed as failure:
+            return _record_failure(connection, failure, now, settings)
     finally:
         _release(connection_id, owner)
+
+
+def _redeem_and_store(
+    connection: storage.Connection,
+    *,
+    settings: Settings,
+    cloud_table: CloudTable,
+    now: datetime,
+    owner: str,
+    session_for: Callable[[Cloud], requests.Session],
+) -> tuple[Outcome, str]:
+    """Redeem the claimed connection's refresh token and store the rotated one; a failure
+    Microsoft (or the stored sign-in) gave is raised as :class:`_Failed`."""
+    try:
+        cloud = cloud_table.get(connection.cloud or "")
+    except KeyError:
+        raise _Failed("operator", f"unknown cloud {connection.cloud!r}") from None
+    if not connection.tenant_id:
+        raise _Failed("relink", "no tenant stored")
+    try:
+        blob = credentials.token_cache(connection.id)
+    except vault.SecretUnreadable as exc:
+        # credentials.token_cache has already moved the connection to needs_reconnect.
+        return "relink", f"stored sign-in unreadable ({exc.reason})"
+    if not blob:
+        raise _Failed("relink", "no stored sign-in")
+    token, client = _refresh(cloud, connection, settings, blob.decode(), session_for(cloud))
+    if not token.ok:
+        problem = token.problem
+        if problem is None:
+            raise _Failed("operator", "token request failed without a reason")
+        raise _Failed(classify_failure(problem), _reason(problem), _support_codes(problem))
+    tid = token.claims.get("tid")
+    if tid is not None and str(tid).lower() != connection.tenant_id.lower():
+        raise _Failed("operator", "token issued for another tenant; not stored")
+    try:
+        stored = _record_success(connection, owner, client, token, now)
+    except sqlite3.Error as exc:
+        # Nothing of the success transaction landed: the previous token is still stored and
+        # still valid at Entra (old refresh tokens are not revoked), so the next run works.
+        log.error(
+            "keep-alive: storing the refreshed sign-in of connection %s failed (%s); "
+            "the previous one is kept",
+            connection.id,
+            exc.__class__.__name__,
+        )
+        return "operator", "database write failed; previous sign-in kept"
+    if not stored:
+        return "skipped", "changed meanwhile (re-linked or lease lost); result discarded"
+    log.info("keep-alive: connection %s refreshed", connection.id)
+    return "refreshed", ""
+
+
+def _record_failure(
+    connection: storage.Connection, failure: _Failed, now: datetime, settings: Settings
+) -> ConnectionResult:
+    """Record a failed refresh by who has to act on it: the customer, nobody yet, or us."""
+    connection_id, label = connection.id, connection.label
+    if failure.category == "relink":
+        log.warning("keep-alive: connection %s needs a re-link (%s)", connection_id, failure.reason)
+        if not _record_relink(connection, failure.reason, failure.detail, now):
+            return ConnectionResult(
+                connection_id,
+                label,
+                "skipped",
+                "re-linked meanwhile; old sign-in's failure ignored",
+            )
+        return ConnectionResult(connection_id, label, "relink", failure.reason)
+    if failure.category == "transient":
+        outcome, days = _record_transient(
+            connection_id, failure.reason, failure.detail, now, settings
+        )
+        log.warning(
+            "keep-alive: connection %s refresh failed, transient (%s), failing days %d%s",
+            connection_id,
+            failure.reason,
+            days,
+            ", exhausted" if outcome == "exhausted" else "",
+        )
+        return ConnectionResult(connection_id, label, outcome, failure.reason, days)
+    log.error(
+        "keep-alive: connection %s: operator problem: %s %s",
+        connection_id,
+        failure.reason,
+        json.dumps(failure.detail, sort_keys=True),
+    )
+    return ConnectionResult(connection_id, label, "operator", failure.reason)
 
 
 def run(
@@ -639,46 +665,47 @@ def run(
                 continue
             if not is_linked(connection):
                 continue
-            if not is_due(connection, now, idle):
-                summary.results.append(
-                    ConnectionResult(
-                        connection.id, connection.label, "skipped", "refreshed recently"
-                    )
-                )
-                continue
-            if settings is None:
+            if settings is None and is_due(connection, now, idle):
                 summary.config_error = config_error or "service provider app not configured"
-                summary.results.append(
-                    ConnectionResult(connection.id, connection.label, "operator", "not configured")
-                )
-                continue
-            try:
-                summary.results.append(
-                    refresh_connection(
-                        connection.id,
-                        settings=settings,
-                        cloud_table=cloud_table,
-                        now=now,
-                        owner=owner,
-                        session_for=session_of,
-                    )
-                )
-            except Exception as exc:  # one broken connection must not stop the others
-                log.error(
-                    "keep-alive: connection %s: unexpected %s: %s",
-                    connection.id,
-                    exc.__class__.__name__,
-                    exc,
-                )
-                summary.results.append(
-                    ConnectionResult(
-                        connection.id, connection.label, "operator", "unexpected error"
-                    )
-                )
+            summary.results.append(
+                _run_one(connection, settings, cloud_table, now, owner, session_of)
+            )
     finally:
         for session in sessions.values():
             session.close()
     return summary
+
+
+def _run_one(
+    connection: storage.Connection,
+    settings: Settings | None,
+    cloud_table: CloudTable,
+    now: datetime,
+    owner: str,
+    session_of: Callable[[Cloud], requests.Session],
+) -> ConnectionResult:
+    """One linked connection of a run: skipped when not due, refreshed when it is."""
+    if not is_due(connection, now, settings.idle if settings else DEFAULT_IDLE):
+        return ConnectionResult(connection.id, connection.label, "skipped", "refreshed recently")
+    if settings is None:
+        return ConnectionResult(connection.id, connection.label, "operator", "not configured")
+    try:
+        return refresh_connection(
+            connection.id,
+            settings=settings,
+            cloud_table=cloud_table,
+            now=now,
+            owner=owner,
+            session_for=session_of,
+        )
+    except Exception as exc:  # one broken connection must not stop the others
+        log.error(
+            "keep-alive: connection %s: unexpected %s: %s",
+            connection.id,
+            exc.__class__.__name__,
+            exc,
+        )
+        return ConnectionResult(connection.id, connection.label, "operator", "unexpected error")
 
 
 _LABELS = {
