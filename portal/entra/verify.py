@@ -328,51 +328,139 @@ def _verify_customer_owned(
                 found,
             )
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
-        sp_id = graph_token.claims.get("oid")
-        exo_future: Future[TokenResult] | None = None
-        if exchange:
-            exo_future = pool.submit(
-                timer.run,
-                "exchange token",
-                lambda: client.acquire_app_token(cloud.exchange_scope()),
-                _token_outcome,
-            )
-        org_future = pool.submit(
-            timer.run,
-            "organization",
-            lambda: graph.get_json("organization", {"$select": "id,displayName,verifiedDomains"}),
-            lambda _: "ok",
-        )
-        if not isinstance(sp_id, str) or not sp_id:
-            # No `oid` in the token: look our service principal up by appId (always allowed for
-            # a service principal reading itself, per the serviceprincipal-get doc).
-            sp_id = _lookup_sp(graph, client_id, timer)
-        assignments_future = None
-        roles_future = None
-        if sp_id:
-            assignments_future = pool.submit(
-                timer.run,
-                "app role assignments",
-                lambda: graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments"),
-                lambda v: f"ok ({len(v)})",
-            )
-            roles_future = pool.submit(
-                timer.run,
-                "directory roles",
-                lambda: graph.get_all(
-                    "roleManagement/directory/roleAssignments",
-                    {"$filter": f"principalId eq '{sp_id}'"},
-                ),
-                lambda v: f"ok ({len(v)})",
-            )
-        assignments_result = _safe(assignments_future)
-        roles_result = _safe(roles_future)
-        org_result = _safe(org_future)
-        assignments, assignments_error = assignments_result
-        role_rows, roles_error = roles_result
-        org, org_error = org_result
-        exo_token = exo_future.result() if exo_future else None
+        reads = _read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
 
+    observed, notes, pending, exo_problem = _observe(reads, exchange, timer)
+    items = checklist(kind, observed, cloud, client_id=client_id, exchange=exchange)
+    items = [_with_note(i, notes.get(i.key, "")) for i in items]
+    for name, err in (
+        ("app role assignments", reads.assignments_error),
+        ("directory roles", reads.roles_error),
+        ("organization", reads.org_error),
+    ):
+        if err is not None:
+            timer.note(name, err.to_problem().raw)
+    facts = _org_facts(reads.org, tenant_id)
+    tid_claim = graph_token.claims.get("tid")
+    # The organization read only gives the tenant's name; its failure doesn't fail the check.
+    report_problem = _summary_problem(
+        items,
+        fresh,
+        pending,
+        exo_problem,
+        [e for e in (reads.assignments_error, reads.roles_error) if e],
+    )
+    if isinstance(tid_claim, str) and tid_claim.lower() != tenant_id:
+        report_problem = problem(
+            "our_configuration",
+            "Token for another tenant",
+            "Microsoft issued a token for a different tenant than requested.",
+            "Please contact support.",
+        )
+    ok = report_problem is None and all(i.ok for i in items)
+    timer.steps.append(
+        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
+    )
+    if report_problem is not None:
+        timer.note("result", report_problem.raw)
+    return VerificationReport(
+        ok=ok,
+        kind=kind,
+        cloud_key=cloud.key,
+        checklist=items,
+        tenant=facts,
+        steps=timer.steps,
+        problem=report_problem,
+        support=timer.support,
+        discovery=found,
+        # Right after consent, a missing item most likely means Microsoft is still replicating.
+        pending_replication=pending or (fresh and any(i.status == "missing" for i in items)),
+    )
+
+
+@dataclass
+class _Grants:
+    """What Microsoft answered about the app's grants (each read may have failed)."""
+
+    graph_token: TokenResult
+    exo_token: TokenResult | None
+    assignments: list[Any] | None
+    assignments_error: GraphError | None
+    role_rows: list[Any] | None
+    roles_error: GraphError | None
+    org: Mapping[str, Any] | None
+    org_error: GraphError | None
+
+
+def _read_grants(
+    pool: ThreadPoolExecutor,
+    client: EntraClient,
+    graph: GraphClient,
+    graph_token: TokenResult,
+    cloud: Cloud,
+    client_id: str,
+    exchange: bool,
+    timer: _Timer,
+) -> _Grants:
+    """Read, in parallel, the app's role assignments, its directory roles, the organization
+    and (with Exchange) an Exchange token."""
+    sp_id = graph_token.claims.get("oid")
+    exo_future: Future[TokenResult] | None = None
+    if exchange:
+        exo_future = pool.submit(
+            timer.run,
+            "exchange token",
+            lambda: client.acquire_app_token(cloud.exchange_scope()),
+            _token_outcome,
+        )
+    org_future = pool.submit(
+        timer.run,
+        "organization",
+        lambda: graph.get_json("organization", {"$select": "id,displayName,verifiedDomains"}),
+        lambda _: "ok",
+    )
+    if not isinstance(sp_id, str) or not sp_id:
+        # No `oid` in the token: look our service principal up by appId (always allowed for
+        # a service principal reading itself, per the serviceprincipal-get doc).
+        sp_id = _lookup_sp(graph, client_id, timer)
+    assignments_future = None
+    roles_future = None
+    if sp_id:
+        assignments_future = pool.submit(
+            timer.run,
+            "app role assignments",
+            lambda: graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments"),
+            lambda v: f"ok ({len(v)})",
+        )
+        roles_future = pool.submit(
+            timer.run,
+            "directory roles",
+            lambda: graph.get_all(
+                "roleManagement/directory/roleAssignments",
+                {"$filter": f"principalId eq '{sp_id}'"},
+            ),
+            lambda v: f"ok ({len(v)})",
+        )
+    assignments_result = _safe(assignments_future)
+    roles_result = _safe(roles_future)
+    org_result = _safe(org_future)
+    exo_token = exo_future.result() if exo_future else None
+    return _Grants(
+        graph_token,
+        exo_token,
+        *assignments_result,
+        *roles_result,
+        *org_result,
+    )
+
+
+def _observe(
+    reads: _Grants, exchange: bool, timer: _Timer
+) -> tuple[Observed, dict[str, str], bool, EntraProblem | None]:
+    """What is granted, by Graph's word (the token only explains): the observed grants, notes
+    per checklist item, whether a grant is still replicating, and the Exchange token's problem."""
+    graph_token, exo_token = reads.graph_token, reads.exo_token
+    assignments, role_rows = reads.assignments, reads.role_rows
     # Graph is the authority for what was granted; the token only explains.
     graph_granted: frozenset[str] | None = None
     exchange_granted: frozenset[str] | None = None
@@ -417,47 +505,7 @@ def _verify_customer_owned(
         exchange_roles=exchange_granted,
         directory_roles=directory_roles,
     )
-    items = checklist(kind, observed, cloud, client_id=client_id, exchange=exchange)
-    items = [_with_note(i, notes.get(i.key, "")) for i in items]
-    for name, err in (
-        ("app role assignments", assignments_error),
-        ("directory roles", roles_error),
-        ("organization", org_error),
-    ):
-        if err is not None:
-            timer.note(name, err.to_problem().raw)
-    facts = _org_facts(org, tenant_id)
-    tid_claim = graph_token.claims.get("tid")
-    # The organization read only gives the tenant's name; its failure doesn't fail the check.
-    report_problem = _summary_problem(
-        items, fresh, pending, exo_problem, [e for e in (assignments_error, roles_error) if e]
-    )
-    if isinstance(tid_claim, str) and tid_claim.lower() != tenant_id:
-        report_problem = problem(
-            "our_configuration",
-            "Token for another tenant",
-            "Microsoft issued a token for a different tenant than requested.",
-            "Please contact support.",
-        )
-    ok = report_problem is None and all(i.ok for i in items)
-    timer.steps.append(
-        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
-    )
-    if report_problem is not None:
-        timer.note("result", report_problem.raw)
-    return VerificationReport(
-        ok=ok,
-        kind=kind,
-        cloud_key=cloud.key,
-        checklist=items,
-        tenant=facts,
-        steps=timer.steps,
-        problem=report_problem,
-        support=timer.support,
-        discovery=found,
-        # Right after consent, a missing item most likely means Microsoft is still replicating.
-        pending_replication=pending or (fresh and any(i.status == "missing" for i in items)),
-    )
+    return observed, notes, pending, exo_problem
 
 
 def _with_note(item: ChecklistItem, note: str) -> ChecklistItem:
