@@ -330,6 +330,23 @@ def _verify_customer_owned(
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         reads = _read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
 
+    return _report(reads, found, tenant_id, cloud, client_id, exchange, fresh, timer, started)
+
+
+def _report(
+    reads: _Grants,
+    found: Discovery,
+    tenant_id: str,
+    cloud: Cloud,
+    client_id: str,
+    exchange: bool,
+    fresh: bool,
+    timer: _Timer,
+    started: float,
+) -> VerificationReport:
+    """The checklist and the report from what Microsoft answered."""
+    kind: Literal["customer_owned"] = "customer_owned"
+    graph_token = reads.graph_token
     observed, notes, pending, exo_problem = _observe(reads, exchange, timer)
     items = checklist(kind, observed, cloud, client_id=client_id, exchange=exchange)
     items = [_with_note(i, notes.get(i.key, "")) for i in items]
