@@ -278,6 +278,11 @@ def _verify_customer_owned(
     client_id = client_ref.value
     assert session is not None
 
+    def stop(
+        reason: EntraProblem, facts: TenantFacts | None = None, found: Discovery | None = None
+    ) -> VerificationReport:
+        return _blocked(kind, cloud, client_id, exchange, timer, reason, started, facts, found)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
@@ -298,17 +303,7 @@ def _verify_customer_owned(
         )
         warm.result()
         if not found.ok:
-            return _blocked(
-                kind,
-                cloud,
-                client_id,
-                exchange,
-                timer,
-                _discovery_problem(found),
-                started,
-                TenantFacts(id=found.tenant_id),
-                found,
-            )
+            return stop(_discovery_problem(found), TenantFacts(id=found.tenant_id), found)
         tenant_id = found.tenant_id
         assert tenant_id is not None
         graph_token = timer.run(
@@ -316,17 +311,7 @@ def _verify_customer_owned(
         )
         if not graph_token.ok:
             assert graph_token.problem is not None
-            return _blocked(
-                kind,
-                cloud,
-                client_id,
-                exchange,
-                timer,
-                graph_token.problem,
-                started,
-                TenantFacts(id=tenant_id),
-                found,
-            )
+            return stop(graph_token.problem, TenantFacts(id=tenant_id), found)
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         reads = _read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
 
