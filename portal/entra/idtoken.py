@@ -149,32 +149,61 @@ def validate(
     """Check ``id_token`` completely; ``nonce`` is the value sent in the authorize request."""
     # Without the caller's cache (the app owns one: portal.services.caches) nothing is kept.
     cache = cache if cache is not None else JwksCache()
+    try:
+        tid, kid = _unverified_tenant_and_key_id(id_token, expected_tenant)
+        try:
+            key = cache.key(jwks_url(cloud, tid), kid, session)
+        except (requests.RequestException, ValueError) as exc:
+            raise _Invalid(f"jwks_unavailable:{type(exc).__name__}") from None
+        if key is None:
+            raise _Invalid("unknown_kid")
+        assert id_token is not None  # checked by _unverified_tenant_and_key_id
+        claims = _verified_claims(id_token, key, cloud, client_id, tid, leeway)
+        _check_claims(claims, tid, nonce, time.time() if now is None else now, leeway)
+    except _Invalid as invalid:
+        return _fail(invalid.reason)
+    return IdTokenCheck(True, claims=claims)
+
+
+class _Invalid(Exception):
+    """One reason the token is refused (a short code, logged; never the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _unverified_tenant_and_key_id(
+    id_token: str | None, expected_tenant: str | None
+) -> tuple[str, str]:
+    """The header's key id and the tenant claim, read before the signature is checked: they
+    choose the key (the tenant's own JWKS) and must be well-formed to do so."""
     if not id_token or not isinstance(id_token, str):
-        return _fail("missing")
+        raise _Invalid("missing")
     try:
         header = jwt.get_unverified_header(id_token)
         unverified = jwt.decode(id_token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return _fail("malformed")
+        raise _Invalid("malformed") from None
     if header.get("alg") != ALGORITHM:
-        return _fail("alg")
+        raise _Invalid("alg")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        return _fail("kid")
+        raise _Invalid("kid")
     tid = unverified.get("tid")
     if not isinstance(tid, str) or not _GUID_RE.match(tid):
-        return _fail("tid")
+        raise _Invalid("tid")
     if expected_tenant is not None and tid != expected_tenant.lower():
-        return _fail("tenant")
+        raise _Invalid("tenant")
+    return tid, kid
+
+
+def _verified_claims(
+    id_token: str, key: Any, cloud: Cloud, client_id: str, tid: str, leeway: float
+) -> dict[str, Any]:
+    """The claims, once signature, audience, issuer and the required claims are proven."""
     try:
-        key = cache.key(jwks_url(cloud, tid), kid, session)
-    except (requests.RequestException, ValueError) as exc:
-        return _fail(f"jwks_unavailable:{type(exc).__name__}")
-    if key is None:
-        return _fail("unknown_kid")
-    moment = time.time() if now is None else now
-    try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             id_token,
             key=key,
             algorithms=[ALGORITHM],
@@ -189,26 +218,32 @@ def validate(
             },
         )
     except jwt.InvalidSignatureError:
-        return _fail("signature")
+        raise _Invalid("signature") from None
     except jwt.InvalidAudienceError:
-        return _fail("aud")
+        raise _Invalid("aud") from None
     except jwt.InvalidIssuerError:
-        return _fail("iss")
+        raise _Invalid("iss") from None
     except jwt.MissingRequiredClaimError as exc:
-        return _fail(f"missing_claim:{exc.claim}")
+        raise _Invalid(f"missing_claim:{exc.claim}") from None
     except jwt.PyJWTError:
-        return _fail("invalid")
-    # Time checks against our own clock (injectable for tests), with the same leeway.
+        raise _Invalid("invalid") from None
+    return claims
+
+
+def _check_claims(
+    claims: dict[str, Any], tid: str, nonce: str, moment: float, leeway: float
+) -> None:
+    """Time (against our own clock, injectable for tests, with the same leeway), tenant, nonce
+    and the user's object id."""
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int | float) or exp + leeway < moment:
-        return _fail("expired")
+        raise _Invalid("expired")
     if nbf is not None and (not isinstance(nbf, int | float) or nbf - leeway > moment):
-        return _fail("not_yet_valid")
+        raise _Invalid("not_yet_valid")
     if claims.get("tid") != tid:
-        return _fail("tid")
+        raise _Invalid("tid")
     token_nonce = claims.get("nonce")
     if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
-        return _fail("nonce")
+        raise _Invalid("nonce")
     if not isinstance(claims.get("oid"), str):
-        return _fail("oid")
-    return IdTokenCheck(True, claims=claims)
+        raise _Invalid("oid")
