@@ -95,6 +95,36 @@ def issue_certificate(
     now: dt.datetime | None = None,
 ) -> IssuedCertificate:
     """Create an RSA key and a self-signed certificate naming the portal and the connection."""
+    subject_cn = _checked_request(subject_cn, connection_id, validity_days, key_size)
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"connection {connection_id}"),
+        ]
+    )
+    cert = _signed(key, name, now - _BACKDATE, now + dt.timedelta(days=validity_days))
+    sha1, sha256 = _thumbprints(cert)
+    return IssuedCertificate(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        cert_der=cert.public_bytes(serialization.Encoding.DER),
+        private_key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        thumbprint_sha1=sha1,
+        thumbprint_sha256=sha256,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        subject=cert.subject.rfc4514_string(),
+    )
+
+
+def _checked_request(subject_cn: str, connection_id: str, validity_days: int, key_size: int) -> str:
+    """Refuse what Entra would reject or what could smuggle text into the subject; the trimmed
+    common name."""
     if key_size < MIN_KEY_SIZE:
         raise ValueError(f"RSA keys must have at least {MIN_KEY_SIZE} bits")
     if not 1 <= validity_days <= MAX_VALIDITY_DAYS:
@@ -104,17 +134,14 @@ def issue_certificate(
     subject_cn = subject_cn.strip()
     if not subject_cn or len(subject_cn) > 64:
         raise ValueError("subject_cn must be 1-64 characters")
-    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"connection {connection_id}"),
-        ]
-    )
-    not_before = now - _BACKDATE
-    not_after = now + dt.timedelta(days=validity_days)
-    cert = (
+    return subject_cn
+
+
+def _signed(
+    key: rsa.RSAPrivateKey, name: x509.Name, not_before: dt.datetime, not_after: dt.datetime
+) -> x509.Certificate:
+    """A self-signed leaf for client authentication (signing only, never a CA)."""
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -140,21 +167,6 @@ def issue_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
-    )
-    sha1, sha256 = _thumbprints(cert)
-    return IssuedCertificate(
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        cert_der=cert.public_bytes(serialization.Encoding.DER),
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        thumbprint_sha1=sha1,
-        thumbprint_sha256=sha256,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        subject=cert.subject.rfc4514_string(),
     )
 
 
