@@ -39,7 +39,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     hops = int(app.config["TRUSTED_PROXY_HOPS"])
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask documents wrapping wsgi_app like this; mypy sees a method being replaced.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
 
     from portal.blueprints import register
 
@@ -181,8 +184,9 @@ def _register_error_handlers(app: Flask) -> None:
             413: ("Too large", "What you sent is too large."),
             429: ("Too many requests", "Please wait a moment and try again."),
         }
-        title, message = titles.get(error.code, (error.name, "Please try again later."))
-        return render_error(error.code or 500, title, message)
+        code = error.code or 500
+        title, message = titles.get(code, (error.name, "Please try again later."))
+        return render_error(code, title, message)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

@@ -154,7 +154,9 @@ def test_gunicorn_serves_wsgi_app(tmp_path):
                 response = session.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
                 break
             except (requests.ConnectionError, requests.Timeout):
-                if time.monotonic() > deadline or process.poll() is not None:
+                if process.poll() is not None:
+                    pytest.fail(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         assert response.status_code == 200

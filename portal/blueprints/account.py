@@ -69,7 +69,7 @@ def enrol_totp():
     context["cancel_url"] = url_for("account.security")
     if request.method == "GET" or not form.validate_on_submit():
         return render_template("pages/mfa_enrol.html", **context)
-    codes = confirm_enrolment(user, secret, form.code.data)
+    codes = confirm_enrolment(user, secret, form.code.data or "")
     if codes is None:
         return record_factor_failure(
             user,

@@ -174,7 +174,7 @@ def login():
     if not form.validate_on_submit():
         return render_template("pages/login.html", form=form)
 
-    account = storage.normalize_email(form.email.data)
+    account = storage.normalize_email(form.email.data or "")
     address = client_address()
     wait = throttle_seconds(account, address)
     if wait:
@@ -182,7 +182,9 @@ def login():
         return locked_response("pages/login.html", wait, form=form)
 
     user = storage.get_user_by_email(account)
-    ok = check_password_hash(user.password_hash if user else _dummy_hash(), form.password.data)
+    ok = check_password_hash(
+        user.password_hash if user else _dummy_hash(), form.password.data or ""
+    )
     if not (ok and user is not None):
         storage.record_login_attempt(account, address, False)
         log.info("failed sign-in for %s", account)
@@ -297,7 +299,7 @@ def second_factor():
     wait = throttle_seconds(user.email, client_address())
     if wait:
         return locked_response("pages/second_factor.html", wait, form=form)
-    if not verify_second_factor(user, form.code.data):
+    if not verify_second_factor(user, form.code.data or ""):
         return record_factor_failure(
             user,
             "pages/second_factor.html",
@@ -349,7 +351,7 @@ def enrol():
     wait = throttle_seconds(user.email, client_address())
     if wait:
         return locked_response("pages/mfa_enrol.html", wait, required=True, **context)
-    codes = confirm_enrolment(user, secret, form.code.data)
+    codes = confirm_enrolment(user, secret, form.code.data or "")
     if codes is None:
         return record_factor_failure(
             user,
@@ -381,7 +383,7 @@ def reauth():
     wait = throttle_seconds(user.email, client_address())
     if wait:
         return locked_response("pages/reauth.html", wait, **context)
-    ok = check_password_hash(user.password_hash, form.password.data) and (
+    ok = check_password_hash(user.password_hash, form.password.data or "") and (
         not user.has_mfa or verify_second_factor(user, form.code.data or "")
     )
     if not ok:

@@ -92,6 +92,12 @@ class SpSettings:
     def ok(self) -> bool:
         return not self.problems
 
+    def app(self) -> tuple[str, CertificateCredential | SecretCredential, str]:
+        """Client id, credential and redirect URI of settings the caller found ``ok``."""
+        if self.client_id is None or self.credential is None or self.redirect_uri is None:
+            raise RuntimeError("service provider settings used while not configured")
+        return self.client_id, self.credential, self.redirect_uri
+
 
 def required_scopes(config) -> tuple[str, ...]:
     """The product's delegated scopes plus ``SP_EXTRA_SCOPES`` (order kept, no duplicates)."""
@@ -140,10 +146,12 @@ def sp_settings() -> SpSettings:
             else os.path.join(current_app.instance_path, cert_file)
         )
         cache = current_app.extensions.setdefault("portal.sp_cert", {})
+        mtime: int | None
         try:
-            stamp = (path, os.stat(path).st_mtime_ns)
+            mtime = os.stat(path).st_mtime_ns
         except OSError:
-            stamp = (path, None)
+            mtime = None
+        stamp = (path, mtime)
         if stamp not in cache:
             cache.clear()
             cache[stamp] = _read_certificate(path)
@@ -365,11 +373,12 @@ def link_status(connection_id: str):
 
 def _client(settings: SpSettings, cloud: Cloud, session_) -> EntraClient:
     """MSAL for our multi-tenant app at ``https://<login>/organizations``, empty token cache."""
+    client_id, credential, _redirect_uri = settings.app()
     return EntraClient(
         cloud,
         "organizations",
-        settings.client_id,
-        settings.credential,
+        client_id,
+        credential,
         session=session_,
         http_cache=caches().msal_http,
     )
@@ -393,9 +402,9 @@ def _start_flow(connection: storage.Connection, user_id: int, handoff_id: str | 
     # finish silently, so no consent completes unseen
     # (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#request-an-authorization-code).
     started = client.initiate_auth_code_flow(
-        settings.redirect_uri, scopes, state=state, prompt="select_account", domain_hint=domain_hint
+        settings.app()[2], scopes, state=state, prompt="select_account", domain_hint=domain_hint
     )
-    if not started.ok or started.state != state:
+    if not started.ok or started.state != state or started.auth_uri is None:
         problem = started.problem
         log.error(
             "could not start the delegated sign-in: %s",
@@ -620,7 +629,7 @@ def confirm_link(connection_id: str):
     attempt = storage.latest_link_attempt(connection.id, binding) if binding else None
     handoff_id = request.form.get("handoff", "")
     done = False
-    if attempt is not None and attempt.handoff_id == handoff_id:
+    if binding and attempt is not None and attempt.handoff_id == handoff_id:
         if request.form.get("decision") == "confirm":
             done = (
                 delegated_link.confirm(
@@ -880,8 +889,11 @@ def _store_link(flow, connection, extras, settings, cloud, client, result, check
     # Top level: leave the callback URL at once (RFC 9700 4.3.1: no code in the history,
     # no form resubmission). No flash message: on the cross-site form_post the Lax session
     # cookie is not sent, and writing a session here would replace the user's.
-    shown = {} if outcome == "held" else {"linked": 1}
-    response = redirect(url_for("oauth.link_page", connection_id=connection.id, **shown), code=303)
+    if outcome == "held":
+        page = url_for("oauth.link_page", connection_id=connection.id)
+    else:
+        page = url_for("oauth.link_page", connection_id=connection.id, linked=1)
+    response = make_response(redirect(page, code=303))
     _clear_flow_cookie(response)
     return response
 

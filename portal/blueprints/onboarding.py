@@ -156,7 +156,7 @@ def _lookup_current(connection: storage.Connection) -> bool:
     """The stored lookup belongs to the current cloud and tenant input (else it is stale)."""
     lookup = connection.draft.get("lookup")
     return (
-        bool(lookup)
+        isinstance(lookup, dict)
         and lookup.get("cloud") == connection.cloud
         and lookup.get("input") == connection.draft.get("tenant_input")
     )
@@ -164,7 +164,7 @@ def _lookup_current(connection: storage.Connection) -> bool:
 
 def _respond(connection_id: str, main: str):
     """After a wizard POST: the changed section and those after it (htmx), or PRG."""
-    connection = storage.get_connection(connection_id)
+    connection = storage.get_connection_or_raise(connection_id)
     anchor = "step-ids" if main == "ids_status" else f"step-{main}"
     if not htmx.wants_fragment():
         return redirect(url_for(".wizard", connection_id=connection_id, _anchor=anchor))
@@ -314,7 +314,7 @@ def save_ids(connection_id: str):
     lookup = _lookup_tenant(connection) if tenant_text else None
     if not tenant_text:
         _set_if_changed(connection, tenant_id=None)
-    connection = storage.get_connection(connection.id)
+    connection = storage.get_connection_or_raise(connection.id)
     if lookup and lookup["outcome"] == "found" and connection.client_id:
         storage.save_draft(connection.id, {}, wizard_step=_advance(connection, 3))
     return _respond(connection.id, "ids_status")
@@ -355,7 +355,7 @@ def _lookup_tenant(connection: storage.Connection) -> dict | None:
                 )
     tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
     storage.save_draft(connection.id, {"lookup": lookup})
-    _set_if_changed(storage.get_connection(connection.id), tenant_id=tenant_id)
+    _set_if_changed(storage.get_connection_or_raise(connection.id), tenant_id=tenant_id)
     return lookup
 
 
@@ -534,7 +534,7 @@ def confirm_certificate(connection_id: str):
     report = verify_customer_owned(
         cloud_table(),
         cloud.key,
-        connection.tenant_id or connection.tenant_input,
+        connection.tenant_id or connection.tenant_input or "",
         connection.client_id,
         CertificateCredential(key, pending.cert_pem),
         connection.exchange_enabled,

@@ -154,7 +154,7 @@ def check(connection_id: str):
         attempt = 0
     where = "wizard" if request.form.get("where") == "wizard" else "page"
     outcome = run_check(item, trigger="poll" if attempt else "check", actor=current_user.id)
-    item = storage.get_connection(item.id)
+    item = storage.get_connection_or_raise(item.id)
     message = outcome.get("message")
     if htmx.wants_fragment():
         if where == "page":
@@ -207,7 +207,8 @@ def checklist_context(
         }
     items = (report or {}).get("checklist") or []
     pending = (
-        bool(report)
+        report is not None
+        and bool(report)
         and not report.get("ok")
         and (
             (report.get("pending_replication") and _recent(item.consented_at, CONSENT_WINDOW))

@@ -76,7 +76,7 @@ def run_check(item: storage.Connection, trigger: str, actor: int | None = None) 
     report = verify_customer_owned(
         cloud_table(),
         cloud.key,
-        item.tenant_id or item.tenant_input,
+        item.tenant_id or item.tenant_input or "",
         item.client_id,
         CertificateCredential(key, certificate.cert_pem),
         item.exchange_enabled,

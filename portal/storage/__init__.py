@@ -23,6 +23,7 @@ from portal.storage.connections import (  # noqa: F401
     create_connection,
     delete_connection,
     get_connection,
+    get_connection_or_raise,
     list_all_connections,
     list_connections,
     organizations_linking_tenant,

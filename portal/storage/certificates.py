@@ -6,7 +6,7 @@ import secrets
 
 from portal.storage.db import write_transaction
 from portal.storage.records import CERT_STATUSES, CertificateRecord
-from portal.storage.sql import _execute, _row, _rows, utcnow
+from portal.storage.sql import _execute, _one, _row, _rows, utcnow
 from portal.storage.vault_blobs import delete_secret, put_secret
 
 
@@ -46,7 +46,7 @@ def add_certificate(
         )
         if private_key_pem is not None:
             put_secret("certificates", cert_id, "private_key", private_key_pem)
-    return get_certificate(cert_id)
+    return CertificateRecord(**_one("SELECT * FROM certificates WHERE id = ?", [cert_id]))
 
 
 def get_certificate(cert_id: str) -> CertificateRecord | None:

@@ -77,12 +77,20 @@ def create_connection(org_id: int, kind: str, display_name: str | None = None) -
         "VALUES (?, ?, ?, ?, ?, ?)",
         [connection_id, org_id, kind, display_name, now, now],
     )
-    return get_connection(connection_id)
+    return get_connection_or_raise(connection_id)
 
 
 def get_connection(connection_id: str) -> Connection | None:
     """Unscoped lookup: views go through ``portal.access.load_connection_or_404`` instead."""
     return _connection(_row("SELECT * FROM connections WHERE id = ?", [str(connection_id)]))
+
+
+def get_connection_or_raise(connection_id: str) -> Connection:
+    """A connection the caller knows exists; KeyError otherwise."""
+    connection = get_connection(connection_id)
+    if connection is None:
+        raise KeyError(connection_id)
+    return connection
 
 
 def list_connections(org_id: int) -> list[Connection]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from portal.storage.records import HEALTHS, AuditEvent, HealthEvent, User
-from portal.storage.sql import _execute, _row, _rows, utcnow
+from portal.storage.sql import _execute, _one, _rows, utcnow
 
 
 def add_health_event(
@@ -28,8 +28,7 @@ def add_health_event(
             json.dumps(summary or {}, sort_keys=True),
         ],
     )
-    row = _row("SELECT * FROM health_events WHERE id = ?", [cursor.lastrowid])
-    return _health_event(row)
+    return _health_event(_one("SELECT * FROM health_events WHERE id = ?", [cursor.lastrowid]))
 
 
 def _health_event(row: dict) -> HealthEvent:
@@ -70,7 +69,7 @@ def record_audit(
             json.dumps(detail or {}, sort_keys=True),
         ],
     )
-    return _audit(_row("SELECT * FROM audit_events WHERE id = ?", [cursor.lastrowid]))
+    return _audit(_one("SELECT * FROM audit_events WHERE id = ?", [cursor.lastrowid]))
 
 
 def _audit(row: dict) -> AuditEvent:

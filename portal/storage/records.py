@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import overload
 
 ROLES = ("admin", "support")
 
@@ -176,16 +177,28 @@ class Handoff:
     confirm_hash: str | None = field(default=None, repr=False)
 
 
+@overload
+def _organization(row: dict) -> Organization: ...
+@overload
+def _organization(row: None) -> None: ...
 def _organization(row: dict | None) -> Organization | None:
     if not row:
         return None
     return Organization(**{**row, "require_mfa": bool(row.get("require_mfa", 0))})
 
 
+@overload
+def _user(row: dict) -> User: ...
+@overload
+def _user(row: None) -> None: ...
 def _user(row: dict | None) -> User | None:
     return User(**row) if row else None
 
 
+@overload
+def _connection(row: dict) -> Connection: ...
+@overload
+def _connection(row: None) -> None: ...
 def _connection(row: dict | None) -> Connection | None:
     if not row:
         return None

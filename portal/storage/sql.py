@@ -22,6 +22,14 @@ def _row(sql: str, params: Sequence | dict = ()) -> dict | None:
     return rows[0] if rows else None
 
 
+def _one(sql: str, params: Sequence | dict = ()) -> dict:
+    """The one row a caller knows exists (just written in its transaction)."""
+    row = _row(sql, params)
+    if row is None:
+        raise LookupError(sql)
+    return row
+
+
 def _execute(sql: str, params: Sequence | dict = ()):
     return get_db().execute(sql, params)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from portal.storage.db import write_transaction
 from portal.storage.records import ROLES, Organization, User, _organization, _user
-from portal.storage.sql import _execute, _row, _rows, utcnow
+from portal.storage.sql import _execute, _one, _row, _rows, utcnow
 from portal.storage.vault_blobs import delete_secret, get_secret, put_secret
 
 
@@ -17,7 +17,7 @@ def create_organization(name: str) -> Organization:
     cursor = _execute(
         "INSERT INTO organizations (name, created_at) VALUES (?, ?)", [name, utcnow()]
     )
-    return get_organization(cursor.lastrowid)
+    return _organization(_one("SELECT * FROM organizations WHERE id = ?", [cursor.lastrowid]))
 
 
 def get_organization(org_id: int) -> Organization | None:
@@ -51,7 +51,7 @@ def create_user(email: str, role: str, password_hash: str, org_id: int | None = 
             utcnow(),
         ],
     )
-    return get_user(cursor.lastrowid)
+    return _user(_one("SELECT * FROM users WHERE id = ?", [cursor.lastrowid]))
 
 
 def get_user(user_id: int) -> User | None:
