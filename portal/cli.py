@@ -294,8 +294,8 @@ def link_review_reject_command(review_id: str, decided_by: str):
 
 
 def _decide(review_id: str, *, approve: bool, decided_by: str) -> None:
-    from portal.blueprints.oauth import required_scopes
     from portal.connections import delegated_link
+    from portal.connections.service_provider import required_scopes
 
     outcome = delegated_link.decide_review(
         review_id,

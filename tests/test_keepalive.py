@@ -417,7 +417,7 @@ def test_missing_configuration(app, sim, linked, runner):
     calls = token_calls(sim)
     result = runner.invoke(args=["refresh-tokens"])
     assert result.exit_code == 1
-    assert "not configured: set SP_CLIENT_ID" in result.output
+    assert "not configured: SP_CLIENT_ID is not set" in result.output
     assert token_calls(sim) == calls
     assert get(app, linked.connection.id).refresh_failure_days == 0
 
@@ -489,12 +489,25 @@ def test_certificate_file_credential(app, sim, sim_server, provider, org_a, tmp_
 def test_certificate_file_errors(tmp_path):
     bad = tmp_path / "only-cert.pem"
     bad.write_text(SimCertificate().cert_pem)
+    app_id = {"SP_CLIENT_ID": "11111111-2222-3333-4444-555555555555"}
     with pytest.raises(keepalive.KeepAliveConfigError, match="private key"):
-        keepalive.service_provider_credential({"SP_CERT_FILE": str(bad)})
+        keepalive.settings_from_config({**app_id, "SP_CERT_FILE": str(bad)})
     with pytest.raises(keepalive.KeepAliveConfigError, match="cannot be read"):
-        keepalive.service_provider_credential({"SP_CERT_FILE": str(tmp_path / "nope.pem")})
+        keepalive.settings_from_config({**app_id, "SP_CERT_FILE": str(tmp_path / "nope.pem")})
     with pytest.raises(keepalive.KeepAliveConfigError, match="SP_CLIENT_SECRET"):
-        keepalive.service_provider_credential({})
+        keepalive.settings_from_config(app_id)
+
+
+def test_the_keep_alive_reads_our_app_with_link_accounts_rules():
+    """One reader: a client id Link Account would refuse is refused here too (not used as
+    typed), and a valid one is lower-cased for both."""
+    secret = {"SP_CLIENT_SECRET": "s"}
+    with pytest.raises(keepalive.KeepAliveConfigError, match="not an Application"):
+        keepalive.settings_from_config({**secret, "SP_CLIENT_ID": "HR automation"})
+    upper = "AAAAAAAA-2222-3333-4444-555555555555"
+    assert keepalive.settings_from_config({**secret, "SP_CLIENT_ID": upper}).client_id == (
+        upper.lower()
+    )
 
 
 # --- serialization ------------------------------------------------------------------------------

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
 import secrets
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,147 +40,36 @@ from portal.access import (
     load_connection_or_404,
     login_required,
 )
-from portal.config import parse_list
 from portal.connections import delegated_link, lifecycle
-from portal.connections.delegated_link import RESERVED_SCOPES, SignedIn, missing_scopes
+from portal.connections.delegated_link import SignedIn, missing_scopes
+from portal.connections.service_provider import (
+    CALLBACK_PATH,
+    SpSettings,
+    read_settings,
+)
 from portal.entra import idtoken
 from portal.entra.client import (
-    CertificateCredential,
-    CredentialFileError,
     EntraClient,
-    SecretCredential,
 )
 from portal.entra.clouds import Cloud, http_session
 from portal.entra.errors import classify_redirect_error
-from portal.entra.permissions import DELEGATED_SCOPES
 from portal.security import cross_site_post, csrf, embeddable, framed_navigation, no_referrer
 from portal.services import caches, cloud_table
 
 bp = Blueprint("oauth", __name__)
 log = logging.getLogger("portal.oauth")
 
-CALLBACK_PATH = "/oauth/callback"
 FLOW_TTL = 600  # seconds: state, flow cookie and handoff all live at most 10 minutes
-#: Delegated scopes the product needs (MSAL adds openid, profile and offline_access itself).
-PRODUCT_SCOPES: tuple[str, ...] = tuple(
-    r.name for r in DELEGATED_SCOPES if r.name != "offline_access"
-)
-_SCOPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]{0,99}$")
-_PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
-_GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-# --- Operator settings -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpSettings:
-    """The service provider application as the operator configured it; ``problems`` are
-    operator-facing sentences (empty when everything needed is there)."""
-
-    client_id: str | None
-    credential: CertificateCredential | SecretCredential | None = field(repr=False)
-    redirect_uri: str | None
-    clouds: tuple[str, ...]
-    required_scopes: tuple[str, ...]
-    problems: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def app(self) -> tuple[str, CertificateCredential | SecretCredential, str]:
-        """Client id, credential and redirect URI of settings the caller found ``ok``."""
-        if self.client_id is None or self.credential is None or self.redirect_uri is None:
-            raise RuntimeError("service provider settings used while not configured")
-        return self.client_id, self.credential, self.redirect_uri
-
-
-def required_scopes(config) -> tuple[str, ...]:
-    """The product's delegated scopes plus ``SP_EXTRA_SCOPES`` (order kept, no duplicates)."""
-    seen: dict[str, str] = {}
-    for name in (*PRODUCT_SCOPES, *parse_list(config.get("SP_EXTRA_SCOPES"))):
-        if name.lower() not in RESERVED_SCOPES and name.lower() not in seen:
-            seen[name.lower()] = name
-    return tuple(seen.values())
-
-
-def redirect_uri_from(public_url: str) -> str:
-    """``PUBLIC_URL`` + the callback path: a configured constant, never from request headers."""
-    return public_url.rstrip("/") + CALLBACK_PATH
-
-
-def _read_certificate(path: str) -> tuple[CertificateCredential | None, str | None]:
-    try:
-        return CertificateCredential.from_pem_file(path), None
-    except CredentialFileError as exc:
-        return None, f"SP_CERT_FILE {exc}"
 
 
 def sp_settings() -> SpSettings:
-    """Read and check the operator settings (the certificate file is parsed once per change)."""
-    config = current_app.config
-    problems: list[str] = []
-    client_id = (config.get("SP_CLIENT_ID") or "").strip() or None
-    if client_id is None:
-        problems.append(
-            "SP_CLIENT_ID is not set: the Application (client) ID of our "
-            "multi-tenant app registration (PORTAL_SP_CLIENT_ID)."
-        )
-    elif not _GUID_RE.match(client_id.lower()):
-        problems.append(
-            f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
-            "(a GUID such as 00000000-0000-0000-0000-000000000000)."
-        )
-    else:
-        client_id = client_id.lower()
-    credential = None
-    cert_file = config.get("SP_CERT_FILE")
-    if cert_file:
-        path = (
-            cert_file
-            if os.path.isabs(cert_file)
-            else os.path.join(current_app.instance_path, cert_file)
-        )
-        cache = current_app.extensions.setdefault("portal.sp_cert", {})
-        mtime: int | None
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except OSError:
-            mtime = None
-        stamp = (path, mtime)
-        if stamp not in cache:
-            cache.clear()
-            cache[stamp] = _read_certificate(path)
-        credential, problem = cache[stamp]
-        if problem:
-            problems.append(problem)
-    elif config.get("SP_CLIENT_SECRET"):
-        credential = SecretCredential(str(config["SP_CLIENT_SECRET"]))
-    else:
-        problems.append(
-            "No credential for the app: set SP_CERT_FILE (PEM with the private key "
-            "and the certificate, preferred) or SP_CLIENT_SECRET."
-        )
-    public_url = str(config.get("PUBLIC_URL") or "")
-    redirect_uri = None
-    if not _PUBLIC_URL_RE.match(public_url):
-        problems.append(
-            f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
-            "such as https://portal.example.com."
-        )
-    elif config["ENV"] == "production" and not public_url.startswith("https://"):
-        problems.append("PUBLIC_URL must use https:// in production.")
-    else:
-        redirect_uri = redirect_uri_from(public_url)
-    clouds = tuple(parse_list(config.get("SP_CLOUDS")))
-    if not clouds:
-        problems.append("SP_CLOUDS is empty: list the clouds where the app is registered.")
-    scopes = required_scopes(config)
-    bad = [s for s in scopes if not _SCOPE_RE.match(s)]
-    if bad:
-        problems.append(f"SP_EXTRA_SCOPES has values that are not scope names: {bad}.")
-    return SpSettings(client_id, credential, redirect_uri, clouds, scopes, tuple(problems))
+    """The operator's settings of our app, read by the one reader (the certificate file is
+    parsed once per change, in the app's cache)."""
+    return read_settings(
+        current_app.config,
+        current_app.instance_path,
+        current_app.extensions.setdefault("portal.sp_cert", {}),
+    )
 
 
 def _cloud_for(connection: storage.Connection, settings: SpSettings) -> tuple[Cloud | None, str]:

@@ -49,20 +49,15 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import requests
 
 from portal import storage
-from portal.config import normalize_client_id
-from portal.connections import credentials, lifecycle
+from portal.connections import credentials, lifecycle, service_provider
 from portal.entra.client import (
-    CertificateCredential,
     Credential,
-    CredentialFileError,
     EntraClient,
-    SecretCredential,
     TokenResult,
     read_stored_sign_in,
 )
@@ -161,43 +156,23 @@ class RunSummary:
 # --- Settings ---------------------------------------------------------------------------------
 
 
-def service_provider_credential(
-    config: Mapping[str, Any], instance_path: str | None = None
-) -> Credential:
-    """Our multi-tenant app's credential from ``SP_CERT_FILE`` (PEM with the private key and the
-    certificate; preferred) or ``SP_CLIENT_SECRET``. A relative file is looked up in the instance
-    folder. Raises :class:`KeepAliveConfigError` naming the setting to fix (never its value)."""
-    cert_file = config.get("SP_CERT_FILE")
-    if cert_file:
-        path = Path(cert_file)
-        if not path.is_absolute() and instance_path:
-            path = Path(instance_path) / path
-        try:
-            return CertificateCredential.from_pem_file(str(path))
-        except CredentialFileError as exc:
-            raise KeepAliveConfigError(f"SP_CERT_FILE {exc}") from None
-    secret = config.get("SP_CLIENT_SECRET")
-    if secret:
-        return SecretCredential(str(secret))
-    raise KeepAliveConfigError("set SP_CERT_FILE (preferred) or SP_CLIENT_SECRET")
-
-
 def settings_from_config(
     config: Mapping[str, Any], instance_path: str | None = None, *, idle_hours: float | None = None
 ) -> Settings:
-    """Settings from the app config (``SP_CLIENT_ID``, ``SP_CERT_FILE``/``SP_CLIENT_SECRET``,
-    optional ``REFRESH_IDLE_HOURS``); ``idle_hours`` (the CLI option) wins."""
-    # The same normalisation as at start (and as Link Account stored it), also for a mapping
-    # that did not pass through create_app.
-    client_id = normalize_client_id(config.get("SP_CLIENT_ID"))
-    if not client_id:
-        raise KeepAliveConfigError("set SP_CLIENT_ID (the service provider application)")
+    """Settings from the app config: our app as the one reader of its settings reads it for Link
+    Account too (``portal.connections.service_provider``: the same client id, lower-cased, and
+    the same credential), plus ``REFRESH_IDLE_HOURS``; ``idle_hours`` (the CLI option) wins.
+    Raises :class:`KeepAliveConfigError` naming the setting to fix (never its value)."""
+    app = service_provider.read_settings(config, instance_path or "")
+    problems = service_provider.app_problems(app)
+    if problems or app.client_id is None or app.credential is None:
+        raise KeepAliveConfigError(" ".join(problems) or "service provider app not configured")
     hours = idle_hours if idle_hours is not None else config.get("REFRESH_IDLE_HOURS", 24)
     try:
         idle = timedelta(hours=float(hours))
     except (TypeError, ValueError):
         raise KeepAliveConfigError("REFRESH_IDLE_HOURS must be a number of hours") from None
-    return Settings(client_id, service_provider_credential(config, instance_path), idle=idle)
+    return Settings(app.client_id, app.credential, idle=idle)
 
 
 # --- Selection and classification -------------------------------------------------------------
