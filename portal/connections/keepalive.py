@@ -4,7 +4,7 @@ An Entra refresh token dies after 90 days without use (AADSTS700082). A cron job
 or more a day; every linked service-provider connection whose last successful refresh (or
 consent) is older than ``idle`` (24 h) is refreshed through MSAL against its own cloud and tenant.
 
-Rules (issue 6; security.md §0 item 5, §6.1, §6.3, §6.4, §7 items 24-26; entra.md §9):
+Rules (security.md §0 item 5, §6.1, §6.3, §6.4, §7 items 24-26; entra.md §9):
 
 * **Rotation is persisted atomically.** Entra hands out a new refresh token on every use and does
   not revoke the old one. The new MSAL cache (encrypted in the vault) is written in the SAME
