@@ -39,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     hops = int(app.config["TRUSTED_PROXY_HOPS"])
     if hops > 0:
-        # Flask documents wrapping wsgi_app like this; mypy sees a method being replaced.
+        # Flask documents wrapping wsgi_app like this; its type hints declare a method here.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )

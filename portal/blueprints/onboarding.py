@@ -37,7 +37,12 @@ from portal.blueprints.status import MAX_POLLS, checklist_context
 from portal.connections import lifecycle
 from portal.connections.verification import record_report, run_check
 from portal.entra import permissions
-from portal.entra.certificates import MAX_VALIDITY_DAYS, export_certificate, issue_certificate
+from portal.entra.certificates import (
+    MAX_VALIDITY_DAYS,
+    ExportFormat,
+    export_certificate,
+    issue_certificate,
+)
 from portal.entra.client import CertificateCredential
 from portal.entra.errors import classify_redirect_error
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
@@ -61,7 +66,7 @@ STEPS = (
 SECTION_NAMES = tuple(name for name, _ in STEPS)
 CONSENT_COOKIE = "portal_consent"
 CONSENT_TTL = 600
-CERT_FORMATS = ("cer", "pem", "crt")
+CERT_FORMATS: tuple[ExportFormat, ...] = ("cer", "pem", "crt")
 MAX_INPUT = 300
 
 
@@ -473,7 +478,7 @@ def download_certificate(connection_id: str, fmt: str):
         certificate = storage.active_certificate(connection.id)
     if fmt not in CERT_FORMATS or certificate is None:
         abort(404)
-    body, mime = export_certificate(certificate.cert_pem, fmt)  # type: ignore[arg-type]
+    body, mime = export_certificate(certificate.cert_pem, fmt)
     response = make_response(body)
     response.headers["Content-Type"] = mime
     name = f"hr-automation-{certificate.thumbprint_sha1[:8].lower()}.{fmt}"
