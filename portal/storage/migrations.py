@@ -150,7 +150,7 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
 
 @migrations()
 def m002_link_outcomes(db: sqlite_utils.Database) -> None:
-    """Issue 6: the result of a Link Account started from a handoff (what the iframe polls)."""
+    """The result of a Link Account started from a handoff (what the iframe polls)."""
     db.execute(
         "CREATE TABLE link_outcomes ("
         " handoff_id TEXT PRIMARY KEY REFERENCES handoffs(id) ON DELETE CASCADE,"
@@ -164,7 +164,7 @@ def m002_link_outcomes(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_refresh_leases(db: sqlite_utils.Database) -> None:
-    """Issue 6 keep-alive: one lease row per connection being refreshed, so two concurrent
+    """Keep-alive: one lease row per connection being refreshed, so two concurrent
     ``refresh-tokens`` runs never redeem the same refresh token twice (security.md 6.3)."""
     db.execute(
         "CREATE TABLE refresh_leases ("
