@@ -14,7 +14,7 @@ import pytest
 
 from entrasim.testing import SimCertificate
 from portal import storage
-from portal.connections import keepalive
+from portal.connections import keepalive, lifecycle
 from portal.entra.errors import classify
 from tests.keepalive_helpers import (
     Provider,
@@ -725,3 +725,27 @@ def test_no_secret_in_output_or_logs_on_failures(
     for text in (*outputs, caplog.text):
         for secret in secrets_:
             assert secret not in text
+
+
+@pytest.mark.parametrize("transient", [False, True], ids=["success", "transient"])
+def test_a_reconnect_needed_during_the_refresh_is_kept(app, sim, linked, monkeypatch, transient):
+    """Something else finds the credential unusable (a secret unreadable, a check) while the
+    keep-alive is redeeming: its result is dropped as skipped, not an unexpected error, and the
+    connection stays waiting for the customer."""
+    if transient:
+        sim.set_fault("token", "status", status=503, times=1)
+    real_refresh = keepalive._refresh
+
+    def refresh_then_break(*args, **kwargs):
+        outcome = real_refresh(*args, **kwargs)
+        with app.app_context():
+            lifecycle.needs_reconnect(linked.connection.id, "found unusable meanwhile")
+        return outcome
+
+    monkeypatch.setattr(keepalive, "_refresh", refresh_then_break)
+    summary = run_at(app, datetime.now(UTC))
+    assert summary.skipped == 1 and summary.operator == 0, summary.results
+    assert "meanwhile" in summary.results[0].reason
+    assert get(app, linked.connection.id).state == "needs_reconnect"
+    with app.app_context():
+        assert storage.table_counts(["refresh_leases"]) == {"refresh_leases": 0}

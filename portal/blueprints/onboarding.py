@@ -35,7 +35,7 @@ from portal.access import (
 )
 from portal.blueprints.status import MAX_POLLS, checklist_context
 from portal.connections import lifecycle
-from portal.connections.verification import record_report, run_check
+from portal.connections.verification import record_report, run_check, verify_with
 from portal.entra import permissions
 from portal.entra.certificates import (
     MAX_VALIDITY_DAYS,
@@ -43,10 +43,8 @@ from portal.entra.certificates import (
     export_certificate,
     issue_certificate,
 )
-from portal.entra.client import CertificateCredential
 from portal.entra.errors import classify_redirect_error
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
-from portal.entra.verify import verify_customer_owned
 from portal.security import embeddable, framed_navigation
 from portal.services import caches, cloud_table, find_cloud
 from portal.storage import vault
@@ -536,16 +534,7 @@ def confirm_certificate(connection_id: str):
         storage.set_certificate_status(pending.id, "retired")
         flash("We can't read the new certificate's private key. Start the rotation again.", "error")
         return _to_certificate(connection.id)
-    report = verify_customer_owned(
-        cloud_table(),
-        cloud.key,
-        connection.tenant_id or connection.tenant_input or "",
-        connection.client_id,
-        CertificateCredential(key, pending.cert_pem),
-        connection.exchange_enabled,
-        fresh=True,
-        discovery_cache=caches().discovery,
-    )
+    report = verify_with(connection, cloud, pending, key)
     if not report.ok:
         reason = (
             report.problem.message

@@ -341,10 +341,12 @@ def _release(connection_id: str, owner: str) -> None:
 
 def _same_link(connection: storage.Connection) -> bool:
     """True while the connection still holds the sign-in this run started from: a Link Account
-    that finished meanwhile (new consent) must not be overwritten by an older result."""
+    that finished meanwhile (new consent) must not be overwritten by an older result, and a
+    connection found unusable meanwhile (needs_reconnect) keeps waiting for the customer."""
     current = storage.get_connection(connection.id)
     return (
         current is not None
+        and current.state in lifecycle.PROVEN
         and current.consented_at == connection.consented_at
         and current.tenant_id == connection.tenant_id
         and current.consented_by_oid == connection.consented_by_oid
@@ -412,8 +414,8 @@ def _record_transient(
     at = _iso(now)
     with write_transaction():
         connection = storage.get_connection(connection_id)
-        if connection is None or connection.deleted:  # deleted while this run was refreshing
-            return "skipped", 0
+        if connection is None or connection.state not in lifecycle.PROVEN:
+            return "skipped", 0  # deleted or found unusable while this run was refreshing
         days = connection.refresh_failure_days
         last_day = connection.refresh_last_failure_day
         consented = _parse_time(connection.consented_at)
@@ -565,7 +567,7 @@ def _redeem_and_store(
         )
         return "operator", "database write failed; previous sign-in kept"
     if not stored:
-        return "skipped", "changed meanwhile (re-linked or lease lost); result discarded"
+        return "skipped", "changed meanwhile (re-linked, found unusable or lease lost); discarded"
     log.info("keep-alive: connection %s refreshed", connection.id)
     return "refreshed", ""
 
@@ -582,13 +584,17 @@ def _record_failure(
                 connection_id,
                 label,
                 "skipped",
-                "re-linked meanwhile; old sign-in's failure ignored",
+                "changed meanwhile (re-linked or found unusable); old sign-in's failure ignored",
             )
         return ConnectionResult(connection_id, label, "relink", failure.reason)
     if failure.category == "transient":
         outcome, days = _record_transient(
             connection_id, failure.reason, failure.detail, now, settings
         )
+        if outcome == "skipped":
+            return ConnectionResult(
+                connection_id, label, "skipped", f"changed meanwhile; {failure.reason} ignored"
+            )
         log.warning(
             "keep-alive: connection %s refresh failed, transient (%s), failing days %d%s",
             connection_id,

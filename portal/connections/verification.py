@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from portal import storage
 from portal.connections import credentials, lifecycle
 from portal.entra.client import CertificateCredential
+from portal.entra.clouds import Cloud
 from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.services import caches, cloud_table, find_cloud
 from portal.storage import vault
@@ -73,18 +74,27 @@ def run_check(item: storage.Connection, trigger: str, actor: int | None = None) 
                 "certificate (step 4), upload it to your application, then link again."
             ),
         }
-    report = verify_customer_owned(
+    report = verify_with(item, cloud, certificate, key)
+    record_report(item, report, trigger, actor)
+    return {"ok": report.ok}
+
+
+def verify_with(
+    item: storage.Connection, cloud: Cloud, certificate: storage.CertificateRecord, key: bytes
+) -> VerificationReport:
+    """Prove every checklist item of ``item`` signing in with ``certificate`` (the active one
+    for a check, the pending one for a rotation); a new token, never a cached one, so that a
+    permission removed since the last check shows."""
+    return verify_customer_owned(
         cloud_table(),
         cloud.key,
         item.tenant_id or item.tenant_input or "",
-        item.client_id,
+        item.client_id or "",
         CertificateCredential(key, certificate.cert_pem),
         item.exchange_enabled,
         fresh=True,
         discovery_cache=caches().discovery,
     )
-    record_report(item, report, trigger, actor)
-    return {"ok": report.ok}
 
 
 def record_report(
