@@ -11,7 +11,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Response, make_response, request
-from jinja2_fragments.flask import render_block
 
 HX_REQUEST = "HX-Request"
 HX_BOOSTED = "HX-Boosted"
@@ -90,14 +89,3 @@ def add_vary(response: Response) -> Response:
     """The same URL serves a page and a fragment: caches must key on HX-Request."""
     response.vary.add(HX_REQUEST)
     return response
-
-
-def render_page_or_fragment(template: str, block: str, **context) -> Response:
-    """The whole page for browsers; only ``block`` of the same template for htmx."""
-    from flask import render_template
-
-    if wants_fragment():
-        body = render_block(template, block, **context)
-    else:
-        body = render_template(template, **context)
-    return add_vary(make_response(body))

@@ -16,17 +16,17 @@ from flask_login import current_user
 
 #: Endpoint → limit (flask-limiter syntax). Plenty for a person; a loop hits them quickly.
 LIMITS = {
-    "onboarding.create": "30 per hour",
-    "onboarding.save_cloud": "120 per 10 minutes",  # a tenant already typed is looked up again
-    "onboarding.save_ids": "120 per 10 minutes",  # each change may run a tenant discovery
-    "onboarding.registered": "10 per 10 minutes",  # issues the first certificate
-    "onboarding.create_certificate": "10 per 10 minutes",
-    "onboarding.admin_consent": "20 per 10 minutes",
-    "onboarding.rotate_certificate": "10 per 10 minutes",  # issues the next certificate
-    "onboarding.confirm_certificate": "60 per 10 minutes",  # a full verification
-    "status.check": "60 per 10 minutes",  # a full verification against Microsoft
-    "oauth.link": "20 per 10 minutes",
-    "oauth.create_link_handoff": "20 per 10 minutes",
+    "wizard.create": "30 per hour",
+    "wizard.save_cloud": "120 per 10 minutes",  # a tenant already typed is looked up again
+    "wizard.save_ids": "120 per 10 minutes",  # each change may run a tenant discovery
+    "wizard.registered": "10 per 10 minutes",  # issues the first certificate
+    "certificates.create": "10 per 10 minutes",
+    "consent.start": "20 per 10 minutes",
+    "certificates.rotate": "10 per 10 minutes",  # issues the next certificate
+    "certificates.confirm": "60 per 10 minutes",  # a full verification
+    "connection.check": "60 per 10 minutes",  # a full verification against Microsoft
+    "link.start": "20 per 10 minutes",
+    "link.create_handoff": "20 per 10 minutes",
 }
 
 _EXTENSION = "portal.limiter"

@@ -28,7 +28,7 @@ csrf = CSRFProtect()
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 HSTS = "max-age=31536000; includeSubDomains"
-NO_REFERRER_BLUEPRINTS = frozenset({"auth", "oauth"})
+NO_REFERRER_BLUEPRINTS = frozenset({"auth", "link"})
 
 _EMBEDDABLE = "_portal_embeddable"
 _NO_REFERRER = "_portal_no_referrer"

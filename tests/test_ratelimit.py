@@ -43,7 +43,7 @@ def test_choosing_the_cloud_is_limited_per_user(app, client_a, org_a, make_conne
     """setup/cloud looks a typed tenant up again at Microsoft, like setup/ids."""
     item = make_connection(org_a)
     token = csrf_token(client_a, "/connections/new")
-    allowed = int(ratelimit.LIMITS["onboarding.save_cloud"].split()[0])
+    allowed = int(ratelimit.LIMITS["wizard.save_cloud"].split()[0])
     for _ in range(allowed):
         saved = client_a.post(
             f"/connections/{item.id}/setup/cloud", data={"cloud": "global", "csrf_token": token}

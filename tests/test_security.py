@@ -62,7 +62,7 @@ def test_security_headers_on_every_route(
         "auth.login",
         "home.index",
         "home.healthz",
-        "status.connection",
+        "connection.page",
         "support.dashboard",
         "static",
     } <= seen

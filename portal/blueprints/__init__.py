@@ -1,19 +1,27 @@
-"""Blueprints: one module, one ``bp``. Modules that do not exist yet are skipped."""
+"""Blueprints, one per feature, each with its templates in ``templates/<blueprint>/``:
+sign-in (``auth``) and its security settings (``account``), the home page, the connection page
+(``connection``), the customer-owned setup (``wizard``, ``certificates``, ``consent``), Link
+Account for service-provider connections (``link``) and the support dashboard."""
 
 from __future__ import annotations
 
-import importlib
+from flask import Flask
 
-BLUEPRINTS = ("auth", "home", "status", "support", "onboarding", "oauth", "account")
+from portal.blueprints import (
+    account,
+    auth,
+    certificates,
+    connection,
+    consent,
+    home,
+    link,
+    support,
+    wizard,
+)
+
+BLUEPRINTS = (auth, account, home, connection, wizard, certificates, consent, link, support)
 
 
-def register(app) -> None:
-    """Register every blueprint module of :data:`BLUEPRINTS` that is present."""
-    for name in BLUEPRINTS:
-        try:
-            module = importlib.import_module(f"portal.blueprints.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"portal.blueprints.{name}":
-                raise
-            continue
+def register(app: Flask) -> None:
+    for module in BLUEPRINTS:
         app.register_blueprint(module.bp)

@@ -38,7 +38,7 @@ def _me() -> storage.User:
 def security():
     user = _me()
     return render_template(
-        "pages/account_security.html",
+        "account/security.html",
         required=mfa_required(user),
         recovery_left=len(storage.unused_recovery_codes(user.id)),
     )
@@ -68,18 +68,18 @@ def enrol_totp():
     context = enrolment_context(user, secret, form, url_for("account.enrol_totp"))
     context["cancel_url"] = url_for("account.security")
     if request.method == "GET" or not form.validate_on_submit():
-        return render_template("pages/mfa_enrol.html", **context)
+        return render_template("auth/enrol.html", **context)
     codes = confirm_enrolment(user, secret, form.code.data or "")
     if codes is None:
         return record_factor_failure(
             user,
-            "pages/mfa_enrol.html",
+            "auth/enrol.html",
             "That code is not right. Check that your phone's time is set automatically and "
             "enter the code your app shows now.",
             **context,
         )
     return render_template(
-        "pages/recovery_codes.html", codes=codes, continue_url=url_for("account.security")
+        "auth/recovery_codes.html", codes=codes, continue_url=url_for("account.security")
     )
 
 

@@ -170,16 +170,16 @@ def login():
         form.next.data = safe_next(request.args.get("next")) or ""
         if current_user.is_authenticated:
             return redirect(form.next.data or url_for("home.index"))
-        return render_template("pages/login.html", form=form)
+        return render_template("auth/login.html", form=form)
     if not form.validate_on_submit():
-        return render_template("pages/login.html", form=form)
+        return render_template("auth/login.html", form=form)
 
     account = storage.normalize_email(form.email.data or "")
     address = client_address()
     wait = throttle_seconds(account, address)
     if wait:
         log.warning("sign-in refused while throttled: account %s", account)
-        return locked_response("pages/login.html", wait, form=form)
+        return locked_response("auth/login.html", wait, form=form)
 
     user = storage.get_user_by_email(account)
     ok = check_password_hash(
@@ -190,9 +190,9 @@ def login():
         log.info("failed sign-in for %s", account)
         wait = throttle_seconds(account, address)
         if wait:
-            return locked_response("pages/login.html", wait, form=form)
+            return locked_response("auth/login.html", wait, form=form)
         return render_template(
-            "pages/login.html", form=form, error="The email or password is not right."
+            "auth/login.html", form=form, error="The email or password is not right."
         )
     return _after_password(user, safe_next(form.next.data))
 
@@ -295,14 +295,14 @@ def second_factor():
         return _start_again()
     form = CodeForm()
     if request.method == "GET" or not form.validate_on_submit():
-        return render_template("pages/second_factor.html", form=form)
+        return render_template("auth/second_factor.html", form=form)
     wait = throttle_seconds(user.email, client_address())
     if wait:
-        return locked_response("pages/second_factor.html", wait, form=form)
+        return locked_response("auth/second_factor.html", wait, form=form)
     if not verify_second_factor(user, form.code.data or ""):
         return record_factor_failure(
             user,
-            "pages/second_factor.html",
+            "auth/second_factor.html",
             "That code is not right. Enter the current code from your authenticator app, or "
             "one of your recovery codes.",
             form=form,
@@ -347,15 +347,15 @@ def enrol():
     form = EnrolForm()
     context = enrolment_context(user, secret, form, url_for("auth.enrol"))
     if request.method == "GET" or not form.validate_on_submit():
-        return render_template("pages/mfa_enrol.html", required=True, **context)
+        return render_template("auth/enrol.html", required=True, **context)
     wait = throttle_seconds(user.email, client_address())
     if wait:
-        return locked_response("pages/mfa_enrol.html", wait, required=True, **context)
+        return locked_response("auth/enrol.html", wait, required=True, **context)
     codes = confirm_enrolment(user, secret, form.code.data or "")
     if codes is None:
         return record_factor_failure(
             user,
-            "pages/mfa_enrol.html",
+            "auth/enrol.html",
             "That code is not right. Check that your phone's time is set automatically and "
             "enter the code your app shows now.",
             required=True,
@@ -363,7 +363,7 @@ def enrol():
         )
     _sign_in(user)
     return render_template(
-        "pages/recovery_codes.html", codes=codes, continue_url=next_url or url_for("home.index")
+        "auth/recovery_codes.html", codes=codes, continue_url=next_url or url_for("home.index")
     )
 
 
@@ -378,17 +378,17 @@ def reauth():
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
     if request.method == "GET" or not form.validate_on_submit():
-        return render_template("pages/reauth.html", form=form, with_code=user.has_mfa)
+        return render_template("auth/reauth.html", form=form, with_code=user.has_mfa)
     context = {"form": form, "with_code": user.has_mfa}
     wait = throttle_seconds(user.email, client_address())
     if wait:
-        return locked_response("pages/reauth.html", wait, **context)
+        return locked_response("auth/reauth.html", wait, **context)
     ok = check_password_hash(user.password_hash, form.password.data or "") and (
         not user.has_mfa or verify_second_factor(user, form.code.data or "")
     )
     if not ok:
         return record_factor_failure(
-            user, "pages/reauth.html", "The password or code is not right.", **context
+            user, "auth/reauth.html", "The password or code is not right.", **context
         )
     storage.record_login_attempt(user.email, client_address(), True)
     mark_authenticated(new_sign_in=False)

@@ -22,7 +22,7 @@ def index():
     if current_user.is_support:
         return redirect(url_for("support.dashboard"))
     connections = storage.list_connections(current_user.org_id)
-    return render_template("pages/home.html", connections=connections)
+    return render_template("home/index.html", connections=connections)
 
 
 @bp.get("/healthz")

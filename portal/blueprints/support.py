@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, request
 from flask_login import current_user
 
-from portal import htmx, storage
+from portal import regions, storage
 from portal.access import load_connection_or_404, support_required
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
-ORDER = {"failing": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+#: Healths, the most urgent first: the dashboard's order and its filter's.
+HEALTH_ORDER = ("failing", "degraded", "unknown", "healthy")
+ORDER = {health: rank for rank, health in enumerate(HEALTH_ORDER)}
 
 
 @bp.get("/")
@@ -44,9 +46,11 @@ def dashboard():
         actor=current_user.id,
         detail={"state": state, "health": health} if state or health else None,
     )
-    return htmx.render_page_or_fragment(
-        "pages/support.html",
-        "table",
+    return regions.page_or_region(
+        "support/dashboard.html",
+        "support/_table.html",
+        states=storage.STATES,
+        healths=(*HEALTH_ORDER,),
         rows=rows,
         organizations=organizations,
         held=storage.list_link_reviews("held"),
@@ -65,9 +69,9 @@ def connection(connection_id: str):
     actor = (
         storage.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
     )
-    return htmx.render_page_or_fragment(
-        "pages/support_connection.html",
-        "status",
+    return regions.page_or_region(
+        "support/connection.html",
+        "support/_status.html",
         connection=item,
         organization=storage.get_organization(item.org_id),
         events=storage.list_health_events(item.id, limit=50),

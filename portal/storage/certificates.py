@@ -65,19 +65,23 @@ def list_certificates(connection_id: str) -> list[CertificateRecord]:
     ]
 
 
+def _newest_with_status(connection_id: str, status: str) -> CertificateRecord | None:
+    row = _row(
+        "SELECT * FROM certificates WHERE connection_id = ? AND status = ? "
+        "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        [str(connection_id), status],
+    )
+    return CertificateRecord(**row) if row else None
+
+
 def active_certificate(connection_id: str) -> CertificateRecord | None:
-    for cert in list_certificates(connection_id):
-        if cert.status == "active":
-            return cert
-    return None
+    """The certificate that signs for the connection (at most one is active)."""
+    return _newest_with_status(connection_id, "active")
 
 
 def pending_certificate(connection_id: str) -> CertificateRecord | None:
     """The certificate issued for a rotation and not yet proven (at most one is kept)."""
-    for cert in list_certificates(connection_id):
-        if cert.status == "pending":
-            return cert
-    return None
+    return _newest_with_status(connection_id, "pending")
 
 
 def promote_certificate(connection_id: str, cert_id: str) -> None:

@@ -237,16 +237,16 @@ def test_destroyed_ciphertext_does_not_linger_in_the_database_file(
 
 def test_a_write_racing_the_deletion_is_refused_as_not_found(app, wizard, admin_a, monkeypatch):
     """A request that passed the loader just before the deletion committed."""
-    from portal.blueprints import onboarding
+    from portal.blueprints import wizard as wizard_views
 
-    real_loader = onboarding.load_connection_or_404
+    real_loader = wizard_views.load_connection_or_404
 
     def load_then_delete(connection_id, write=False):
         item = real_loader(connection_id, write=write)
         storage.delete_connection_and_secrets(item.id, actor=admin_a.id)
         return item
 
-    monkeypatch.setattr(onboarding, "load_connection_or_404", load_then_delete)
+    monkeypatch.setattr(wizard_views, "load_connection_or_404", load_then_delete)
     answer = wizard.cloud("sim-global", htmx=False)
     assert answer.status_code == 404
     with app.app_context():

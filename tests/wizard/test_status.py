@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from portal import create_app, storage
-from portal.blueprints.status import MAX_POLLS
+from portal.blueprints.connection import MAX_POLLS
 from portal.storage import vault
 from tests.wizard.helpers import (
     ALL_GRAPH,
