@@ -15,6 +15,7 @@ import pytest
 from entrasim.testing import SimCertificate
 from portal import storage
 from portal.connections import keepalive, lifecycle
+from portal.connections.keepalive import refresh as keepalive_refresh
 from portal.entra.errors import classify
 from tests.keepalive_helpers import (
     Provider,
@@ -676,7 +677,7 @@ def test_a_link_finished_during_the_refresh_is_not_overwritten(
     token: the older result (rotated old grant, or its failure) must not replace the new link."""
     if revoked:
         sim.revoke_refresh_tokens(customer.tenant_id, customer.admin_upn)
-    real_refresh = keepalive._refresh
+    real_refresh = keepalive_refresh._refresh
     new_cache = b'{"AccessToken": {}, "RefreshToken": {}, "Account": {}}'
 
     def refresh_then_relink(*args, **kwargs):
@@ -686,7 +687,7 @@ def test_a_link_finished_during_the_refresh_is_not_overwritten(
             set_columns(linked.connection.id, consented_at=storage.utcnow(), state="connected")
         return outcome
 
-    monkeypatch.setattr(keepalive, "_refresh", refresh_then_relink)
+    monkeypatch.setattr(keepalive_refresh, "_refresh", refresh_then_relink)
     summary = run_at(app, datetime.now(UTC))
     assert summary.skipped == 1 and summary.refreshed == summary.relink == 0
     assert "meanwhile" in summary.results[0].reason
@@ -734,7 +735,7 @@ def test_a_reconnect_needed_during_the_refresh_is_kept(app, sim, linked, monkeyp
     connection stays waiting for the customer."""
     if transient:
         sim.set_fault("token", "status", status=503, times=1)
-    real_refresh = keepalive._refresh
+    real_refresh = keepalive_refresh._refresh
 
     def refresh_then_break(*args, **kwargs):
         outcome = real_refresh(*args, **kwargs)
@@ -742,7 +743,7 @@ def test_a_reconnect_needed_during_the_refresh_is_kept(app, sim, linked, monkeyp
             lifecycle.needs_reconnect(linked.connection.id, "found unusable meanwhile")
         return outcome
 
-    monkeypatch.setattr(keepalive, "_refresh", refresh_then_break)
+    monkeypatch.setattr(keepalive_refresh, "_refresh", refresh_then_break)
     summary = run_at(app, datetime.now(UTC))
     assert summary.skipped == 1 and summary.operator == 0, summary.results
     assert "meanwhile" in summary.results[0].reason

@@ -79,55 +79,12 @@ def read_settings(
 ) -> SpSettings:
     """Read and check the operator settings; ``cert_cache`` (the app's) keeps the parsed
     certificate file until the file changes."""
-    problems: list[str] = []
-    client_id = (config.get("SP_CLIENT_ID") or "").strip() or None
-    if client_id is None:
-        problems.append(
-            "SP_CLIENT_ID is not set: the Application (client) ID of our "
-            "multi-tenant app registration (PORTAL_SP_CLIENT_ID)."
-        )
-    elif not _GUID_RE.match(client_id.lower()):
-        problems.append(
-            f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
-            "(a GUID such as 00000000-0000-0000-0000-000000000000)."
-        )
-    else:
-        client_id = client_id.lower()
-    credential = None
-    cert_file = config.get("SP_CERT_FILE")
-    if cert_file:
-        path = cert_file if os.path.isabs(cert_file) else os.path.join(instance_path, cert_file)
-        cache = cert_cache if cert_cache is not None else {}
-        mtime: int | None
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except OSError:
-            mtime = None
-        stamp = (path, mtime)
-        if stamp not in cache:
-            cache.clear()
-            cache[stamp] = _read_certificate(path)
-        credential, problem = cache[stamp]
-        if problem:
-            problems.append(problem)
-    elif config.get("SP_CLIENT_SECRET"):
-        credential = SecretCredential(str(config["SP_CLIENT_SECRET"]))
-    else:
-        problems.append(
-            "No credential for the app: set SP_CERT_FILE (PEM with the private key "
-            "and the certificate, preferred) or SP_CLIENT_SECRET."
-        )
-    public_url = str(config.get("PUBLIC_URL") or "")
-    redirect_uri = None
-    if not _PUBLIC_URL_RE.match(public_url):
-        problems.append(
-            f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
-            "such as https://portal.example.com."
-        )
-    elif config.get("ENV") == "production" and not public_url.startswith("https://"):
-        problems.append("PUBLIC_URL must use https:// in production.")
-    else:
-        redirect_uri = redirect_uri_from(public_url)
+    client_id, client_id_problem = _read_client_id(config)
+    credential, credential_problem = _read_credential(config, instance_path, cert_cache)
+    redirect_uri, public_url_problem = _read_redirect_uri(config)
+    problems = [
+        p for p in (client_id_problem, credential_problem, public_url_problem) if p is not None
+    ]
     clouds = tuple(parse_list(config.get("SP_CLOUDS")))
     if not clouds:
         problems.append("SP_CLOUDS is empty: list the clouds where the app is registered.")
@@ -136,6 +93,67 @@ def read_settings(
     if bad:
         problems.append(f"SP_EXTRA_SCOPES has values that are not scope names: {bad}.")
     return SpSettings(client_id, credential, redirect_uri, clouds, scopes, tuple(problems))
+
+
+def _read_client_id(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``SP_CLIENT_ID`` and its problem: lower-cased when it is a GUID, as typed (with the
+    problem) when it is not, None (with the problem) when it is unset."""
+    client_id = (config.get("SP_CLIENT_ID") or "").strip() or None
+    if client_id is None:
+        return None, (
+            "SP_CLIENT_ID is not set: the Application (client) ID of our "
+            "multi-tenant app registration (PORTAL_SP_CLIENT_ID)."
+        )
+    if not _GUID_RE.match(client_id.lower()):
+        return client_id, (
+            f"SP_CLIENT_ID {client_id!r} is not an Application (client) ID "
+            "(a GUID such as 00000000-0000-0000-0000-000000000000)."
+        )
+    return client_id.lower(), None
+
+
+def _read_credential(
+    config: Mapping[str, Any], instance_path: str, cert_cache: dict | None
+) -> tuple[CertificateCredential | SecretCredential | None, str | None]:
+    """The app's credential: ``SP_CERT_FILE`` (preferred) or ``SP_CLIENT_SECRET``."""
+    cert_file = config.get("SP_CERT_FILE")
+    if cert_file:
+        path = cert_file if os.path.isabs(cert_file) else os.path.join(instance_path, cert_file)
+        return _cached_certificate(path, cert_cache if cert_cache is not None else {})
+    if config.get("SP_CLIENT_SECRET"):
+        return SecretCredential(str(config["SP_CLIENT_SECRET"])), None
+    return None, (
+        "No credential for the app: set SP_CERT_FILE (PEM with the private key "
+        "and the certificate, preferred) or SP_CLIENT_SECRET."
+    )
+
+
+def _cached_certificate(path: str, cache: dict) -> tuple[CertificateCredential | None, str | None]:
+    """The certificate file parsed once per (path, modification time): a replaced file is read
+    again without a restart."""
+    mtime: int | None
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        mtime = None
+    stamp = (path, mtime)
+    if stamp not in cache:
+        cache.clear()
+        cache[stamp] = _read_certificate(path)
+    return cache[stamp]
+
+
+def _read_redirect_uri(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The redirect URI built from ``PUBLIC_URL``, or the problem with that setting."""
+    public_url = str(config.get("PUBLIC_URL") or "")
+    if not _PUBLIC_URL_RE.match(public_url):
+        return None, (
+            f"PUBLIC_URL {public_url!r} must be the portal's absolute base URL, "
+            "such as https://portal.example.com."
+        )
+    if config.get("ENV") == "production" and not public_url.startswith("https://"):
+        return None, "PUBLIC_URL must use https:// in production."
+    return redirect_uri_from(public_url), None
 
 
 #: The settings the keep-alive needs (it redirects nobody and reads the cloud of each connection).

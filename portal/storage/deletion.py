@@ -41,13 +41,7 @@ def delete_connection_and_secrets(connection_id: str, actor: int | None) -> Dele
             [connection_id],
         ).rowcount
         _execute("DELETE FROM refresh_leases WHERE connection_id = ?", [connection_id])
-        # The draft and tenant_input are free text as typed (anything pasted lands there);
-        # the validated identifiers stay: support and the clean-up steps need them.
-        _execute(
-            "UPDATE connections SET state = 'deleted', health = 'unknown', deleted_at = ?, "
-            "updated_at = ?, draft = '{}', tenant_input = NULL WHERE id = ?",
-            [at, at, connection_id],
-        )
+        _mark_deleted(connection_id, at)
         receipt = DeletionReceipt(
             connection_id,
             connection.org_id,
@@ -74,6 +68,17 @@ def delete_connection_and_secrets(connection_id: str, actor: int | None) -> Dele
             detail=_deletion_detail(receipt, retired),
         )
     return receipt
+
+
+def _mark_deleted(connection_id: str, at: str) -> None:
+    """Set the row to ``deleted`` and clear what was typed. The draft and tenant_input are free
+    text as typed (anything pasted lands there); the validated identifiers stay: support and the
+    clean-up steps need them."""
+    _execute(
+        "UPDATE connections SET state = 'deleted', health = 'unknown', deleted_at = ?, "
+        "updated_at = ?, draft = '{}', tenant_input = NULL WHERE id = ?",
+        [at, at, connection_id],
+    )
 
 
 def _drop_unlinked_results(connection_id: str, at: str) -> dict[str, int]:

@@ -1,0 +1,129 @@
+"""One keep-alive pass over every linked service-provider connection: each due one refreshed
+(sharing one HTTP session per cloud), the others reported as skipped, and the CLI's entry point
+that reads the settings from the app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import requests
+
+from portal import storage
+from portal.connections.keepalive.outcomes import ConnectionResult
+from portal.connections.keepalive.refresh import refresh_connection
+from portal.connections.keepalive.report import RunSummary
+from portal.connections.keepalive.rules import DEFAULT_IDLE, is_due, is_linked
+from portal.connections.keepalive.settings import (
+    KeepAliveConfigError,
+    Settings,
+    settings_from_config,
+)
+from portal.entra.clouds import Cloud, CloudTable, http_session
+
+log = logging.getLogger("portal.keepalive")
+
+
+def run(
+    *,
+    settings: Settings | None,
+    cloud_table: CloudTable,
+    now: datetime | None = None,
+    connection_ids: Iterable[str] | None = None,
+    config_error: str | None = None,
+    session_for: Callable[[Cloud], requests.Session] | None = None,
+) -> RunSummary:
+    """One keep-alive pass over every linked service-provider connection (or the given ones).
+
+    ``settings`` None (with ``config_error``) makes each due connection an operator problem
+    without touching it. Connections not due are reported as skipped; those waiting for a re-link
+    are not reported at all."""
+    now = now or datetime.now(UTC)
+    idle = settings.idle if settings else DEFAULT_IDLE
+    owner = secrets.token_hex(16)
+    wanted = set(connection_ids) if connection_ids is not None else None
+    summary = RunSummary()
+    sessions: dict[str, requests.Session] = {}
+
+    def session_of(cloud: Cloud) -> requests.Session:
+        if session_for is not None:
+            return session_for(cloud)
+        if cloud.key not in sessions:
+            sessions[cloud.key] = http_session(cloud_table, cloud)
+        return sessions[cloud.key]
+
+    try:
+        for connection in storage.list_all_connections():
+            if wanted is not None and connection.id not in wanted:
+                continue
+            if not is_linked(connection):
+                continue
+            if settings is None and is_due(connection, now, idle):
+                summary.config_error = config_error or "service provider app not configured"
+            summary.results.append(
+                _run_one(connection, settings, cloud_table, now, owner, session_of)
+            )
+    finally:
+        for session in sessions.values():
+            session.close()
+    return summary
+
+
+def _run_one(
+    connection: storage.Connection,
+    settings: Settings | None,
+    cloud_table: CloudTable,
+    now: datetime,
+    owner: str,
+    session_of: Callable[[Cloud], requests.Session],
+) -> ConnectionResult:
+    """One linked connection of a run: skipped when not due, refreshed when it is."""
+    if not is_due(connection, now, settings.idle if settings else DEFAULT_IDLE):
+        return ConnectionResult(connection.id, connection.label, "skipped", "refreshed recently")
+    if settings is None:
+        return ConnectionResult(connection.id, connection.label, "operator", "not configured")
+    try:
+        return refresh_connection(
+            connection.id,
+            settings=settings,
+            cloud_table=cloud_table,
+            now=now,
+            owner=owner,
+            session_for=session_of,
+        )
+    except Exception as exc:  # one broken connection must not stop the others
+        log.error(
+            "keep-alive: connection %s: unexpected %s: %s",
+            connection.id,
+            exc.__class__.__name__,
+            exc,
+        )
+        return ConnectionResult(connection.id, connection.label, "operator", "unexpected error")
+
+
+def run_from_app(
+    app,
+    *,
+    idle_hours: float | None = None,
+    now: datetime | None = None,
+    connection_ids: Iterable[str] | None = None,
+) -> RunSummary:
+    """The CLI's entry point: settings from the app config, the app's cloud table."""
+    from portal.services import cloud_table
+
+    try:
+        settings: Settings | None = settings_from_config(
+            app.config, app.instance_path, idle_hours=idle_hours
+        )
+        error = None
+    except KeepAliveConfigError as exc:
+        settings, error = None, str(exc)
+    return run(
+        settings=settings,
+        cloud_table=cloud_table(),
+        now=now,
+        connection_ids=connection_ids,
+        config_error=error,
+    )
