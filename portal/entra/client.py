@@ -1,37 +1,44 @@
 """One MSAL confidential client per connection, built lazily, with errors turned into values.
 
-MSAL Python: https://learn.microsoft.com/entra/msal/python/ ; certificate credentials with
-`public_certificate` make MSAL ≥1.35 sign PS256 with `x5t#S256`
-(https://learn.microsoft.com/entra/identity-platform/certificate-credentials).
+MSAL Python: https://learn.microsoft.com/entra/msal/python/ . The credentials it signs with are
+`credentials.py`, the token results it returns `tokens.py`; both are importable from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import jwt
 import msal
 import requests
-from cryptography.hazmat.primitives import serialization
 from msal.exceptions import MsalServiceError
 
-from .clouds import DEFAULT_TIMEOUT, Cloud
-from .errors import EntraProblem, classify, problem
+from .cloud import Cloud
+from .credentials import (
+    CertificateCredential,
+    Credential,
+    CredentialFileError,
+    SecretCredential,
+)
+from .errors import classify
+from .outbound import DEFAULT_TIMEOUT
+from .problems import EntraProblem, problem
+from .tokens import TokenResult, decode_claims
 
 __all__ = [
     "DELEGATED_SCOPE_NAMES",
     "AuthFlow",
     "CertificateCredential",
     "Credential",
+    "CredentialFileError",
     "EntraClient",
     "SecretCredential",
+    "StoredSignIn",
     "TokenResult",
     "decode_claims",
+    "read_stored_sign_in",
 ]
 
 
@@ -43,119 +50,6 @@ DELEGATED_SCOPE_NAMES: tuple[str, ...] = (
     "Group.ReadWrite.All",
     "Directory.AccessAsUser.All",
 )
-
-
-@dataclass(frozen=True)
-class CertificateCredential:
-    """A private key (PKCS#8 PEM, from the vault) and its certificate (PEM)."""
-
-    private_key_pem: bytes | str = field(repr=False)
-    cert_pem: bytes | str
-
-    def to_msal(self) -> dict[str, Any]:
-        """MSAL's credential dict; no thumbprint, so MSAL uses SHA-256 / PS256 and sends x5c."""
-        return {
-            "private_key": _loaded_key(self.private_key_pem),
-            "public_certificate": _text(self.cert_pem),
-        }
-
-    @classmethod
-    def from_pem_file(cls, path: str) -> CertificateCredential:
-        """Read one PEM file holding an unencrypted private key and its certificate (how an
-        operator configures our own app's credential). Raises :class:`CredentialFileError` with a
-        message naming the file, never its content."""
-        from cryptography import x509
-
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise CredentialFileError(f"{path!r} cannot be read ({exc.strerror}).") from None
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError):
-            raise CredentialFileError(
-                f"{path!r} holds no readable, unencrypted private key "
-                "(PEM with the key and the certificate)."
-            ) from None
-        try:
-            cert = x509.load_pem_x509_certificate(data)
-        except ValueError:
-            raise CredentialFileError(f"{path!r} holds no certificate (PEM).") from None
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM))
-
-
-class CredentialFileError(ValueError):
-    """A credential file that cannot be used (the message is safe to show an operator)."""
-
-
-@dataclass(frozen=True)
-class SecretCredential:
-    """A client secret (its Value, never its ID)."""
-
-    secret: str = field(repr=False)
-
-    def to_msal(self) -> str:
-        """MSAL takes a secret as a plain string."""
-        return self.secret
-
-
-Credential = CertificateCredential | SecretCredential
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("ascii") if isinstance(value, bytes) else value
-
-
-_KEY_CACHE: OrderedDict[bytes, Any] = OrderedDict()
-_KEY_CACHE_LOCK = threading.Lock()
-_KEY_CACHE_SIZE = 256
-
-
-def _loaded_key(pem: bytes | str) -> Any:
-    """The private key as a loaded object, parsed and validated once per process.
-
-    Loading a PEM runs RSA key validation (~170 ms for 3072 bits); given a PEM string, PyJWT
-    would redo that for every client assertion. MSAL hands an unencrypted `private_key` to PyJWT
-    as is, and PyJWT signs with a key object directly, so a loaded key is passed instead. The
-    cache is keyed by the PEM's SHA-256, never by the PEM, and bounded. If the PEM can't be
-    loaded here, MSAL gets the text and reports the problem itself.
-    """
-    data = pem.encode("ascii") if isinstance(pem, str) else pem
-    digest = hashlib.sha256(data).digest()
-    with _KEY_CACHE_LOCK:
-        key = _KEY_CACHE.get(digest)
-        if key is not None:
-            _KEY_CACHE.move_to_end(digest)
-            return key
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        return _text(pem)
-    with _KEY_CACHE_LOCK:
-        _KEY_CACHE[digest] = key
-        while len(_KEY_CACHE) > _KEY_CACHE_SIZE:
-            _KEY_CACHE.popitem(last=False)
-    return key
-
-
-def decode_claims(token: str | None) -> dict[str, Any]:
-    """Claims of an access token read WITHOUT verification: a diagnostic hint, not authorization."""
-    # https://learn.microsoft.com/entra/identity-platform/access-tokens : tokens for APIs we
-    # don't own
-    # may change format; Graph reads stay the authority, claims only explain.
-    if not token:
-        return {}
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -182,75 +76,6 @@ def read_stored_sign_in(cache_text: str, home_account_id: str | None = None) -> 
         query={"home_account_id": account["home_account_id"]},
     )
     return StoredSignIn(account, tuple(str(rt.get("client_id")) for rt in refresh_tokens))
-
-
-@dataclass(frozen=True)
-class TokenResult:
-    """Outcome of a token request: a token with its claims, or a problem."""
-
-    ok: bool
-    access_token: str | None = field(default=None, repr=False)
-    claims: dict[str, Any] = field(default_factory=dict, compare=False)
-    source: Literal["cache", "identity_provider"] | None = None
-    expires_in: int | None = None
-    problem: EntraProblem | None = None
-    id_token_claims: dict[str, Any] = field(default_factory=dict, compare=False)
-    granted_scopes: tuple[str, ...] = ()
-
-    @property
-    def roles(self) -> frozenset[str] | None:
-        """App permissions in the token; an absent `roles` claim means none were granted."""
-        if not self.ok or not self.claims:
-            return None
-        roles = self.claims.get("roles") or []
-        return frozenset(r for r in roles if isinstance(r, str))
-
-    @property
-    def scopes(self) -> frozenset[str] | None:
-        """Delegated scopes from `scp` (space-separated)."""
-        if not self.ok or not self.claims:
-            return None
-        scp = self.claims.get("scp")
-        return frozenset(scp.split()) if isinstance(scp, str) else frozenset()
-
-    @property
-    def wids(self) -> frozenset[str] | None:
-        """Directory role template IDs if the token carries them (not documented for app tokens)."""
-        wids = self.claims.get("wids") if self.ok else None
-        return frozenset(w for w in wids if isinstance(w, str)) if isinstance(wids, list) else None
-
-    @classmethod
-    def from_msal(cls, result: Any) -> TokenResult:
-        """Build from what MSAL returned: a token dict, an error dict, or None (nothing cached)."""
-        if result is None:
-            return cls(
-                False,
-                problem=problem(
-                    "customer_action",
-                    "Sign in again",
-                    "We have no stored sign-in for this connection any more.",
-                    "Sign in again to reconnect.",
-                ),
-            )
-        if isinstance(result, dict) and result.get("access_token"):
-            source = result.get("token_source")
-            id_claims = result.get("id_token_claims")
-            scope = result.get("scope")
-            return cls(
-                True,
-                access_token=result["access_token"],
-                claims=decode_claims(result["access_token"]),
-                source=source if source in ("cache", "identity_provider") else None,
-                expires_in=result.get("expires_in"),
-                id_token_claims=id_claims if isinstance(id_claims, dict) else {},
-                granted_scopes=tuple(scope.split()) if isinstance(scope, str) else (),
-            )
-        return cls(False, problem=classify(result if isinstance(result, dict) else {}))
-
-    @classmethod
-    def failed(cls, exc: BaseException) -> TokenResult:
-        """Build from an exception MSAL or requests raised."""
-        return cls(False, problem=classify(exc))
 
 
 @dataclass(frozen=True)

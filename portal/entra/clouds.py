@@ -1,7 +1,8 @@
-"""National clouds as data, the cloud table, and the one HTTP session factory for outbound calls.
+"""The cloud table: the built-in clouds plus those of the extra-clouds file, validated.
 
-Endpoints per cloud: https://learn.microsoft.com/graph/deployments and
-https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud .
+The cloud itself is `cloud.py`, the built-in clouds' data `national_clouds.py` and the guarded
+session for outbound calls `outbound.py`; their names are importable from here too, since this
+is where callers look for everything about clouds.
 """
 
 from __future__ import annotations
@@ -9,256 +10,41 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import requests
-from urllib3.util import parse_url
+from .cloud import Cloud
+from .national_clouds import BUILTIN_CLOUDS
+from .outbound import (
+    DEFAULT_TIMEOUT,
+    GuardedSession,
+    HostNotAllowedError,
+    Origin,
+    http_session,
+    origin_of,
+)
 
 __all__ = [
     "BUILTIN_CLOUDS",
+    "DEFAULT_TIMEOUT",
     "Cloud",
     "CloudConfigError",
     "CloudTable",
     "GuardedSession",
     "HostNotAllowedError",
+    "Origin",
     "http_session",
     "load_cloud_table",
     "origin_of",
+    "parse_cloud_entries",
 ]
-
-DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10)
-
-# Azure portal blades (the portal's own deep-link paths; Microsoft documents no contract for them,
-# but they have been stable for years and a wrong blade still lands in the right portal).
-_APP_BLADE = "#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/{blade}/appId/{app_id}"
-_ROLES_BLADE = "#view/Microsoft_AAD_IAM/RolesManagementMenuBlade/~/AllRoles"
-_ENTERPRISE_BLADE = "#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/Overview/appId/{app_id}"
-_APP_LIST_BLADE = "#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade"
 
 
 class CloudConfigError(ValueError):
     """The extra-clouds file is malformed; the message says which entry and field."""
 
-
-class HostNotAllowedError(requests.exceptions.InvalidURL):
-    """An outbound request targeted a host outside the cloud table (refused before connecting)."""
-
-
-Origin = tuple[str, str, int]
-
-
-def origin_of(url: str) -> Origin:
-    """Return (scheme, host, port) of an absolute URL, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port or (443 if scheme == "https" else 80 if scheme == "http" else 0)
-    return scheme, host, port
-
-
-@dataclass(frozen=True)
-class Cloud:
-    """One national cloud (or a simulator standing in for one): hosts, resources, portal links."""
-
-    key: str
-    label: str
-    explanation: str
-    login_base: str
-    graph_base: str
-    graph_resource: str
-    exchange_resource: str
-    portal_url: str
-    entra_url: str
-    region_scopes: tuple[str, ...] = ()
-    region_sub_scope: str | None = None
-    ca_bundle: str | None = None
-    mirrors: str | None = None
-    short_label: str = ""
-    builtin: bool = field(default=False, compare=False)
-    #: Written by the Entra simulator into its clouds file, so production can refuse it.
-    simulator: bool = field(default=False, compare=False)
-
-    @property
-    def name(self) -> str:
-        """Short name used inside sentences ("US Gov L4")."""
-        return self.short_label or self.label
-
-    @property
-    def family(self) -> str:
-        """Clouds only probe clouds of their own family: built-ins, or those from the file."""
-        return "builtin" if self.builtin else "extra"
-
-    @property
-    def mirrored_key(self) -> str:
-        """The built-in cloud this one behaves like (itself for a built-in)."""
-        return self.mirrors or self.key
-
-    def authority(self, tenant: str) -> str:
-        """Tenant-specific authority URL; `tenant` comes from `parse_tenant_input` or is a GUID."""
-        return f"{self.login_base}/{_segment(tenant)}"
-
-    def graph_scope(self) -> str:
-        """App-only scope for this cloud's Graph (client credentials need `/.default`)."""
-        # https://learn.microsoft.com/entra/identity-platform/scopes-oidc#the-default-scope
-        return f"{self.graph_resource}/.default"
-
-    def exchange_scope(self) -> str:
-        """App-only scope for this cloud's Exchange Online."""
-        return f"{self.exchange_resource}/.default"
-
-    def delegated_scope(self, name: str) -> str:
-        """Fully qualified delegated scope (a short name would mean the global Graph)."""
-        return f"{self.graph_resource}/{name}"
-
-    def token_endpoint(self, tenant: str) -> str:
-        """The v2 token endpoint for a tenant."""
-        return f"{self.authority(tenant)}/oauth2/v2.0/token"
-
-    def discovery_url(self, tenant: str) -> str:
-        """OpenID discovery document of a tenant in this cloud."""
-        # https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc
-        return f"{self.authority(tenant)}/v2.0/.well-known/openid-configuration"
-
-    def graph_url(self, path: str) -> str:
-        """Absolute Graph v1.0 URL for a path such as `/organization`."""
-        return f"{self.graph_base}/v1.0/{path.lstrip('/')}"
-
-    def admin_consent_url(self, tenant: str, client_id: str, redirect_uri: str, state: str) -> str:
-        """v2 admin-consent URL asking for every application permission on the registration."""
-        # https://learn.microsoft.com/entra/identity-platform/v2-admin-consent : app permissions
-        # need `{resource}/.default`; never use `common` here.
-        query = urlencode(
-            {
-                "client_id": client_id,
-                "scope": self.graph_scope(),
-                "redirect_uri": redirect_uri,
-                "state": state,
-            }
-        )
-        return f"{self.authority(tenant)}/v2.0/adminconsent?{query}"
-
-    def _blade(self, fragment: str) -> str:
-        # The Azure portal routes by fragment from its root; a portal URL with its own path (the
-        # simulator's admin page) keeps that path, so the link still opens a page that exists.
-        if urlsplit(self.portal_url).path in ("", "/"):
-            return f"{self.portal_url.rstrip('/')}/{fragment}"
-        return f"{self.portal_url}{fragment}"
-
-    def app_overview_url(self, client_id: str) -> str:
-        """App registration → Overview in this cloud's Azure portal."""
-        return self._blade(_APP_BLADE.format(blade="Overview", app_id=_segment(client_id)))
-
-    def app_certificates_url(self, client_id: str) -> str:
-        """App registration → Certificates & secrets."""
-        return self._blade(_APP_BLADE.format(blade="Credentials", app_id=_segment(client_id)))
-
-    def app_permissions_url(self, client_id: str) -> str:
-        """App registration → API permissions (where admin consent is granted)."""
-        return self._blade(_APP_BLADE.format(blade="CallAnAPI", app_id=_segment(client_id)))
-
-    def roles_url(self) -> str:
-        """Entra ID → Roles and administrators."""
-        return self._blade(_ROLES_BLADE)
-
-    def enterprise_app_url(self, client_id: str) -> str:
-        """Enterprise application (service principal) → Overview."""
-        return self._blade(_ENTERPRISE_BLADE.format(app_id=_segment(client_id)))
-
-    def app_registrations_url(self) -> str:
-        """App registrations list (where a new registration starts)."""
-        return self._blade(_APP_LIST_BLADE)
-
-    def link(self, kind: str | None, client_id: str | None = None) -> str | None:
-        """Deep link by kind name (`overview`, `certificates`, `api_permissions`, `roles`, ...)."""
-        if kind is None:
-            return None
-        if kind == "roles":
-            return self.roles_url()
-        if kind == "app_registrations":
-            return self.app_registrations_url()
-        if kind == "portal":
-            return self.portal_url
-        if not client_id:
-            return self.app_registrations_url()
-        builders = {
-            "overview": self.app_overview_url,
-            "certificates": self.app_certificates_url,
-            "api_permissions": self.app_permissions_url,
-            "enterprise_app": self.enterprise_app_url,
-        }
-        builder = builders.get(kind)
-        return builder(client_id) if builder else self.portal_url
-
-
-def _segment(value: str) -> str:
-    # Values are validated upstream; quoting is a second fence so nothing can add a path or host.
-    return quote(value, safe="")
-
-
-BUILTIN_CLOUDS: tuple[Cloud, ...] = (
-    Cloud(
-        key="global",
-        label="Microsoft Entra ID (global service)",
-        short_label="Global",
-        explanation='The worldwide commercial cloud (also US Government GCC "moderate").',
-        login_base="https://login.microsoftonline.com",
-        graph_base="https://graph.microsoft.com",
-        graph_resource="https://graph.microsoft.com",
-        exchange_resource="https://outlook.office365.com",
-        portal_url="https://portal.azure.com",
-        entra_url="https://entra.microsoft.com",
-        builtin=True,
-    ),
-    Cloud(
-        key="usgov-l4",
-        label="Microsoft Graph for US Government L4",
-        short_label="US Gov L4",
-        explanation="US Government GCC High (Impact Level 4).",
-        login_base="https://login.microsoftonline.us",
-        graph_base="https://graph.microsoft.us",
-        graph_resource="https://graph.microsoft.us",
-        # Unverified by Microsoft docs (third-party tables only); see entra.md §11.
-        exchange_resource="https://outlook.office365.us",
-        portal_url="https://portal.azure.us",
-        entra_url="https://entra.microsoft.us",
-        # https://learn.microsoft.com/azure/azure-government/documentation-government-plan-identity
-        region_scopes=("USG", "USGOV"),
-        region_sub_scope="DODCON",
-        builtin=True,
-    ),
-    Cloud(
-        key="usgov-l5",
-        label="Microsoft Graph for US Government L5 (DoD)",
-        short_label="US Gov L5 (DoD)",
-        explanation="US Department of Defense (Impact Level 5).",
-        login_base="https://login.microsoftonline.us",
-        graph_base="https://dod-graph.microsoft.us",
-        graph_resource="https://dod-graph.microsoft.us",
-        exchange_resource="https://outlook-dod.office365.us",
-        portal_url="https://portal.azure.us",
-        entra_url="https://entra.microsoft.us",
-        region_scopes=("USG", "USGOV"),
-        region_sub_scope="DOD",
-        builtin=True,
-    ),
-    Cloud(
-        key="china",
-        label="Microsoft Entra China operated by 21Vianet",
-        short_label="China (21Vianet)",
-        explanation="The separate cloud in China run by a local partner.",
-        # Own constant on purpose: msal 1.36 renamed AZURE_CHINA and has none for this host.
-        login_base="https://login.partner.microsoftonline.cn",
-        graph_base="https://microsoftgraph.chinacloudapi.cn",
-        graph_resource="https://microsoftgraph.chinacloudapi.cn",
-        exchange_resource="https://partner.outlook.cn",
-        portal_url="https://portal.azure.cn",
-        entra_url="https://entra.microsoft.cn",
-        builtin=True,
-    ),
-)
 
 _BUILTIN_KEYS = frozenset(c.key for c in BUILTIN_CLOUDS)
 _KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -441,94 +227,3 @@ def load_cloud_table(extra_file: str | None = None) -> CloudTable:
         raise CloudConfigError(f"clouds file {extra_file!r} is not valid JSON: {exc}") from None
     base_dir = os.path.dirname(os.path.abspath(extra_file))
     return CloudTable(BUILTIN_CLOUDS + parse_cloud_entries(entries, base_dir))
-
-
-class GuardedSession(requests.Session):
-    """A requests session that talks only to allowlisted origins, never redirects, times out."""
-
-    def __init__(
-        self,
-        allowed: Iterable[Origin],
-        *,
-        timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
-        ca_bundles: Mapping[Origin, str] | None = None,
-        trust_env: bool = False,
-    ) -> None:
-        super().__init__()
-        self.allowed: frozenset[Origin] = frozenset(allowed)
-        self.default_timeout = timeout
-        self.ca_bundles: dict[Origin, str] = dict(ca_bundles or {})
-        # With trust_env, HTTPS_PROXY / ALL_PROXY would send every call (tokens, assertions)
-        # through whatever proxy the process environment names, and REQUESTS_CA_BUNDLE /
-        # CURL_CA_BUNDLE would replace the CAs that vouch for Microsoft's hosts.
-        self.trust_env = trust_env
-        self.max_redirects = 0
-
-    def check_url(self, url: str) -> Origin:
-        """Raise HostNotAllowedError unless the URL's origin is allowlisted (both parsers agree)."""
-        try:
-            origin = origin_of(url)
-            # urllib3 parses URLs its own way; refuse anything where the two parsers disagree.
-            u3 = parse_url(url)
-            u3_origin = (
-                (u3.scheme or "").lower(),
-                (u3.host or "").lower(),
-                u3.port or (443 if (u3.scheme or "").lower() == "https" else 80),
-            )
-        except Exception as exc:  # any parse failure is a refusal
-            raise HostNotAllowedError(f"refused malformed URL: {exc}") from None
-        parts = urlsplit(url)
-        if parts.username is not None or parts.password is not None or "\\" in url:
-            raise HostNotAllowedError("refused URL with user info or backslash")
-        if origin != u3_origin or origin not in self.allowed:
-            raise HostNotAllowedError(f"refused outbound request to {origin[0]}://{origin[1]}")
-        return origin
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        """Apply the default timeout, refuse redirects and pick the origin's CA bundle."""
-        text_url = url.decode() if isinstance(url, bytes) else url
-        origin = self.check_url(text_url)
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        kwargs["allow_redirects"] = False
-        if kwargs.get("verify") is None and origin in self.ca_bundles:
-            kwargs["verify"] = self.ca_bundles[origin]
-        return super().request(method, url, *args, **kwargs)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Check the final, prepared URL too: this is what urllib3 will connect to."""
-        self.check_url(request.url or "")
-        kwargs["allow_redirects"] = False
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        return super().send(request, **kwargs)
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """Never follow redirects (a redirect could lead to any host)."""
-        return None
-
-
-def http_session(
-    cloud_table: CloudTable,
-    cloud: Cloud | None = None,
-    timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
-) -> GuardedSession:
-    """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects,
-    and nothing taken from the environment (proxies, CA bundles, .netrc)."""
-    ca_bundles: dict[Origin, str] = {}
-    clouds = (cloud,) if cloud is not None else cloud_table.all()
-    for c in clouds:
-        if c.ca_bundle:
-            ca_bundles[origin_of(c.login_base)] = c.ca_bundle
-            ca_bundles[origin_of(c.graph_base)] = c.ca_bundle
-    session = GuardedSession(
-        cloud_table.allowed_hosts(),
-        timeout=timeout,
-        ca_bundles=ca_bundles,
-        trust_env=False,  # the environment can neither redirect nor re-trust outbound calls
-    )
-    if cloud is not None and cloud.ca_bundle:
-        session.verify = cloud.ca_bundle
-    return session

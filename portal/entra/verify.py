@@ -3,29 +3,28 @@
 The check sequence follows reference/entra.md §3 (token claims are hints; the Graph reads of
 https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments and
 https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments are the authority).
+This module runs the check and sums it up; the Graph reads are `grants.py`, the report and its
+step timer `report.py` (its types are importable from here).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import requests
 
-from .client import Credential, EntraClient, TokenResult
-from .clouds import Cloud, CloudTable, http_session
+from .client import Credential, EntraClient
+from .cloud import Cloud
+from .clouds import CloudTable, http_session
 from .errors import EntraProblem, SupportCodes, problem
+from .grants import Grants, observe, read_grants
 from .graph import GraphClient, GraphError
-from .permissions import (
-    APP_PERMISSIONS,
-    EXCHANGE_PERMISSION,
-    ChecklistItem,
-    Observed,
-    checklist,
-)
+from .permissions import ChecklistItem, Observed, checklist
+from .report import Step, StepTimer, TenantFacts, VerificationReport, token_outcome
 from .tenant import (
     Discovery,
     DiscoveryCache,
@@ -34,130 +33,9 @@ from .tenant import (
     discover_tenant,
     parse_tenant_input,
 )
+from .tokens import TokenResult
 
 __all__ = ["Step", "TenantFacts", "VerificationReport", "verify_customer_owned"]
-
-T = TypeVar("T")
-_ROLE_NAMES_BY_ID = {p.id: p.name for p in APP_PERMISSIONS} | {
-    EXCHANGE_PERMISSION.id: EXCHANGE_PERMISSION.name
-}
-_EXCHANGE_IDS = {EXCHANGE_PERMISSION.id}
-
-
-@dataclass(frozen=True)
-class Step:
-    """One timed step of a check, for the report and for support."""
-
-    name: str
-    ms: float
-    outcome: str
-
-
-@dataclass(frozen=True)
-class TenantFacts:
-    """What we learned about the tenant."""
-
-    id: str | None = None
-    name: str | None = None
-    default_domain: str | None = None
-
-
-@dataclass(frozen=True)
-class VerificationReport:
-    """The result of a check: checklist, tenant facts, timings, the blocking problem and codes."""
-
-    ok: bool
-    kind: Literal["customer_owned"]
-    cloud_key: str
-    checklist: list[ChecklistItem]
-    tenant: TenantFacts
-    steps: list[Step]
-    problem: EntraProblem | None = None
-    support: list[dict[str, Any]] = field(default_factory=list)
-    discovery: Discovery | None = field(default=None, compare=False)
-    pending_replication: bool = False
-
-    @property
-    def missing(self) -> list[ChecklistItem]:
-        """Items that are not ok."""
-        return [item for item in self.checklist if item.status != "ok"]
-
-    @property
-    def total_ms(self) -> float:
-        """Wall time of the whole check."""
-        return sum(s.ms for s in self.steps if s.name == "total")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON for the connection's `last_check` column (no tokens, no keys)."""
-        return {
-            "ok": self.ok,
-            "kind": self.kind,
-            "cloud": self.cloud_key,
-            "tenant": {
-                "id": self.tenant.id,
-                "name": self.tenant.name,
-                "default_domain": self.tenant.default_domain,
-            },
-            "checklist": [
-                {
-                    "key": i.key,
-                    "label": i.label,
-                    "status": i.status,
-                    "why": i.why,
-                    "fix": i.fix,
-                    "fix_url": i.fix_url,
-                    "note": i.note,
-                }
-                for i in self.checklist
-            ],
-            "steps": [
-                {"name": s.name, "ms": round(s.ms, 1), "outcome": s.outcome} for s in self.steps
-            ],
-            "problem": self.problem.as_dict() if self.problem else None,
-            "support": self.support,
-            "pending_replication": self.pending_replication,
-        }
-
-
-class _Timer:
-    """Collects step timings from several threads."""
-
-    def __init__(self) -> None:
-        self.steps: list[Step] = []
-        self.support: list[dict[str, Any]] = []
-
-    def run(self, name: str, fn: Callable[[], T], outcome: Callable[[T], str]) -> T:
-        began = time.perf_counter()
-        try:
-            value = fn()
-        except GraphError as exc:
-            self.steps.append(
-                Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}")
-            )
-            self.note(name, exc.to_problem().raw)
-            raise
-        self.steps.append(Step(name, (time.perf_counter() - began) * 1000, outcome(value)))
-        return value
-
-    def note(self, step: str, raw: SupportCodes) -> None:
-        if raw.error_codes or raw.trace_id or raw.correlation_id or raw.http_status:
-            self.support.append({"step": step, **raw.as_dict()})
-
-
-def _token_outcome(result: TokenResult) -> str:
-    if result.ok:
-        return f"ok ({result.source or 'identity_provider'})"
-    assert result.problem is not None
-    return f"failed {result.problem.code or result.problem.error or result.problem.category}"
-
-
-def _safe(fut: Future[T] | None) -> tuple[T | None, GraphError | None]:
-    if fut is None:
-        return None, None
-    try:
-        return fut.result(), None
-    except GraphError as exc:
-        return None, exc
 
 
 def _tenant_ref(tenant: str | TenantRef) -> TenantRef:
@@ -203,30 +81,40 @@ def _discovery_problem(found: Discovery) -> EntraProblem:
     )
 
 
-def _blocked(
-    kind: Literal["customer_owned"],
-    cloud: Cloud,
-    client_id: str,
-    exchange: bool,
-    timer: _Timer,
-    prob: EntraProblem,
-    started: float,
-    tenant: TenantFacts | None = None,
-    discovery: Discovery | None = None,
-) -> VerificationReport:
-    timer.note("result", prob.raw)
-    timer.steps.append(Step("total", (time.perf_counter() - started) * 1000, "failed"))
-    return VerificationReport(
-        ok=False,
-        kind=kind,
-        cloud_key=cloud.key,
-        checklist=checklist(kind, Observed(), cloud, client_id=client_id, exchange=exchange),
-        tenant=tenant or TenantFacts(),
-        steps=timer.steps,
-        problem=prob,
-        support=timer.support,
-        discovery=discovery,
-    )
+@dataclass(frozen=True)
+class _Check:
+    """What every step of one check shares: where it runs, for which app, and its timer."""
+
+    cloud: Cloud
+    client_id: str
+    exchange: bool
+    timer: StepTimer
+    started: float
+
+    def stop(
+        self,
+        reason: EntraProblem,
+        tenant: TenantFacts | None = None,
+        discovery: Discovery | None = None,
+    ) -> VerificationReport:
+        """The report of a check that could not go on: the blocking problem, nothing observed."""
+        timer = self.timer
+        timer.note("result", reason.raw)
+        timer.steps.append(Step("total", (time.perf_counter() - self.started) * 1000, "failed"))
+        kind: Literal["customer_owned"] = "customer_owned"
+        return VerificationReport(
+            ok=False,
+            kind=kind,
+            cloud_key=self.cloud.key,
+            checklist=checklist(
+                kind, Observed(), self.cloud, client_id=self.client_id, exchange=self.exchange
+            ),
+            tenant=tenant or TenantFacts(),
+            steps=timer.steps,
+            problem=reason,
+            support=timer.support,
+            discovery=discovery,
+        )
 
 
 def _org_facts(org: Mapping[str, Any] | None, tenant_id: str | None) -> TenantFacts:
@@ -241,6 +129,17 @@ def _org_facts(org: Mapping[str, Any] | None, tenant_id: str | None) -> TenantFa
     return TenantFacts(
         id=entry.get("id") or tenant_id, name=entry.get("displayName"), default_domain=default
     )
+
+
+def _checked_inputs(tenant: str | TenantRef, client_id: str) -> tuple[TenantRef, str]:
+    """The tenant reference and the client ID as a GUID; TenantInputError when either is wrong."""
+    ref = _tenant_ref(tenant)
+    client_ref = parse_tenant_input(client_id)
+    if client_ref.kind != "guid":
+        raise TenantInputError(
+            "The Application (client) ID is a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47."
+        )
+    return ref, client_ref.value
 
 
 def _verify_customer_owned(
@@ -263,76 +162,67 @@ def _verify_customer_owned(
     still replicating (`pending_replication`, and the message says so).
     """
     started = time.perf_counter()
-    timer = _Timer()
+    timer = StepTimer()
     cloud = cloud_table.get(cloud_key)
-    kind: Literal["customer_owned"] = "customer_owned"
     try:
-        ref = _tenant_ref(tenant)
-        client_ref = parse_tenant_input(client_id)
-        if client_ref.kind != "guid":
-            raise TenantInputError(
-                "The Application (client) ID is a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47."
-            )
+        ref, client_id = _checked_inputs(tenant, client_id)
     except TenantInputError as exc:
-        return _blocked(kind, cloud, client_id, exchange, timer, _input_problem(str(exc)), started)
-    client_id = client_ref.value
+        return _Check(cloud, client_id, exchange, timer, started).stop(_input_problem(str(exc)))
     assert session is not None
-
-    def stop(
-        reason: EntraProblem, facts: TenantFacts | None = None, found: Discovery | None = None
-    ) -> VerificationReport:
-        return _blocked(kind, cloud, client_id, exchange, timer, reason, started, facts, found)
-
+    check = _Check(cloud, client_id, exchange, timer, started)
     with ThreadPoolExecutor(max_workers=4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
-            cloud,
-            ref.value,
-            client_id,
-            credential,
-            session=session,
-            http_cache=http_cache,
+            cloud, ref.value, client_id, credential, session=session, http_cache=http_cache
         )
         warm = pool.submit(client.accounts)
-        found = timer.run(
-            "discovery",
-            lambda: discover_tenant(
-                cloud_table, cloud_key, ref, session=session, cache=discovery_cache
-            ),
-            lambda d: d.outcome + (" (cached)" if d.from_cache else ""),
-        )
+        found = _discover(check, cloud_table, cloud_key, ref, session, discovery_cache)
         warm.result()
         if not found.ok:
-            return stop(_discovery_problem(found), TenantFacts(id=found.tenant_id), found)
+            return check.stop(_discovery_problem(found), TenantFacts(id=found.tenant_id), found)
         tenant_id = found.tenant_id
         assert tenant_id is not None
-        graph_token = timer.run(
-            "token", lambda: client.acquire_app_token(cloud.graph_scope()), _token_outcome
-        )
+        graph_token = _graph_token(check, client)
         if not graph_token.ok:
             assert graph_token.problem is not None
-            return stop(graph_token.problem, TenantFacts(id=tenant_id), found)
+            return check.stop(graph_token.problem, TenantFacts(id=tenant_id), found)
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
-        reads = _read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
+        reads = read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
+    return _report(check, reads, found, tenant_id, fresh)
 
-    return _report(reads, found, tenant_id, cloud, client_id, exchange, fresh, timer, started)
+
+def _discover(
+    check: _Check,
+    cloud_table: CloudTable,
+    cloud_key: str,
+    ref: TenantRef,
+    session: requests.Session,
+    cache: DiscoveryCache | None,
+) -> Discovery:
+    """The tenant's discovery document (which cloud it lives in, its id), as a timed step."""
+    return check.timer.run(
+        "discovery",
+        lambda: discover_tenant(cloud_table, cloud_key, ref, session=session, cache=cache),
+        lambda d: d.outcome + (" (cached)" if d.from_cache else ""),
+    )
+
+
+def _graph_token(check: _Check, client: EntraClient) -> TokenResult:
+    """A new app-only token for this cloud's Graph, as a timed step."""
+    cloud = check.cloud
+    return check.timer.run(
+        "token", lambda: client.acquire_app_token(cloud.graph_scope()), token_outcome
+    )
 
 
 def _report(
-    reads: _Grants,
-    found: Discovery,
-    tenant_id: str,
-    cloud: Cloud,
-    client_id: str,
-    exchange: bool,
-    fresh: bool,
-    timer: _Timer,
-    started: float,
+    check: _Check, reads: Grants, found: Discovery, tenant_id: str, fresh: bool
 ) -> VerificationReport:
     """The checklist and the report from what Microsoft answered."""
     kind: Literal["customer_owned"] = "customer_owned"
+    cloud, client_id, exchange, timer = check.cloud, check.client_id, check.exchange, check.timer
     graph_token = reads.graph_token
-    observed, notes, pending, exo_problem = _observe(reads, exchange, timer)
+    observed, notes, pending, exo_problem = observe(reads, exchange, timer)
     items = checklist(kind, observed, cloud, client_id=client_id, exchange=exchange)
     items = [_with_note(i, notes.get(i.key, "")) for i in items]
     for name, err in (
@@ -361,7 +251,11 @@ def _report(
         )
     ok = report_problem is None and all(i.ok for i in items)
     timer.steps.append(
-        Step("total", (time.perf_counter() - started) * 1000, "ok" if ok else "needs attention")
+        Step(
+            "total",
+            (time.perf_counter() - check.started) * 1000,
+            "ok" if ok else "needs attention",
+        )
     )
     if report_problem is not None:
         timer.note("result", report_problem.raw)
@@ -380,155 +274,12 @@ def _report(
     )
 
 
-@dataclass
-class _Grants:
-    """What Microsoft answered about the app's grants (each read may have failed)."""
-
-    graph_token: TokenResult
-    exo_token: TokenResult | None
-    assignments: list[Any] | None
-    assignments_error: GraphError | None
-    role_rows: list[Any] | None
-    roles_error: GraphError | None
-    org: Mapping[str, Any] | None
-    org_error: GraphError | None
-
-
-def _read_grants(
-    pool: ThreadPoolExecutor,
-    client: EntraClient,
-    graph: GraphClient,
-    graph_token: TokenResult,
-    cloud: Cloud,
-    client_id: str,
-    exchange: bool,
-    timer: _Timer,
-) -> _Grants:
-    """Read, in parallel, the app's role assignments, its directory roles, the organization
-    and (with Exchange) an Exchange token."""
-    sp_id = graph_token.claims.get("oid")
-    exo_future: Future[TokenResult] | None = None
-    if exchange:
-        exo_future = pool.submit(
-            timer.run,
-            "exchange token",
-            lambda: client.acquire_app_token(cloud.exchange_scope()),
-            _token_outcome,
-        )
-    org_future = pool.submit(
-        timer.run,
-        "organization",
-        lambda: graph.get_json("organization", {"$select": "id,displayName,verifiedDomains"}),
-        lambda _: "ok",
-    )
-    if not isinstance(sp_id, str) or not sp_id:
-        # No `oid` in the token: look our service principal up by appId (always allowed for
-        # a service principal reading itself, per the serviceprincipal-get doc).
-        sp_id = _lookup_sp(graph, client_id, timer)
-    assignments_future = None
-    roles_future = None
-    if sp_id:
-        assignments_future = pool.submit(
-            timer.run,
-            "app role assignments",
-            lambda: graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments"),
-            lambda v: f"ok ({len(v)})",
-        )
-        roles_future = pool.submit(
-            timer.run,
-            "directory roles",
-            lambda: graph.get_all(
-                "roleManagement/directory/roleAssignments",
-                {"$filter": f"principalId eq '{sp_id}'"},
-            ),
-            lambda v: f"ok ({len(v)})",
-        )
-    assignments_result = _safe(assignments_future)
-    roles_result = _safe(roles_future)
-    org_result = _safe(org_future)
-    exo_token = exo_future.result() if exo_future else None
-    return _Grants(
-        graph_token,
-        exo_token,
-        *assignments_result,
-        *roles_result,
-        *org_result,
-    )
-
-
-def _observe(
-    reads: _Grants, exchange: bool, timer: _Timer
-) -> tuple[Observed, dict[str, str], bool, EntraProblem | None]:
-    """What is granted, by Graph's word (the token only explains): the observed grants, notes
-    per checklist item, whether a grant is still replicating, and the Exchange token's problem."""
-    graph_token, exo_token = reads.graph_token, reads.exo_token
-    assignments, role_rows = reads.assignments, reads.role_rows
-    # Graph is the authority for what was granted; the token only explains.
-    graph_granted: frozenset[str] | None = None
-    exchange_granted: frozenset[str] | None = None
-    if assignments is not None:
-        ids = {a.get("appRoleId") for a in assignments if isinstance(a, dict)}
-        graph_granted = frozenset(
-            _ROLE_NAMES_BY_ID[i] for i in ids if i in _ROLE_NAMES_BY_ID and i not in _EXCHANGE_IDS
-        )
-        exchange_granted = frozenset(_ROLE_NAMES_BY_ID[i] for i in ids if i in _EXCHANGE_IDS)
-    token_roles = graph_token.roles or frozenset()
-    pending = False
-    observed_app = graph_granted if graph_granted is not None else token_roles
-    notes: dict[str, str] = {}
-    if graph_granted is not None:
-        for name in graph_granted - token_roles:
-            notes["app:" + name] = "Granted, but Microsoft hasn't applied it to new tokens yet."
-            pending = True
-    exo_problem: EntraProblem | None = None
-    if exchange:
-        exo_roles = exo_token.roles if exo_token is not None and exo_token.ok else None
-        if exo_token is not None and not exo_token.ok:
-            exo_problem = exo_token.problem
-            if exo_problem is not None:
-                timer.note("exchange token", exo_problem.raw)
-        if exchange_granted is None:
-            exchange_granted = exo_roles
-        elif exo_roles is not None and exchange_granted - exo_roles:
-            pending = True
-    directory_roles: frozenset[str] | None = None
-    if role_rows is not None:
-        directory_roles = frozenset(
-            r["roleDefinitionId"]
-            for r in role_rows
-            if isinstance(r, dict)
-            and isinstance(r.get("roleDefinitionId"), str)
-            and r.get("directoryScopeId", "/") in ("/", None)
-        )
-    elif graph_token.wids is not None:
-        directory_roles = graph_token.wids
-    observed = Observed(
-        app_roles=observed_app,
-        exchange_roles=exchange_granted,
-        directory_roles=directory_roles,
-    )
-    return observed, notes, pending, exo_problem
-
-
 def _with_note(item: ChecklistItem, note: str) -> ChecklistItem:
     if not note:
         return item
     return ChecklistItem(
         item.key, item.label, item.status, item.why, item.fix, item.fix_url, item.id, note
     )
-
-
-def _lookup_sp(graph: GraphClient, client_id: str, timer: _Timer) -> str | None:
-    try:
-        sp = timer.run(
-            "service principal",
-            lambda: graph.get_json(f"servicePrincipals(appId='{client_id}')", {"$select": "id"}),
-            lambda _: "ok",
-        )
-    except GraphError:
-        return None
-    value = sp.get("id")
-    return value if isinstance(value, str) else None
 
 
 def _summary_problem(

@@ -182,11 +182,12 @@ def test_admin_consent_url_is_accepted_and_grants_app_roles(sim, table, cert):
 
 
 def test_service_principal_lookup_by_app_id(sim, table, cert):
+    from portal.entra.grants import lookup_sp
     from portal.entra.graph import GraphClient
-    from portal.entra.verify import _lookup_sp, _Timer
+    from portal.entra.report import StepTimer
 
     p = Provider(sim, table, cert)
     client = EntraClient(p.cloud, p.app_tenant, p.client_id, p.credential, session=p.session)
     token = client.acquire_app_token(p.cloud.graph_scope())
     graph = GraphClient(p.session, p.cloud, token.access_token)
-    assert _lookup_sp(graph, p.client_id, _Timer()) == token.claims["oid"]
+    assert lookup_sp(graph, p.client_id, StepTimer()) == token.claims["oid"]
