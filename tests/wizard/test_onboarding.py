@@ -97,6 +97,9 @@ def test_saving_the_cloud_htmx_returns_the_section_and_dependent_sections(app, w
         "step-link",
     ):
         assert re.search(rf'id="{section}"[^>]*hx-swap-oob="true"', body), section
+    # Only those: a region inside one of them (the checklist in step 6, the lookup's answer in
+    # step 2) is swapped with its parent, not pulled out on its own.
+    assert body.count("hx-swap-oob") == 6
     assert "/_sim/admin" in body
     item = connection(app, wizard.id)
     assert item.cloud == "sim-global" and item.wizard_step == 2
