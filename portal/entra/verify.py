@@ -10,8 +10,9 @@ step timer `report.py` (its types are importable from here).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,7 +143,7 @@ def _checked_inputs(tenant: str | TenantRef, client_id: str) -> tuple[TenantRef,
     return ref, client_ref.value
 
 
-def _verify_customer_owned(
+def verify_customer_owned(
     cloud_table: CloudTable,
     cloud_key: str,
     tenant: str | TenantRef,
@@ -168,9 +169,8 @@ def _verify_customer_owned(
         ref, client_id = _checked_inputs(tenant, client_id)
     except TenantInputError as exc:
         return _Check(cloud, client_id, exchange, timer, started).stop(_input_problem(str(exc)))
-    assert session is not None
     check = _Check(cloud, client_id, exchange, timer, started)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with _session_for(cloud_table, cloud, session) as session, ThreadPoolExecutor(4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
             cloud, ref.value, client_id, credential, session=session, http_cache=http_cache
@@ -189,6 +189,21 @@ def _verify_customer_owned(
         graph = GraphClient(session, cloud, graph_token.access_token or "", **(graph_options or {}))
         reads = read_grants(pool, client, graph, graph_token, cloud, client_id, exchange, timer)
     return _report(check, reads, found, tenant_id, fresh)
+
+
+@contextmanager
+def _session_for(
+    cloud_table: CloudTable, cloud: Cloud, session: requests.Session | None
+) -> Iterator[requests.Session]:
+    """The caller's session, or one of our own that is closed when the check ends."""
+    if session is not None:
+        yield session
+        return
+    own = http_session(cloud_table, cloud)
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def _discover(
@@ -323,43 +338,3 @@ def _summary_problem(
             "api_permissions",
         )
     return None
-
-
-def verify_customer_owned(
-    cloud_table: CloudTable,
-    cloud_key: str,
-    tenant: str | TenantRef,
-    client_id: str,
-    credential: Credential,
-    exchange: bool,
-    *,
-    fresh: bool = False,
-    session: requests.Session | None = None,
-    discovery_cache: DiscoveryCache | None = None,
-    http_cache: MutableMapping[str, Any] | None = None,
-    graph_options: Mapping[str, Any] | None = None,
-) -> VerificationReport:
-    """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
-
-    `fresh`: the customer has just granted consent, so a missing item is reported as most likely
-    still replicating (`pending_replication`, and the message says so).
-    """
-    own = session is None
-    session = session or http_session(cloud_table, cloud_table.get(cloud_key))
-    try:
-        return _verify_customer_owned(
-            cloud_table,
-            cloud_key,
-            tenant,
-            client_id,
-            credential,
-            exchange,
-            fresh=fresh,
-            session=session,
-            discovery_cache=discovery_cache,
-            http_cache=http_cache,
-            graph_options=graph_options,
-        )
-    finally:
-        if own:
-            session.close()  # the connections end with the check
