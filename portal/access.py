@@ -214,11 +214,10 @@ def load_connection_or_404(
                 "support user %s tried to change connection %s", current_user.id, connection.id
             )
             abort(403)
-        storage.record_audit(
+        storage.audit_connection(
             "support.view_connection",
+            connection,
             actor=current_user.id,
-            org_id=connection.org_id,
-            connection_id=connection.id,
             detail={"endpoint": request.endpoint},
         )
         return connection

@@ -3,7 +3,7 @@
 :class:`Provider` registers our multi-tenant app in a home tenant of the simulator and a customer
 tenant with an admin. :func:`link_connection` runs the real authorization-code flow with ``msal``
 against the simulator (the admin consents), and stores the result exactly as the Link Account
-flow does (contract in docs/architecture.md / issue 6): ``tenant_id``, ``cloud``,
+flow does (contract in docs/architecture.md): ``tenant_id``, ``cloud``,
 ``consented_by_oid``, ``granted_scopes``, ``consented_at`` on the connection and the serialized
 ``msal.SerializableTokenCache`` in the vault (``connections/<id>/token_cache``).
 """

@@ -1,4 +1,4 @@
-"""Link Account (issue 6): the delegated flow against the simulator with the real msal.
+"""Link Account: the delegated flow against the simulator with the real msal.
 
 The Flask test client plays the portal's browser; ``follow_authorize`` plays the browser at the
 simulator's authorize endpoint (interaction mode "consent" or an error mode) and returns what

@@ -16,6 +16,7 @@ from flask_login import current_user
 from portal import mfa, storage
 from portal.access import fresh_auth_required, login_required
 from portal.blueprints.auth import (
+    WRONG_ENROLMENT_CODE,
     EnrolForm,
     confirm_enrolment,
     enrolment_context,
@@ -74,8 +75,7 @@ def enrol_totp():
         return record_factor_failure(
             user,
             "auth/enrol.html",
-            "That code is not right. Check that your phone's time is set automatically and "
-            "enter the code your app shows now.",
+            WRONG_ENROLMENT_CODE,
             **context,
         )
     return render_template(

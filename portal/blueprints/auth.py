@@ -311,6 +311,13 @@ def second_factor():
     return redirect(next_url or url_for("home.index"))
 
 
+#: The answer to a wrong first code: the usual cause is the phone's clock.
+WRONG_ENROLMENT_CODE = (
+    "That code is not right. Check that your phone's time is set automatically and "
+    "enter the code your app shows now."
+)
+
+
 def enrolment_context(user: storage.User, secret: str, form: EnrolForm, action: str) -> dict:
     """What the enrolment page shows: the QR code and the same secret as text."""
     uri = mfa.provisioning_uri(secret, user.email)
@@ -356,8 +363,7 @@ def enrol():
         return record_factor_failure(
             user,
             "auth/enrol.html",
-            "That code is not right. Check that your phone's time is set automatically and "
-            "enter the code your app shows now.",
+            WRONG_ENROLMENT_CODE,
             required=True,
             **context,
         )

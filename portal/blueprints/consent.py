@@ -77,11 +77,10 @@ def _send_to_microsoft(connection: storage.Connection, cloud: Cloud):
         ttl=TTL,
     )
     storage.save_draft(connection.id, {}, wizard_step=setup_steps.advance(connection, 5))
-    storage.record_audit(
+    storage.audit_connection(
         "connection.admin_consent_start",
+        connection,
         actor=current_user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
     )
     redirect_uri = current_app.config["PUBLIC_URL"].rstrip("/") + url_for(".finish")
     target = cloud.admin_consent_url(
@@ -141,11 +140,10 @@ def _refused(connection: storage.Connection, error: str) -> None:
     """Microsoft answered with an error: say what it means and how to fix it."""
     description = (request.args.get("error_description") or "").split("\r")[0][:300]
     found = classify_redirect_error(error, description, request.args.get("error_uri"))
-    storage.record_audit(
+    storage.audit_connection(
         "connection.admin_consent_failed",
+        connection,
         actor=current_user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
         detail={"error": error[:64]},
     )
     if found.declined:
@@ -176,11 +174,10 @@ def _granted(connection: storage.Connection) -> None:
             "warning",
         )
     connection = storage.update_connection(connection.id, consented_at=storage.utcnow())
-    storage.record_audit(
+    storage.audit_connection(
         "connection.admin_consent",
+        connection,
         actor=current_user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
     )
     outcome = run_check(connection, trigger="consent", actor=current_user.id)
     if outcome.get("ok"):

@@ -63,11 +63,10 @@ def create():
         return redirect(url_for(".start"))
     name = (request.form.get("display_name") or "").strip()[:100] or None
     connection = storage.create_connection(current_user.org_id, kind, name)
-    storage.record_audit(
+    storage.audit_connection(
         "connection.create",
+        connection,
         actor=current_user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
         detail={"kind": kind},
     )
     if kind == "customer_owned":

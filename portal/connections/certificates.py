@@ -111,11 +111,10 @@ def confirm_rotation(connection: storage.Connection, *, actor: int | None) -> Ro
         return RotationResult("failed", reason)
     storage.promote_certificate(connection.id, pending.id)
     record_report(connection, report, "certificate rotation", actor=actor)
-    storage.record_audit(
+    storage.audit_connection(
         "certificate.rotate",
+        connection,
         actor=actor,
-        org_id=connection.org_id,
-        connection_id=connection.id,
         detail={"new": pending.thumbprint_sha1, "old": active.thumbprint_sha1},
     )
     return RotationResult("rotated", old_thumbprint=active.thumbprint_sha1)

@@ -169,11 +169,10 @@ def _hold(
         detail={"signed_in": signed_in.as_dict()},
         token_cache=token_cache,
     )
-    storage.record_audit(
+    storage.audit_connection(
         "connection.link_held",
+        connection,
         actor=actor,
-        org_id=connection.org_id,
-        connection_id=connection.id,
         detail={
             "review_id": review.id,
             "tenant_id": signed_in.tenant_id,
@@ -213,11 +212,10 @@ def await_confirmation(
             token_cache=token_cache,
             pending={"signed_in": signed_in.as_dict()},
         )
-        storage.record_audit(
+        storage.audit_connection(
             "connection.link_redeemed",
+            connection,
             actor=actor,
-            org_id=connection.org_id,
-            connection_id=connection.id,
             detail={
                 "tenant_id": signed_in.tenant_id,
                 "consented_by_oid": signed_in.object_id,
@@ -242,11 +240,10 @@ def confirm(
             return None
         pending, token_cache = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
-        storage.record_audit(
+        storage.audit_connection(
             "connection.link_confirmed",
+            connection,
             actor=actor,
-            org_id=connection.org_id,
-            connection_id=connection.id,
             detail={"tenant_id": signed_in.tenant_id, "consented_by_oid": signed_in.object_id},
         )
         return complete(
@@ -270,11 +267,10 @@ def cancel(
         pending, _tokens = taken
         signed_in = SignedIn.from_dict(pending["signed_in"])
         storage.discard_pending_link(handoff_id, connection.id, "cancelled")
-        storage.record_audit(
+        storage.audit_connection(
             "connection.link_cancelled",
+            connection,
             actor=actor,
-            org_id=connection.org_id,
-            connection_id=connection.id,
             detail={"tenant_id": signed_in.tenant_id, "consented_by_oid": signed_in.object_id},
         )
     return True

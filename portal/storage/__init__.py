@@ -38,6 +38,7 @@ from portal.storage.deletion import (  # noqa: F401
 )
 from portal.storage.events import (  # noqa: F401
     add_health_event,
+    audit_connection,
     list_audit_events,
     list_health_events,
     record_audit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from portal.storage.records import HEALTHS, AuditEvent, HealthEvent, User
+from portal.storage.records import HEALTHS, AuditEvent, Connection, HealthEvent, User
 from portal.storage.sql import _execute, _one, _rows, utcnow
 
 
@@ -70,6 +70,19 @@ def record_audit(
         ],
     )
     return _audit(_one("SELECT * FROM audit_events WHERE id = ?", [cursor.lastrowid]))
+
+
+def audit_connection(
+    action: str,
+    connection: Connection,
+    *,
+    actor: User | int | None,
+    detail: dict | None = None,
+) -> AuditEvent:
+    """An audit event about ``connection``, filed under its organization."""
+    return record_audit(
+        action, actor=actor, org_id=connection.org_id, connection_id=connection.id, detail=detail
+    )
 
 
 def _audit(row: dict) -> AuditEvent:

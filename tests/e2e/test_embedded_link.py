@@ -1,4 +1,4 @@
-"""Link Account inside the host product's iframe, in Chromium (issue 6, security.md item 36).
+"""Link Account inside the host product's iframe, in Chromium (security.md item 36).
 
 A host page on ``http://127.0.0.1:A`` frames the portal on ``http://localhost:B`` (cross-site:
 the portal only gets ``SameSite=None; Secure; Partitioned`` cookies there). The user signs in

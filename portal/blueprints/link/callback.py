@@ -52,11 +52,10 @@ def _failed(
 ):
     """A sign-in that did not link: record it (no secrets), explain it in plain words."""
     detail = {"title": title, "message": message, "fix": fix, "code": code, "reason": reason}
-    storage.record_audit(
+    storage.audit_connection(
         "connection.link_failed",
+        connection,
         actor=flow.user_id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
         detail={"reason": reason, "code": code},
     )
     if extras.get("handoff_id"):

@@ -101,11 +101,10 @@ def handoff_continue(handoff_id: str):
     if found is None or parties is None:
         return _handoff_refused("confirmation without a matching page, cookie or token")
     user, connection, _organization = parties
-    storage.record_audit(
+    storage.audit_connection(
         "connection.link_handoff_confirmed",
+        connection,
         actor=user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
     )
     response = start_flow(connection, user.id, handoff_id=found.id)
     response.delete_cookie(

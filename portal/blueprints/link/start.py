@@ -173,11 +173,10 @@ def create_handoff(connection_id: str):
         session_binding=session_binding(),
         ttl=FLOW_TTL,
     )
-    storage.record_audit(
+    storage.audit_connection(
         "connection.link_handoff",
+        connection,
         actor=current_user.id,
-        org_id=connection.org_id,
-        connection_id=connection.id,
     )
     return jsonify(
         handoff_url=url_for(".handoff", handoff_id=handoff.id),
