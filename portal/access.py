@@ -23,6 +23,7 @@ from flask import abort, current_app, jsonify, redirect, request, session, url_f
 from flask_login import LoginManager, current_user, logout_user
 
 from portal import htmx, storage
+from portal.next_page import safe_next
 
 log = logging.getLogger("portal.access")
 
@@ -151,7 +152,6 @@ def fresh_auth_required(view):
 def _page_of_the_action() -> str | None:
     """Path and query of the page that sent this request (htmx's header or a same-origin
     Referer), validated like the sign-in's ``next``."""
-    from portal.blueprints.auth import safe_next  # auth imports this module
 
     page = htmx.current_path() if htmx.is_htmx() else None
     referrer = request.headers.get("Referer")

@@ -271,7 +271,7 @@ def test_next_to_a_page_of_the_application_is_kept(client, admin_a):
 def test_no_string_yields_a_foreign_location(app, target):
     from urllib.parse import urlsplit
 
-    from portal.blueprints.auth import safe_next
+    from portal.next_page import safe_next
 
     with app.test_request_context():
         result = safe_next(target)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -26,14 +25,13 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal import mfa, storage
 from portal.access import login_required, mark_authenticated
+from portal.next_page import safe_next
 from portal.security import embeddable
 from portal.services import caches
 
@@ -81,48 +79,6 @@ def _dummy_hash() -> str:
     if method not in known:
         known[method] = generate_password_hash("not a password", method=method)
     return known[method]
-
-
-#: Paths never accepted as a post-sign-in target: the OAuth entry points must be reached only
-#: from the portal's own pages (a /login?next=/oauth/handoff/... lure would turn a foreign link
-#: into a same-origin navigation after sign-in), and a static file is no page to land on.
-NEVER_NEXT = ("/oauth/", "/static/")
-
-
-def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a page of this application, else None (no open redirects).
-
-    Judged as the browser will resolve it: every percent-decoded variant must be a plain
-    absolute path without dot segments (a browser removes ``..`` when it follows the redirect,
-    RFC 3986 §5.2.4, so ``/static/../oauth/...`` would land on ``/oauth/...``)."""
-    if not target or len(target) > 2048:
-        return None
-    candidates = [target]
-    for _ in range(3):  # also judge encoded variants such as %2F%2Fevil.example
-        candidates.append(unquote(candidates[-1]))
-    for candidate in candidates:
-        if any(ord(ch) < 32 or ch == "\\" or ch == "\x7f" for ch in candidate):
-            return None
-        if not candidate.startswith("/") or candidate.startswith("//"):
-            return None
-        try:
-            parts = urlsplit(candidate)
-        except ValueError:
-            return None
-        if parts.scheme or parts.netloc:
-            return None
-        if any(segment in (".", "..") for segment in parts.path.split("/")):
-            return None
-        if parts.path.lower().startswith(NEVER_NEXT):
-            return None
-    adapter = current_app.url_map.bind("localhost", url_scheme="http")
-    try:
-        adapter.match(urlsplit(target).path, method="GET")
-    except RequestRedirect:
-        pass
-    except HTTPException:
-        return None
-    return target
 
 
 def client_address() -> str:
