@@ -88,6 +88,12 @@ TRANSITIONS: tuple[Transition, ...] = (
         "the report (last_check, tenant facts); health event; audit connection.check",
     ),
     Transition(
+        "check_interrupted",
+        LIVE,
+        "state and last report unchanged; health healthy, unknown → degraded when proven",
+        "health event check_transient (what Microsoft answered); audit connection.check",
+    ),
+    Transition(
         "link_recorded",
         LIVE,
         "→ connected | needs_attention (scopes missing); health healthy | degraded",
@@ -268,6 +274,33 @@ def check_recorded(
         storage.add_health_event(
             connection_id, "ok" if ok else "needs_attention", health, dict(summary)
         )
+        storage.record_audit(
+            "connection.check",
+            actor=actor,
+            org_id=after.org_id,
+            connection_id=connection_id,
+            detail=dict(detail),
+        )
+        return after
+
+
+def check_interrupted(
+    connection_id: str,
+    *,
+    summary: Mapping[str, Any],
+    actor: int | None,
+    detail: Mapping[str, Any],
+) -> Connection:
+    """A check that Microsoft did not let finish (throttling, 5xx, timeout, reset): a failed
+    attempt, not a finding. The state and the last report stand; a proven connection shows
+    degraded until a check finishes again, one still being set up keeps its health."""
+    with storage.write_transaction():
+        before = _current(connection_id, "check_interrupted")
+        health = before.health
+        if before.state in PROVEN and health in ("unknown", "healthy"):
+            health = "degraded"
+        after = storage.write_lifecycle(connection_id, state=before.state, health=health)
+        storage.add_health_event(connection_id, "check_transient", health, dict(summary))
         storage.record_audit(
             "connection.check",
             actor=actor,

@@ -37,8 +37,9 @@ def days_left(not_after: str | None) -> int | None:
 
 
 def run_check(item: storage.Connection, trigger: str, actor: int | None = None) -> dict:
-    """Verify a customer-owned connection and store the report; returns ``ok`` and a message
-    when the check could not start (nothing stored then, except a needs-reconnect state)."""
+    """Verify a customer-owned connection and store the report; returns ``ok``, and a message
+    when the check could not start (nothing stored then, except a needs-reconnect state) or
+    Microsoft did not let it finish (``transient``: a failed attempt, the last report stands)."""
     if item.deleted:
         return {"ok": False, "message": "This connection was deleted."}
     if item.kind != "customer_owned":
@@ -75,8 +76,42 @@ def run_check(item: storage.Connection, trigger: str, actor: int | None = None) 
             ),
         }
     report = verify_with(item, cloud, certificate, key)
+    if report.problem is not None and report.problem.retryable:
+        _record_interrupted(item, report, trigger, actor)
+        return {"ok": False, "message": INTERRUPTED_MESSAGE, "transient": True}
     record_report(item, report, trigger, actor)
     return {"ok": report.ok}
+
+
+#: What the customer reads when Microsoft did not let a check finish.
+INTERRUPTED_MESSAGE = (
+    "Microsoft did not let us finish this check (it was busy or briefly unavailable). Nothing "
+    "changed: the last result below still stands. Try again in a minute; the next scheduled "
+    "check also tries again."
+)
+
+
+def _record_interrupted(
+    item: storage.Connection, report: VerificationReport, trigger: str, actor: int | None
+) -> None:
+    """A transient failure is a failed attempt: the state and the last good report stay."""
+    problem = report.problem
+    assert problem is not None
+    lifecycle.check_interrupted(
+        item.id,
+        summary={
+            "trigger": trigger,
+            "problem": problem.title,
+            "error": problem.error,
+            "code": problem.code,
+            "ms": round(report.total_ms),
+        },
+        actor=actor,
+        detail={"ok": False, "transient": True, "trigger": trigger},
+    )
+    log.warning(
+        "check of connection %s interrupted by a transient failure (%s)", item.id, problem.error
+    )
 
 
 def verify_with(

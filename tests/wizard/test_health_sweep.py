@@ -64,3 +64,14 @@ def test_sweep_counts_what_it_could_not_check(app, runner, wizard, sim, tenant):
         storage.update_connection(wizard.id, cloud="no-longer-configured")
     result = runner.invoke(args=["check-health"])
     assert "checked 0, healthy 0, needs attention 0, could not check 1" in result.output
+
+
+def test_sweep_during_an_outage_at_microsoft_changes_no_state(app, runner, wizard, sim, tenant):
+    linked(app, wizard, sim, tenant)
+    report = connection(app, wizard.id).last_check
+    sim.set_fault("token", "status", status=503)
+    result = runner.invoke(args=["check-health"])
+    assert "checked 0, healthy 0, needs attention 0, could not check 1" in result.output
+    item = connection(app, wizard.id)
+    assert (item.state, item.health) == ("connected", "degraded")
+    assert item.last_check == report

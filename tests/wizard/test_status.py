@@ -402,3 +402,51 @@ def test_other_organization_cannot_check(client_b, wizard, where):
         f"/connections/{wizard.id}/check", data={"csrf_token": token, "where": where}, headers=HX
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "endpoint, fault",
+    [
+        ("token", {"status": 503}),
+        ("token", {"status": 429, "retry_after": 1}),
+        ("openid-configuration", {"status": 503}),
+    ],
+    ids=["token-503", "token-429", "discovery-503"],
+)
+def test_a_check_microsoft_did_not_let_finish_changes_nothing(
+    app, wizard, sim, tenant, endpoint, fault
+):
+    """Throttling or an outage at Microsoft is a failed attempt, not a finding: the connection
+    stays connected with its last good report, and says it could not check."""
+    ready(app, wizard, sim, tenant)
+    link(wizard)
+    before = connection(app, wizard.id)
+    assert before.state == "connected" and before.health == "healthy"
+    sim.set_fault(endpoint, "status", **fault)
+    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    body = text(response)
+    assert response.status_code == 200
+    assert "did not let us finish this check" in body and "Linked." in body
+    assert "Could not check: " in body  # the attempt, in the recent checks
+    after = connection(app, wizard.id)
+    assert after.state == "connected" and after.health == "degraded"
+    assert after.last_check == before.last_check
+    assert after.last_checked_at == before.last_checked_at
+    with app.app_context():
+        latest = storage.list_health_events(wizard.id)[0]
+    assert latest.outcome == "check_transient" and latest.health == "degraded"
+    sim.clear_faults()
+    wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    recovered = connection(app, wizard.id)
+    assert (recovered.state, recovered.health) == ("connected", "healthy")
+
+
+def test_an_interrupted_first_check_keeps_a_setup_in_progress_as_it_was(app, wizard, sim, tenant):
+    ready(app, wizard, sim, tenant)
+    before = connection(app, wizard.id)
+    sim.set_fault("token", "status", status=503)
+    body = text(link(wizard))
+    assert "did not let us finish this check" in body
+    after = connection(app, wizard.id)
+    assert (after.state, after.health) == (before.state, before.health)
+    assert after.last_check is None
