@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from portal.production_checks import production_problems, weak_key_problems
 from portal.storage import vault
-from portal.storage.files import make_private_dir, write_private
+from portal.storage.files import create_private_once, make_private_dir, write_private
 
 #: htmx is fetched by the Makefile into static/vendor/ and checked against this hash (one place).
 HTMX_VERSION = "2.0.11"
@@ -246,9 +246,8 @@ def _ensure_secret_key(app) -> list[str]:
             f"'{BOOTSTRAP_COMMAND}'. Production never invents a key."
         ]
     else:
-        key = secrets.token_hex(32)
-        write_private(path, key + "\n")
-        app.config["SECRET_KEY"] = key
+        key = create_private_once(path, secrets.token_hex(32) + "\n")
+        app.config["SECRET_KEY"] = key.strip()
     if len(app.config["SECRET_KEY"]) < 32:
         return ["SECRET_KEY is too short (at least 32 characters)"]
     return []
@@ -273,8 +272,8 @@ def _ensure_vault_keys(app) -> list[str]:
                 "secrets unencrypted."
             ]
         else:
-            keyring, where = vault.Keyring.generate(), str(path)
-            write_private(path, keyring.dumps())
+            text = create_private_once(path, vault.Keyring.generate().dumps())
+            keyring, where = _parse_keyring(text, str(path)), str(path)
     except ConfigError as exc:
         return [str(exc)]
     app.config["VAULT_KEYS"] = keyring

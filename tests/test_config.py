@@ -371,3 +371,15 @@ def test_development_keeps_accepting_what_production_refuses(app_config, sim_ser
         VAULT_KEYS=_key_text(bytes(32)),
     )
     assert create_app(app_config).config["ENV"] == "development"
+
+
+def test_workers_starting_together_share_one_generated_key(tmp_path):
+    """gunicorn's workers each build the app on a new instance: the second to create a key
+    file reads the first one's key instead of failing (the gunicorn smoke test's flake)."""
+    from portal.storage.files import create_private_once
+
+    path = tmp_path / "vault.key"
+    assert create_private_once(path, "first\n") == "first\n"
+    assert create_private_once(path, "second\n") == "first\n"
+    assert path.read_text() == "first\n" and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["vault.key"]

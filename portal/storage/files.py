@@ -27,3 +27,22 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, 0o600)  # exactly 0600 even under an odd umask
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def create_private_once(path: Path, text: str) -> str:
+    """Create ``path`` (0600) holding ``text`` unless it exists; the text it holds either way.
+
+    Several processes may start on a new instance at once (gunicorn's workers each build the
+    app): the file appears complete or not at all (written aside, then linked into place, which
+    fails if another process won), so the loser reads the winner's key, never a half-written
+    one."""
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write_private(aside, text)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return path.read_text()
+        return text
+    finally:
+        aside.unlink(missing_ok=True)
