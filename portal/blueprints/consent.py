@@ -182,6 +182,13 @@ def _granted(connection: storage.Connection) -> None:
     outcome = run_check(connection, trigger="consent", actor=current_user.id)
     if outcome.get("ok"):
         flash("Admin consent granted and every item checked: the account is linked.", "success")
+    elif outcome.get("transient"):
+        # Nothing was recorded and nothing polls: say so rather than "we are checking".
+        flash(
+            "Admin consent recorded, but Microsoft did not let us finish the check. Select "
+            "Link Account in a minute to check again.",
+            "warning",
+        )
     else:
         flash(
             "Admin consent recorded. We are checking the setup: Microsoft can take a minute "

@@ -167,11 +167,10 @@ def _record_change(
     leave health alone, so they add nothing to the health record)."""
     if not _changed(before, after):
         return
-    storage.record_audit(
+    storage.audit_connection(
         f"connection.{transition}",
+        after,
         actor=actor,
-        org_id=after.org_id,
-        connection_id=after.id,
         detail={"from": before.state, "to": after.state, **(detail or {})},
     )
 
@@ -220,11 +219,10 @@ def _setup_step(
         before = _current(connection_id, transition)
         state = WAITING if before.state in waits_from else before.state
         after = storage.write_lifecycle(connection_id, state=state, health=before.health)
-        storage.record_audit(
+        storage.audit_connection(
             action,
+            after,
             actor=actor,
-            org_id=after.org_id,
-            connection_id=after.id,
             detail=_with_states(detail, before, after),
         )
         return after
@@ -274,11 +272,10 @@ def check_recorded(
         storage.add_health_event(
             connection_id, "ok" if ok else "needs_attention", health, dict(summary)
         )
-        storage.record_audit(
+        storage.audit_connection(
             "connection.check",
+            after,
             actor=actor,
-            org_id=after.org_id,
-            connection_id=connection_id,
             detail=dict(detail),
         )
         return after
@@ -301,11 +298,10 @@ def check_interrupted(
             health = "degraded"
         after = storage.write_lifecycle(connection_id, state=before.state, health=health)
         storage.add_health_event(connection_id, "check_transient", health, dict(summary))
-        storage.record_audit(
+        storage.audit_connection(
             "connection.check",
+            after,
             actor=actor,
-            org_id=after.org_id,
-            connection_id=connection_id,
             detail=dict(detail),
         )
         return after
@@ -334,11 +330,10 @@ def link_recorded(
             **fields,
         )
         storage.add_health_event(connection_id, "linked", after.health, dict(health_summary))
-        storage.record_audit(
+        storage.audit_connection(
             "connection.linked",
+            after,
             actor=actor,
-            org_id=after.org_id,
-            connection_id=connection_id,
             detail=dict(audit_detail),
         )
         if handoff_id is not None:
@@ -409,10 +404,10 @@ def needs_reconnect(
             return before
         after = storage.write_lifecycle(connection_id, state=NEEDS_RECONNECT, health="failing")
         storage.add_health_event(connection_id, "needs_reconnect", "failing", {"reason": reason})
-        storage.record_audit(
+        storage.audit_connection(
             "connection.needs_reconnect",
-            org_id=after.org_id,
-            connection_id=connection_id,
+            after,
+            actor=None,
             detail={"reason": reason},
         )
         log.warning("connection %s needs a reconnect: %s", connection_id, reason)

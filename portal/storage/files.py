@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -36,7 +37,7 @@ def create_private_once(path: Path, text: str) -> str:
     app): the file appears complete or not at all (written aside, then linked into place, which
     fails if another process won), so the loser reads the winner's key, never a half-written
     one."""
-    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")  # one per creator
     try:
         write_private(aside, text)
         try:

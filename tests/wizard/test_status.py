@@ -450,3 +450,17 @@ def test_an_interrupted_first_check_keeps_a_setup_in_progress_as_it_was(app, wiz
     after = connection(app, wizard.id)
     assert (after.state, after.health) == (before.state, before.health)
     assert after.last_check is None
+
+
+def test_admin_consent_return_during_an_outage_says_the_check_did_not_finish(
+    app, wizard, sim, tenant
+):
+    ready(app, wizard, sim, tenant)
+    _, query = start_consent(wizard)
+    sim.set_fault("token", "status", status=503)
+    params = {"admin_consent": "True", "tenant": tenant["id"], "state": query["state"][0]}
+    wizard.client.get("/connections/admin-consent/return", query_string=params)
+    body = wizard.page()
+    assert "Microsoft did not let us finish the check" in body
+    assert "We are checking the setup" not in body
+    assert connection(app, wizard.id).consented_at
