@@ -620,7 +620,7 @@ def test_a_failed_write_stores_nothing(app, client_a, sim, sim_session, sp_conne
         raise RuntimeError("disk full")
 
     fields = consented_fields(client_a, sim, sim_session, sp_connection)
-    monkeypatch.setattr(storage, "record_audit", broken)  # the last write of the transaction
+    monkeypatch.setattr(storage, "audit_connection", broken)  # the last write of the transaction
     with pytest.raises(RuntimeError, match="disk full"):
         client_a.post("/oauth/callback", data=fields)
     monkeypatch.undo()
