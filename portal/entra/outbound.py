@@ -6,7 +6,10 @@ cloud table is refused before a connection is opened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,10 +24,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GuardedSession",
     "HostNotAllowedError",
+    "OutboundCall",
     "Origin",
+    "endpoint_of",
     "http_session",
+    "observe_calls",
     "origin_of",
 ]
+
+log = logging.getLogger("portal.outbound")
 
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10)
 
@@ -45,6 +53,70 @@ def origin_of(url: str) -> Origin:
     return scheme, host, port
 
 
+def endpoint_of(url: str, graph_origins: frozenset[Origin] = frozenset()) -> str:
+    """The kind of Microsoft endpoint a URL names, for metrics and logs (never the URL itself,
+    which holds tenant ids): ``discovery``, ``keys``, ``token``, ``graph`` or ``other``."""
+    # By path first: the simulator serves login and Graph from one origin.
+    path = urlsplit(url).path
+    if path.endswith("/.well-known/openid-configuration") or path.endswith("/discovery/instance"):
+        return "discovery"
+    if path.endswith("/discovery/v2.0/keys") or path.endswith("/discovery/keys"):
+        return "keys"
+    if path.endswith("/oauth2/v2.0/token") or path.endswith("/oauth2/token"):
+        return "token"
+    if path.startswith(("/v1.0/", "/beta/")) or origin_of(url) in graph_origins:
+        return "graph"
+    return "other"
+
+
+def outcome_of(status: int | None, error: BaseException | None = None) -> str:
+    """The outcome class of one call: ``ok``, ``client_error``, ``throttled``, ``server_error``,
+    ``timeout`` or ``network``."""
+    if error is not None:
+        return "timeout" if isinstance(error, requests.Timeout) else "network"
+    if status is None or status < 400:
+        return "ok"
+    if status == 429:
+        return "throttled"
+    return "server_error" if status >= 500 else "client_error"
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """One HTTP exchange with Microsoft (one attempt), as observers see it. No URL, header or
+    body: only what can be counted."""
+
+    cloud: str
+    endpoint: str
+    method: str
+    status: int | None
+    outcome: str
+    seconds: float
+
+
+_observers: list[Callable[[OutboundCall], None]] = []
+
+
+def observe_calls(observer: Callable[[OutboundCall], None]) -> Callable[[], None]:
+    """Call ``observer`` after every outbound attempt of every session; returns the function
+    that removes it. An observer that raises is logged, never fails the call."""
+    _observers.append(observer)
+
+    def remove() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+
+    return remove
+
+
+def _notify(call: OutboundCall) -> None:
+    for observer in list(_observers):
+        try:
+            observer(call)
+        except Exception:
+            log.exception("outbound call observer failed")
+
+
 class GuardedSession(requests.Session):
     """A requests session that talks only to allowlisted origins, never redirects, times out."""
 
@@ -55,9 +127,14 @@ class GuardedSession(requests.Session):
         timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
         ca_bundles: Mapping[Origin, str] | None = None,
         trust_env: bool = False,
+        clouds_by_origin: Mapping[Origin, str] | None = None,
+        graph_origins: Iterable[Origin] = (),
     ) -> None:
         super().__init__()
         self.allowed: frozenset[Origin] = frozenset(allowed)
+        # Which cloud and endpoint an origin belongs to, for observers (metrics) only.
+        self.clouds_by_origin: dict[Origin, str] = dict(clouds_by_origin or {})
+        self.graph_origins: frozenset[Origin] = frozenset(graph_origins)
         self.default_timeout = timeout
         self.ca_bundles: dict[Origin, str] = dict(ca_bundles or {})
         # With trust_env, HTTPS_PROXY / ALL_PROXY would send every call (tokens, assertions)
@@ -105,7 +182,30 @@ class GuardedSession(requests.Session):
         kwargs["allow_redirects"] = False
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
-        return super().send(request, **kwargs)
+        if not _observers:
+            return super().send(request, **kwargs)
+        url = request.url or ""
+        started = time.perf_counter()
+        status: int | None = None
+        error: BaseException | None = None
+        try:
+            response = super().send(request, **kwargs)
+            status = response.status_code
+            return response
+        except requests.RequestException as exc:
+            error = exc
+            raise
+        finally:
+            _notify(
+                OutboundCall(
+                    cloud=self.clouds_by_origin.get(origin_of(url), "unknown"),
+                    endpoint=endpoint_of(url, self.graph_origins),
+                    method=str(request.method or "GET"),
+                    status=status,
+                    outcome=outcome_of(status, error),
+                    seconds=time.perf_counter() - started,
+                )
+            )
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         """Never follow redirects (a redirect could lead to any host)."""
@@ -121,6 +221,14 @@ def http_session(
     and nothing taken from the environment (proxies, CA bundles, .netrc)."""
     ca_bundles: dict[Origin, str] = {}
     clouds = (cloud,) if cloud is not None else cloud_table.all()
+    # The simulator serves several clouds from one origin: the session's own cloud names it.
+    clouds_by_origin: dict[Origin, str] = {}
+    for c in reversed(cloud_table.all()):
+        clouds_by_origin[origin_of(c.login_base)] = c.key
+        clouds_by_origin[origin_of(c.graph_base)] = c.key
+    if cloud is not None:
+        clouds_by_origin[origin_of(cloud.login_base)] = cloud.key
+        clouds_by_origin[origin_of(cloud.graph_base)] = cloud.key
     for c in clouds:
         if c.ca_bundle:
             ca_bundles[origin_of(c.login_base)] = c.ca_bundle
@@ -130,6 +238,8 @@ def http_session(
         timeout=timeout,
         ca_bundles=ca_bundles,
         trust_env=False,  # the environment can neither redirect nor re-trust outbound calls
+        clouds_by_origin=clouds_by_origin,
+        graph_origins={origin_of(c.graph_base) for c in cloud_table.all()},
     )
     if cloud is not None and cloud.ca_bundle:
         session.verify = cloud.ca_bundle
