@@ -18,114 +18,48 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from portal import storage
+from portal.connections import health as health_record
+from portal.connections.transitions import (
+    CONNECTED,
+    DELETED,
+    DRAFT,
+    IDENTITY_FIELDS,
+    LIVE,
+    NEEDS_ATTENTION,
+    NEEDS_RECONNECT,
+    PROVEN,
+    TRANSITIONS,
+    WAITING,
+    Transition,
+    TransitionRefused,
+)
 from portal.storage import Connection
+
+__all__ = [
+    "CONNECTED",
+    "DELETED",
+    "DRAFT",
+    "IDENTITY_FIELDS",
+    "LIVE",
+    "NEEDS_ATTENTION",
+    "NEEDS_RECONNECT",
+    "PROVEN",
+    "SETTING_UP",
+    "TRANSITIONS",
+    "WAITING",
+    "Transition",
+    "TransitionRefused",
+]
 
 log = logging.getLogger("portal.lifecycle")
 
-DRAFT, WAITING, CONNECTED, NEEDS_ATTENTION, NEEDS_RECONNECT, DELETED = (
-    "draft",
-    "waiting",
-    "connected",
-    "needs_attention",
-    "needs_reconnect",
-    "deleted",
-)
-#: Every state but the terminal one.
-LIVE = (DRAFT, WAITING, CONNECTED, NEEDS_ATTENTION, NEEDS_RECONNECT)
-#: Proven against the tenant at least once, with a credential that still works.
-PROVEN = (CONNECTED, NEEDS_ATTENTION)
-#: Fields that make a proven connection a different one (proven again before it counts).
-IDENTITY_FIELDS = frozenset({"cloud", "tenant_id", "client_id"})
+#: States of a connection that has not been proven yet: a check that finds something missing is
+#: the setup going on, not a failure, so the connection stays there with health ``unknown``.
+SETTING_UP = (DRAFT, WAITING)
 
-
-class TransitionRefused(RuntimeError):
-    """A transition asked of a connection in a state it does not start from."""
-
-    def __init__(self, transition: str, state: str) -> None:
-        super().__init__(f"{transition} is not allowed from {state}")
-        self.transition = transition
-        self.state = state
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One row of the lifecycle table."""
-
-    name: str
-    sources: tuple[str, ...]
-    result: str
-    writes: str
-
-
-TRANSITIONS: tuple[Transition, ...] = (
-    Transition(
-        "certificate_issued",
-        LIVE,
-        "draft, needs_reconnect → waiting; other states unchanged (a rotation)",
-        "audit certificate.issue (with the state it moved from and to)",
-    ),
-    Transition(
-        "link_started",
-        LIVE,
-        "draft → waiting; other states unchanged",
-        "audit connection.link_started (with the state it moved from and to)",
-    ),
-    Transition(
-        "identity_changed",
-        LIVE,
-        "connected, needs_attention → waiting when cloud, tenant or client id changed",
-        "the changed columns; audit connection.identity_changed when the state changes",
-    ),
-    Transition(
-        "check_recorded",
-        LIVE,
-        "→ connected (every item present) | needs_attention; health healthy | "
-        "degraded (transient problem) | failing",
-        "the report (last_check, tenant facts); health event; audit connection.check",
-    ),
-    Transition(
-        "check_interrupted",
-        LIVE,
-        "state and last report unchanged; health healthy, unknown → degraded when proven",
-        "health event check_transient (what Microsoft answered); audit connection.check",
-    ),
-    Transition(
-        "link_recorded",
-        LIVE,
-        "→ connected | needs_attention (scopes missing); health healthy | degraded",
-        "token cache (vault), consent columns; health event linked; audit "
-        "connection.linked; the popup's outcome",
-    ),
-    Transition(
-        "refresh_succeeded",
-        PROVEN,
-        "state unchanged; health degraded → healthy when keep-alive failures caused it",
-        "rotated token cache (vault), refresh columns; health event refresh_ok",
-    ),
-    Transition(
-        "refresh_failed",
-        PROVEN,
-        "state unchanged; health unknown, healthy → degraded",
-        "failure counters; health event refresh_transient",
-    ),
-    Transition(
-        "needs_reconnect",
-        LIVE,
-        "→ needs_reconnect, failing",
-        "the cause's health event; health event and audit connection.needs_reconnect (once)",
-    ),
-    Transition(
-        "deleted",
-        LIVE,
-        "→ deleted, health unknown",
-        "every secret destroyed, flows burnt, certificates retired; health event "
-        "deleted; audit connection.delete",
-    ),
-)
 _BY_NAME = {t.name: t for t in TRANSITIONS}
 
 
@@ -261,13 +195,28 @@ def check_recorded(
     summary: Mapping[str, Any],
     actor: int | None,
     detail: Mapping[str, Any],
+    error_class: health_record.ErrorClass = "needs_customer",
+    changes: list[dict[str, str]] | None = None,
 ) -> Connection:
-    """A verification report of a customer-owned connection (``fields``: its columns; the
-    report holds no secret)."""
+    """A finished verification of a connection (``fields``: its columns; the report holds no
+    secret). One not proven yet stays in its setup when something is missing; ``error_class``
+    says whose the failure is, ``changes`` which items changed since the last check."""
     with storage.write_transaction():
-        _current(connection_id, "check_recorded")
+        before = _current(connection_id, "check_recorded")
+        now = storage.utcnow()
+        if ok:
+            state, record = CONNECTED, health_record.succeeded(now)
+        else:
+            state = WAITING if before.state in SETTING_UP else NEEDS_ATTENTION
+            health = "unknown" if state == WAITING else health
+            record = health_record.failed(before, error_class, now)
         after = storage.write_lifecycle(
-            connection_id, state=CONNECTED if ok else NEEDS_ATTENTION, health=health, **fields
+            connection_id,
+            state=state,
+            health=health,
+            **fields,
+            **record,
+            last_changes=list(changes or ()),
         )
         storage.add_health_event(
             connection_id, "ok" if ok else "needs_attention", health, dict(summary)
@@ -296,7 +245,8 @@ def check_interrupted(
         health = before.health
         if before.state in PROVEN and health in ("unknown", "healthy"):
             health = "degraded"
-        after = storage.write_lifecycle(connection_id, state=before.state, health=health)
+        record = health_record.failed(before, "transient", storage.utcnow())
+        after = storage.write_lifecycle(connection_id, state=before.state, health=health, **record)
         storage.add_health_event(connection_id, "check_transient", health, dict(summary))
         storage.audit_connection(
             "connection.check",
@@ -321,13 +271,19 @@ def link_recorded(
     """A delegated sign-in became the connection's: the token cache into the vault, the consent
     columns, the health event, the audit row and (started in a popup) the outcome it polls."""
     with storage.write_transaction():
-        _current(connection_id, "link_recorded")
+        before = _current(connection_id, "link_recorded")
         storage.put_secret("connections", connection_id, "token_cache", token_cache)
+        now = storage.utcnow()
         after = storage.write_lifecycle(
             connection_id,
             state=NEEDS_ATTENTION if missing else CONNECTED,
             health="degraded" if missing else "healthy",
             **fields,
+            **(
+                health_record.failed(before, "needs_customer", now)
+                if missing
+                else health_record.succeeded(now)
+            ),
         )
         storage.add_health_event(connection_id, "linked", after.health, dict(health_summary))
         storage.audit_connection(
@@ -358,10 +314,20 @@ def refresh_succeeded(
     with storage.write_transaction():
         before = _current(connection_id, "refresh_succeeded")
         health = before.health
-        if before.state == CONNECTED and health == "degraded" and before.refresh_failure_days:
-            health = "healthy"  # the degradation was ours: transient refresh failures
+        # Recovered: the degradation came from failed refreshes or from our side, not from
+        # something the customer has to fix (that stays until a check finds it fixed).
+        recovered = before.refresh_failure_days or before.error_class in ("transient", "our_config")
+        if before.state == CONNECTED and health == "degraded" and recovered:
+            health = "healthy"
+        record = (
+            health_record.succeeded(at)
+            if before.state == CONNECTED and before.error_class != "needs_customer"
+            else {"last_attempt_at": at}
+        )
         storage.put_secret("connections", connection_id, "token_cache", token_cache)
-        after = storage.write_lifecycle(connection_id, state=before.state, health=health, **fields)
+        after = storage.write_lifecycle(
+            connection_id, state=before.state, health=health, **fields, **record
+        )
         storage.add_health_event(connection_id, "refresh_ok", health, dict(summary), at=at)
         return after
 
@@ -373,7 +339,10 @@ def refresh_failed(
     with storage.write_transaction():
         before = _current(connection_id, "refresh_failed")
         health = "degraded" if before.health in ("unknown", "healthy") else before.health
-        after = storage.write_lifecycle(connection_id, state=before.state, health=health, **fields)
+        record = health_record.failed(before, "transient", at)
+        after = storage.write_lifecycle(
+            connection_id, state=before.state, health=health, **fields, **record
+        )
         storage.add_health_event(
             connection_id, "refresh_transient", "degraded", dict(summary), at=at
         )
@@ -402,7 +371,12 @@ def needs_reconnect(
             storage.add_health_event(connection_id, outcome, "failing", dict(summary), at=at)
         if before.state == NEEDS_RECONNECT:
             return before
-        after = storage.write_lifecycle(connection_id, state=NEEDS_RECONNECT, health="failing")
+        after = storage.write_lifecycle(
+            connection_id,
+            state=NEEDS_RECONNECT,
+            health="failing",
+            **health_record.failed(before, "needs_customer", at or storage.utcnow()),
+        )
         storage.add_health_event(connection_id, "needs_reconnect", "failing", {"reason": reason})
         storage.audit_connection(
             "connection.needs_reconnect",
@@ -411,6 +385,31 @@ def needs_reconnect(
             detail={"reason": reason},
         )
         log.warning("connection %s needs a reconnect: %s", connection_id, reason)
+        return after
+
+
+def our_problem(
+    connection_id: str, reason: str, *, summary: Mapping[str, Any], at: str | None = None
+) -> Connection | None:
+    """Something on our side (our keyring, our app's credential) keeps us from using the
+    connection: the customer has nothing to do, so the state stays; a proven connection shows
+    degraded and the health record says ``our_config`` until an attempt succeeds again. The
+    caller raises the operator's alarm. None for an unknown connection; a deleted one as is."""
+    with storage.write_transaction():
+        before = storage.get_connection(connection_id)
+        if before is None or before.deleted:
+            return before
+        health = "degraded" if before.state in PROVEN and before.health != "failing" else None
+        now = at or storage.utcnow()
+        after = storage.write_lifecycle(
+            connection_id,
+            state=before.state,
+            health=health or before.health,
+            **health_record.failed(before, "our_config", now),
+        )
+        storage.add_health_event(
+            connection_id, "our_config", after.health, {"reason": reason, **summary}, at=at
+        )
         return after
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from portal import storage
 from portal.connections import credentials, lifecycle
+from portal.connections import health as health_record
 from portal.entra.client import CertificateCredential
 from portal.entra.clouds import Cloud
 from portal.entra.verify import VerificationReport, verify_customer_owned
@@ -138,12 +139,8 @@ def record_report(
     """Store a verification report on the connection: state, health, tenant facts, the health
     event and the audit row (one transaction; the report holds no secret)."""
     data = report.as_dict()
-    if report.ok:
-        health = "healthy"
-    elif report.problem is not None and report.problem.category == "transient":
-        health = "degraded"
-    else:
-        health = "failing"
+    health = "healthy" if report.ok else "failing"
+    changes = health_record.checklist_changes(item.last_check, data["checklist"])
     fields = {
         "last_check": data,
         "last_checked_at": storage.utcnow(),
@@ -160,6 +157,7 @@ def record_report(
         "trigger": trigger,
         "missing": missing,
         "problem": report.problem.title if report.problem else None,
+        "changes": [c["text"] for c in changes],
         "ms": round(report.total_ms),
     }
     lifecycle.check_recorded(
@@ -170,6 +168,8 @@ def record_report(
         summary=summary,
         actor=actor,
         detail={"ok": report.ok, "missing": missing, "trigger": trigger},
+        error_class=health_record.error_class_of(report.problem),
+        changes=changes,
     )
     log.info(
         "check of connection %s: %s (%s)",

@@ -45,6 +45,17 @@ _CONNECTION_COLUMNS = (
 
 UPDATABLE_CONNECTION_FIELDS = frozenset(_CONNECTION_COLUMNS)
 LIFECYCLE_FIELDS = frozenset({"state", "health"})
+#: The health record: written with the state by the lifecycle, by nothing else.
+HEALTH_RECORD_FIELDS = frozenset(
+    {
+        "last_attempt_at",
+        "last_success_at",
+        "last_failure_at",
+        "failing_since",
+        "error_class",
+        "last_changes",
+    }
+)
 
 
 def _connection_value(name: str, value):
@@ -56,7 +67,7 @@ def _connection_value(name: str, value):
         raise ValueError(f"health must be one of {HEALTHS}")
     if name == "draft":
         return json.dumps(value or {}, sort_keys=True)
-    if name == "last_check":
+    if name in ("last_check", "last_changes"):
         return None if value is None else json.dumps(value, sort_keys=True)
     if name == "exchange_enabled":
         return int(bool(value))
@@ -131,7 +142,7 @@ def update_connection(connection_id: str, **fields) -> Connection:
 def write_lifecycle(connection_id: str, *, state: str, health: str, **fields) -> Connection:
     """The lifecycle's write: state, health and the columns of the transition, in the caller's
     transaction. Called by ``portal.connections.lifecycle`` only (a test holds that)."""
-    unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
+    unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS - HEALTH_RECORD_FIELDS
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     return _update(connection_id, {**fields, "state": state, "health": health})

@@ -319,3 +319,23 @@ def _connections_with_deletion(table_sql: str) -> str:
         "    deleted_at TEXT,\n"
         "    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))\n)"
     )
+
+
+@migrations()
+def m008_health(db: sqlite_utils.Database) -> None:
+    """The health record apart from the lifecycle state: the last attempt, the last success and
+    failure, since when the connection has been failing, whose the failure is (``error_class``)
+    and the checklist items that changed at the last finished check (JSON). Written by the
+    lifecycle's transitions only, like ``state`` and ``health``."""
+    for column in ("last_attempt_at", "last_success_at", "last_failure_at", "failing_since"):
+        db.execute(f"ALTER TABLE connections ADD COLUMN {column} TEXT")
+    db.execute(
+        "ALTER TABLE connections ADD COLUMN error_class TEXT "
+        "CHECK (error_class IN ('transient', 'needs_customer', 'our_config'))"
+    )
+    db.execute("ALTER TABLE connections ADD COLUMN last_changes TEXT")
+    # What the old columns already tell: a healthy connection's last check was a success.
+    db.execute(
+        "UPDATE connections SET last_attempt_at = last_checked_at, "
+        "last_success_at = CASE WHEN health = 'healthy' THEN last_checked_at END"
+    )

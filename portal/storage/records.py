@@ -102,6 +102,13 @@ class Connection:
     created_at: str
     updated_at: str
     deleted_at: str | None = None
+    # The health record (portal.connections.health), apart from the lifecycle state.
+    last_attempt_at: str | None = None
+    last_success_at: str | None = None
+    last_failure_at: str | None = None
+    failing_since: str | None = None
+    error_class: str | None = None
+    last_changes: tuple[dict, ...] = ()
 
     @property
     def deleted(self) -> bool:
@@ -207,6 +214,7 @@ def _connection(row: dict | None) -> Connection | None:
     row["draft"] = json.loads(row["draft"] or "{}")
     row["last_check"] = json.loads(row["last_check"]) if row["last_check"] else None
     row["granted_scopes"] = tuple((row["granted_scopes"] or "").split())
+    row["last_changes"] = tuple(json.loads(row["last_changes"])) if row["last_changes"] else ()
     return Connection(**row)
 
 
