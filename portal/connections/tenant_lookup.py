@@ -94,6 +94,7 @@ def look_up(connection: storage.Connection, *, actor: int | None) -> dict[str, A
     tenant found becomes the connection's tenant ID (through the lifecycle: a proven connection
     whose tenant changed waits again)."""
     text = connection.draft.get("tenant_input") or ""
+    previous = connection.draft.get("lookup") if is_current(connection) else None
     lookup: dict[str, Any] = {
         "input": text,
         "cloud": connection.cloud,
@@ -113,10 +114,20 @@ def look_up(connection: storage.Connection, *, actor: int | None) -> dict[str, A
             lookup.update(outcome="no_cloud", message="Choose the cloud first (step 1).")
         else:
             lookup.update(_discover(cloud, ref))
+    if lookup["outcome"] == "error" and previous and previous.get("outcome") == "found":
+        # Microsoft did not answer (throttled, 5xx, unreachable): that says nothing about the
+        # tenant, so what it said about this same input before stands and the state with it.
+        lookup = {**previous, "message": STILL_FOUND}
     tenant_id = lookup["tenant_id"] if lookup["outcome"] == "found" else None
     storage.save_draft(connection.id, {"lookup": lookup})
     lifecycle.identity_changed(connection.id, {"tenant_id": tenant_id}, actor=actor)
     return lookup
+
+
+#: The lookup's message when Microsoft did not answer again about a tenant it found before.
+STILL_FOUND = (
+    "Microsoft did not answer just now; the tenant we found for this input before still stands."
+)
 
 
 def _discover(cloud: Cloud, ref: TenantRef) -> dict[str, Any]:

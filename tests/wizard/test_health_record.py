@@ -10,6 +10,7 @@ import pytest
 from portal import storage
 from portal.connections import health
 from portal.entra.problems import problem
+from portal.services import caches
 from tests.wizard.helpers import USER_ADMIN, connection, link, ready, start_wizard, text
 
 
@@ -128,3 +129,23 @@ def test_a_setup_in_progress_is_setting_up_never_red(app, wizard, sim, tenant, c
     assert "Failing since" not in page and "health-failing" not in page
     assert start_wizard(client_a)  # a second, untouched draft lists as setting up too
     assert text(client_a.get("/connections/")).count("Setting up") == 2
+
+
+def test_microsoft_not_answering_a_tenant_lookup_changes_nothing(app, wizard, sim, tenant):
+    """Saving the IDs of a linked connection looks the tenant up again; a lookup Microsoft
+    refuses says nothing about the tenant, so the connection stays linked to it."""
+    ready(app, wizard, sim, tenant)
+    link(wizard)
+    linked = connection(app, wizard.id)
+    assert linked.state == "connected"
+    with app.app_context():
+        caches().discovery.clear()  # the answer is cached for a while: ask Microsoft again
+
+    sim.set_fault("openid-configuration", "status", status=503)
+    try:
+        answer = text(wizard.ids(tenant["domain"], tenant["client_id"]))
+    finally:
+        sim.clear_faults()
+    item = connection(app, wizard.id)
+    assert (item.state, item.tenant_id) == ("connected", linked.tenant_id)
+    assert "Microsoft did not answer just now" in answer
