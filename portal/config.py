@@ -39,7 +39,7 @@ DEFAULTS: dict[str, object] = {
     "TRUSTED_ORIGINS": [],
     "TRUSTED_PROXY_HOPS": 0,
     "CLOUDS_FILE": None,
-    "LOG_FORMAT": "text",
+    "LOG_FORMAT": None,  # -> json in production (one object per line), text in development
     "LOG_LEVEL": "INFO",
     # Failed sign-ins: one account from one address gets LOGIN_FREE_FAILURES tries, then waits
     # LOGIN_DELAY_SECONDS, doubling per further failure up to LOGIN_MAX_DELAY_SECONDS; one
@@ -171,7 +171,7 @@ def _normalize(app) -> None:
     if env not in {"development", "production"}:
         raise ConfigError(f"PORTAL_ENV must be 'development' or 'production', not {env!r}")
     config["ENV"] = env
-    fmt = str(config["LOG_FORMAT"]).lower()
+    fmt = str(config["LOG_FORMAT"] or ("json" if env == "production" else "text")).lower()
     if fmt not in {"text", "json"}:
         raise ConfigError(f"PORTAL_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
     config["LOG_FORMAT"] = fmt

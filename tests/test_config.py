@@ -188,7 +188,37 @@ def test_certificate_settings_from_the_environment(tmp_path, monkeypatch):
     assert app.config["CERT_KEY_SIZE"] == 4096 and app.config["CERT_VALIDITY_MONTHS"] == 24
 
 
-# --- The metrics token --------------------------------------------------------------------
+# --- Log format and the metrics token --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env, explicit, expected",
+    [
+        ("production", None, "json"),
+        ("development", None, "text"),
+        ("production", "text", "text"),
+        ("development", "JSON", "json"),
+    ],
+)
+def test_log_format_follows_the_environment_unless_set(
+    app_config, monkeypatch, env, explicit, expected
+):
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    app_config.update(ENV=env, PUBLIC_URL="https://portal.example")
+    if explicit is not None:
+        app_config["LOG_FORMAT"] = explicit
+    assert create_app(app_config).config["LOG_FORMAT"] == expected
+
+
+def test_log_format_from_the_environment_wins_in_production(clean_env, monkeypatch):
+    create_app()  # development run writes the keys
+    assert create_app().config["LOG_FORMAT"] == "text"
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_PUBLIC_URL", "https://portal.example")
+    assert create_app().config["LOG_FORMAT"] == "json"
+    monkeypatch.setenv("PORTAL_LOG_FORMAT", "text")
+    assert create_app().config["LOG_FORMAT"] == "text"
 
 
 def test_metrics_token_from_the_environment(clean_env, monkeypatch):
