@@ -312,3 +312,15 @@ def test_the_sweep_reports_its_progress(app, client_a, sim, tenant):
     with app.app_context():
         summary = verification.sweep(progress=seen.append)
     assert seen == [0, 1] and summary.checked == 2
+
+
+def test_each_job_keeps_its_last_runs(app):
+    from portal.storage import job_runs
+
+    with app.app_context():
+        for _ in range(job_runs.KEEP_RUNS + 5):  # two jobs taking turns
+            storage.start_job_run("check-health")
+            storage.start_job_run("refresh-tokens")
+        for job in ("check-health", "refresh-tokens"):
+            kept = storage.list_job_runs(job, limit=1000)
+            assert len(kept) == job_runs.KEEP_RUNS

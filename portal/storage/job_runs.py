@@ -63,8 +63,9 @@ def start_job_run(job: str, total: int | None = None, now: float | None = None) 
     )
     run_id = int(cursor.lastrowid or 0)
     _execute(
-        "DELETE FROM job_runs WHERE job = ? AND id <= ?",
-        [job, run_id - KEEP_RUNS],
+        "DELETE FROM job_runs WHERE job = ? AND id NOT IN "
+        "(SELECT id FROM job_runs WHERE job = ? ORDER BY id DESC LIMIT ?)",
+        [job, job, KEEP_RUNS],
     )
     return run_id
 
