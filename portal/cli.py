@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from portal import config, storage
+from portal import config, metrics, storage
 from portal.storage import db, vault
 
 #: Also registered as a ``flask.commands`` plugin (pyproject.toml) so that ``vault init`` is
@@ -228,7 +228,17 @@ def refresh_tokens_command(idle_hours: float | None, verbose: bool):
 
     # Popup sign-ins nobody confirmed in time: their tokens are destroyed here at the latest.
     storage.purge_unconfirmed_links()
-    summary = keepalive.run_from_app(current_app, idle_hours=idle_hours)
+    linked = sum(1 for c in storage.list_all_connections() if keepalive.is_linked(c))
+    with metrics.job_run("refresh-tokens", total=linked) as run:
+        summary = keepalive.run_from_app(current_app, idle_hours=idle_hours, progress=run.progress)
+        run.finish(
+            processed=len(summary.results),
+            ok=summary.exit_code == 0,
+            summary={
+                name: getattr(summary, name)
+                for name in ("refreshed", "relink", "transient", "exhausted", "skipped", "operator")
+            },
+        )
     for line in keepalive.report_lines(summary, verbose=verbose):
         click.echo(line)
     sys.exit(summary.exit_code)
@@ -240,7 +250,23 @@ def check_health_command():
     """Re-check every linked customer-owned connection (cron): health history for support."""
     from portal.connections import verification
 
-    summary = verification.sweep()
+    due = sum(
+        1
+        for c in storage.list_all_connections()
+        if c.kind == "customer_owned" and c.state in verification.SWEPT_STATES
+    )
+    with metrics.job_run("check-health", total=due) as run:
+        summary = verification.sweep(progress=run.progress)
+        run.finish(
+            processed=summary.checked + summary.not_checked,
+            summary={
+                "checked": summary.checked,
+                "healthy": summary.healthy,
+                "needs_attention": summary.needs_attention,
+                "not_checked": summary.not_checked,
+                "expiring": len(summary.expiring),
+            },
+        )
     for connection_id, days in summary.expiring:
         state = "expired" if days < 0 else f"expires in {days} days"
         click.echo(f"  {connection_id}: certificate {state}")

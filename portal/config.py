@@ -39,7 +39,7 @@ DEFAULTS: dict[str, object] = {
     "TRUSTED_ORIGINS": [],
     "TRUSTED_PROXY_HOPS": 0,
     "CLOUDS_FILE": None,
-    "LOG_FORMAT": "text",
+    "LOG_FORMAT": None,  # -> json in production (one object per line), text in development
     "LOG_LEVEL": "INFO",
     # Failed sign-ins: one account from one address gets LOGIN_FREE_FAILURES tries, then waits
     # LOGIN_DELAY_SECONDS, doubling per further failure up to LOGIN_MAX_DELAY_SECONDS; one
@@ -68,6 +68,8 @@ DEFAULTS: dict[str, object] = {
     # Certificates the portal issues for customer-owned applications.
     "CERT_KEY_SIZE": 3072,  # RSA bits; at least 2048 (Entra rejects smaller keys)
     "CERT_VALIDITY_MONTHS": 12,  # 1 to 24
+    # Bearer token a Prometheus scraper presents to GET /metrics; unset: the route answers 404.
+    "METRICS_TOKEN": None,
 }
 
 # Flask settings that follow from ours (not meant to be overridden by the environment).
@@ -169,7 +171,7 @@ def _normalize(app) -> None:
     if env not in {"development", "production"}:
         raise ConfigError(f"PORTAL_ENV must be 'development' or 'production', not {env!r}")
     config["ENV"] = env
-    fmt = str(config["LOG_FORMAT"]).lower()
+    fmt = str(config["LOG_FORMAT"] or ("json" if env == "production" else "text")).lower()
     if fmt not in {"text", "json"}:
         raise ConfigError(f"PORTAL_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
     config["LOG_FORMAT"] = fmt
@@ -179,6 +181,7 @@ def _normalize(app) -> None:
         validate_origin(o) for o in parse_list(config["CSP_FORM_ACTION_EXTRA"])
     ]
     config["SP_CLIENT_ID"] = normalize_client_id(config.get("SP_CLIENT_ID"))
+    config["METRICS_TOKEN"] = _metrics_token(config.get("METRICS_TOKEN"))
     if not config.get("DATABASE"):
         config["DATABASE"] = os.path.join(app.instance_path, "portal.sqlite3")
     config["PERMANENT_SESSION_LIFETIME"] = int(config["SESSION_HOURS"]) * 3600
@@ -188,6 +191,20 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_KEY_SIZE must be at least 2048 (Entra rejects smaller RSA keys)")
     if not 1 <= int(config["CERT_VALIDITY_MONTHS"]) <= 24:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
+
+
+#: RFC 6750 section 2.1: what a bearer token may be made of (so a scraper can send it).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def _metrics_token(value) -> str | None:
+    token = str(value or "").strip()
+    if token and not _BEARER_TOKEN.fullmatch(token):
+        raise ConfigError(
+            "PORTAL_METRICS_TOKEN may hold only letters, digits and -._~+/ (then = padding): "
+            "it is sent as an HTTP bearer token"
+        )
+    return token or None
 
 
 # --- Bootstrapping a new instance (``flask --app portal vault init``) -------------------------
@@ -306,5 +323,6 @@ def describe(app) -> str:
         "log_format": app.config["LOG_FORMAT"],
         "vault_primary_key": app.config["VAULT_KEYS"].primary_kid,
         "demo": app.config["DEMO"],
+        "metrics": bool(app.config["METRICS_TOKEN"]),
     }
     return json.dumps(safe)

@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 
-from flask import g, request
+from flask import current_app, g, request
 
 REDACTED = "[redacted]"
 
@@ -178,6 +178,20 @@ def configure(app) -> None:
 
 request_log = logging.getLogger("portal.request")
 
+_QUIET = "_portal_quiet_log"
+
+
+def quiet(view):
+    """Log this view's successful requests at DEBUG (a scrape every few seconds would drown
+    the log); its failures keep their INFO line."""
+    setattr(view, _QUIET, True)
+    return view
+
+
+def _is_quiet(status: int) -> bool:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return status < 400 and bool(getattr(view, _QUIET, False))
+
 
 def _start_request():
     g.request_id = secrets.token_hex(8)
@@ -194,7 +208,8 @@ def _end_request(response):
 
     user_id = current_user.id if current_user and current_user.is_authenticated else None
     # The path only: query strings can carry codes and states.
-    request_log.info(
+    request_log.log(
+        logging.DEBUG if _is_quiet(response.status_code) else logging.INFO,
         "%s %s %s %sms user=%s",
         request.method,
         request.path,

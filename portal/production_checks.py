@@ -23,6 +23,7 @@ def production_problems(app) -> list[str]:
         *_debug_problems(config),
         *_public_url_problems(config),
         *_cloud_problems(config),
+        *_metrics_problems(config),
     ]
 
 
@@ -63,6 +64,21 @@ def _public_url_problems(config) -> list[str]:
         return [
             f"PORTAL_PUBLIC_URL must be the portal's public address, not a loopback host "
             f"(got {url!r})"
+        ]
+    return []
+
+
+#: The metrics token guards an endpoint reachable from the internet: as long as a session key.
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+def _metrics_problems(config) -> list[str]:
+    token = config.get("METRICS_TOKEN")
+    if token and len(token) < METRICS_TOKEN_MIN_LENGTH:
+        return [
+            f"PORTAL_METRICS_TOKEN is too short for production (at least "
+            f"{METRICS_TOKEN_MIN_LENGTH} characters, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')"
         ]
     return []
 

@@ -188,6 +188,61 @@ def test_certificate_settings_from_the_environment(tmp_path, monkeypatch):
     assert app.config["CERT_KEY_SIZE"] == 4096 and app.config["CERT_VALIDITY_MONTHS"] == 24
 
 
+# --- Log format and the metrics token --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env, explicit, expected",
+    [
+        ("production", None, "json"),
+        ("development", None, "text"),
+        ("production", "text", "text"),
+        ("development", "JSON", "json"),
+    ],
+)
+def test_log_format_follows_the_environment_unless_set(
+    app_config, monkeypatch, env, explicit, expected
+):
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    app_config.update(ENV=env, PUBLIC_URL="https://portal.example")
+    if explicit is not None:
+        app_config["LOG_FORMAT"] = explicit
+    assert create_app(app_config).config["LOG_FORMAT"] == expected
+
+
+def test_log_format_from_the_environment_wins_in_production(clean_env, monkeypatch):
+    create_app()  # development run writes the keys
+    assert create_app().config["LOG_FORMAT"] == "text"
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_PUBLIC_URL", "https://portal.example")
+    assert create_app().config["LOG_FORMAT"] == "json"
+    monkeypatch.setenv("PORTAL_LOG_FORMAT", "text")
+    assert create_app().config["LOG_FORMAT"] == "text"
+
+
+def test_metrics_token_from_the_environment(clean_env, monkeypatch):
+    assert create_app().config["METRICS_TOKEN"] is None
+    monkeypatch.setenv("PORTAL_METRICS_TOKEN", "  abc-DEF_123.~+/==  ")
+    app = create_app()
+    assert app.config["METRICS_TOKEN"] == "abc-DEF_123.~+/=="
+    assert json.loads(config_summary(app))["metrics"] is True
+    assert "abc-DEF" not in config_summary(app)
+
+
+def config_summary(app) -> str:
+    from portal.config import describe
+
+    return describe(app)
+
+
+@pytest.mark.parametrize("token", ["with space", 'quote"s', "é" * 40, "=leading"])
+def test_a_metrics_token_that_cannot_be_sent_is_refused(app_config, token):
+    app_config["METRICS_TOKEN"] = token
+    with pytest.raises(ConfigError, match="PORTAL_METRICS_TOKEN"):
+        create_app(app_config)
+
+
 # --- What production refuses ---------------------------------------------------------------
 
 
@@ -211,6 +266,8 @@ def _key_text(*keys: bytes) -> str:
 
 def test_safe_production_settings_start(production):
     assert create_app(production).config["ENV"] == "production"
+    production["METRICS_TOKEN"] = "x" * 32
+    assert create_app(production).config["METRICS_TOKEN"] == "x" * 32
 
 
 @pytest.mark.parametrize(
@@ -227,6 +284,7 @@ def test_safe_production_settings_start(production):
         ("PUBLIC_URL", "", "PORTAL_PUBLIC_URL must be set in production"),
         ("PUBLIC_URL", "portal.example", "PORTAL_PUBLIC_URL must be https://"),
         ("PUBLIC_URL", "https://localhost:8443", "not a loopback host"),
+        ("METRICS_TOKEN", "x" * 31, "PORTAL_METRICS_TOKEN is too short for production"),
     ],
 )
 def test_production_refuses_an_unsafe_setting(production, key, value, expected):

@@ -167,6 +167,32 @@ def test_json_lines(app_config):
     assert CANARY not in stream.getvalue()
 
 
+def test_production_writes_json_lines_by_default(app_config, monkeypatch):
+    from portal import create_app
+
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    app_config.update(ENV="production", PUBLIC_URL="https://portal.example")
+    assert "LOG_FORMAT" not in app_config
+    app = create_app(app_config)
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_portal_handler", False))
+    assert isinstance(handler.formatter, logs.JsonFormatter)
+    stream = io.StringIO()
+    old_stream = handler.setStream(stream)
+    try:
+        response = app.test_client().get("/healthz")
+    finally:
+        handler.setStream(old_stream)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    request_record = next(r for r in records if r["logger"] == "portal.request")
+    assert request_record["request_id"] == response.headers["X-Request-ID"]
+    assert request_record["path"] == "/healthz"
+
+
+def test_development_writes_text_lines_by_default(app):
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_portal_handler", False))
+    assert isinstance(handler.formatter, logs.TextFormatter)
+
+
 _FRAGMENTS = st.sampled_from(
     [
         "Bearer ",

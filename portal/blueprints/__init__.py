@@ -1,7 +1,8 @@
 """Blueprints, one per feature, each with its templates in ``templates/<blueprint>/``:
 sign-in (``auth``) and its security settings (``account``), the home page, the connection page
 (``connection``), the customer-owned setup (``wizard``, ``certificates``, ``consent``), Link
-Account for service-provider connections (``link``) and the support dashboard."""
+Account for service-provider connections (``link``), the support dashboard and the Prometheus
+endpoint (``metrics``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,23 @@ from portal.blueprints import (
     consent,
     home,
     link,
+    metrics,
     support,
     wizard,
 )
 
-BLUEPRINTS = (auth, account, home, connection, wizard, certificates, consent, link, support)
+BLUEPRINTS = (
+    auth,
+    account,
+    home,
+    connection,
+    wizard,
+    certificates,
+    consent,
+    link,
+    support,
+    metrics,
+)
 
 
 def register(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -203,14 +204,17 @@ class SweepSummary:
         )
 
 
-def sweep() -> SweepSummary:
+def sweep(progress: Callable[[int], None] | None = None) -> SweepSummary:
     """Re-check every linked customer-owned connection, so that support sees a revoked
     permission or an expiring certificate before the customer's automation fails. Each check
-    records its report and a health event, as "check again" does."""
+    records its report and a health event, as "check again" does. ``progress`` is told how many
+    are done before each next one (for the job's progress; the summary has the final count)."""
     summary = SweepSummary()
     for item in storage.list_all_connections():
         if item.kind != "customer_owned" or item.state not in SWEPT_STATES:
             continue
+        if progress is not None:
+            progress(summary.checked + summary.not_checked)
         outcome = run_check(item, trigger="health sweep")
         if "message" in outcome:
             summary.not_checked += 1

@@ -20,6 +20,7 @@ from portal.storage.connections import (  # noqa: F401
     LIFECYCLE_FIELDS,
     UPDATABLE_CONNECTION_FIELDS,
     ConnectionDeleted,
+    connection_counts,
     create_connection,
     delete_connection,
     get_connection,
@@ -63,6 +64,15 @@ from portal.storage.handoffs import (  # noqa: F401
     purge_unconfirmed_links,
     record_link_outcome,
     take_pending_link,
+)
+from portal.storage.job_runs import (  # noqa: F401
+    JobRun,
+    JobStatus,
+    finish_job_run,
+    job_statuses,
+    list_job_runs,
+    record_job_progress,
+    start_job_run,
 )
 from portal.storage.leases import (  # noqa: F401
     claim_refresh_lease,

@@ -216,3 +216,13 @@ def organizations_linking_tenant(tenant_id: str, except_org_id: int) -> list[Org
         [str(tenant_id), int(except_org_id), *LINKED_STATES],
     )
     return [Organization(**r) for r in rows]
+
+
+def connection_counts() -> list[tuple[str, str, str, int]]:
+    """(state, health, kind, count) of the connections that are not deleted, one GROUP BY (the
+    metrics read it at every scrape)."""
+    rows = _rows(
+        "SELECT state, health, kind, COUNT(*) AS n FROM connections "
+        "WHERE state != 'deleted' GROUP BY state, health, kind"
+    )
+    return [(r["state"], r["health"], r["kind"], r["n"]) for r in rows]

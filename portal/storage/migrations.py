@@ -339,3 +339,26 @@ def m008_health(db: sqlite_utils.Database) -> None:
         "UPDATE connections SET last_attempt_at = last_checked_at, "
         "last_success_at = CASE WHEN health = 'healthy' THEN last_checked_at END"
     )
+
+
+@migrations()
+def m010_job_runs(db: sqlite_utils.Database) -> None:
+    """One row per run of a cron job (``check-health``, ``refresh-tokens``): the metrics show the
+    last run of each, because the web workers that answer ``/metrics`` never see the cron
+    processes. ``finished_at`` and ``outcome`` stay NULL while a run is going."""
+    db.execute(
+        """
+        CREATE TABLE job_runs (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            processed INTEGER NOT NULL DEFAULT 0,
+            total INTEGER,
+            outcome TEXT CHECK (outcome IN ('ok', 'failed')),
+            summary TEXT NOT NULL DEFAULT '{}',
+            CHECK ((finished_at IS NULL) = (outcome IS NULL))
+        )
+        """
+    )
+    db.execute("CREATE INDEX job_runs_by_job ON job_runs (job, id)")

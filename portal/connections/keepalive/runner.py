@@ -34,6 +34,7 @@ def run(
     connection_ids: Iterable[str] | None = None,
     config_error: str | None = None,
     session_for: Callable[[Cloud], requests.Session] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """One keep-alive pass over every linked service-provider connection (or the given ones).
 
@@ -60,6 +61,8 @@ def run(
                 continue
             if not is_linked(connection):
                 continue
+            if progress is not None:  # how many are done (for the job's progress)
+                progress(len(summary.results))
             if settings is None and is_due(connection, now, idle):
                 summary.config_error = config_error or "service provider app not configured"
             summary.results.append(
@@ -109,6 +112,7 @@ def run_from_app(
     idle_hours: float | None = None,
     now: datetime | None = None,
     connection_ids: Iterable[str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """The CLI's entry point: settings from the app config, the app's cloud table."""
     from portal.services import cloud_table
@@ -126,4 +130,5 @@ def run_from_app(
         now=now,
         connection_ids=connection_ids,
         config_error=error,
+        progress=progress,
     )
