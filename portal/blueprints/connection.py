@@ -287,6 +287,8 @@ def checklist_context(
         "check_message": message,
         "check_job": shown,
         "check_job_url": job_url(job, where, attempt) if job else None,
+        # A whole page (not a fragment): a running job's region may reload it without JS.
+        "page_reload": not htmx.wants_fragment(),
         "max_polls": MAX_POLLS,
         "poll_delay": POLL_DELAY,
     }
