@@ -68,12 +68,3 @@ def started() -> bool:
     """True once this process has made its pools (tests: none before the first job)."""
     with _lock:
         return bool(_pools) and _owner_pid == os.getpid()
-
-
-def shutdown(wait: bool = True) -> None:
-    """Stop this process's pools (tests, and an orderly exit)."""
-    with _lock:
-        pools = list(_pools.values()) if _owner_pid == os.getpid() else []
-        _pools.clear()
-    for pool in pools:
-        pool.shutdown(wait=wait, cancel_futures=True)
