@@ -15,7 +15,7 @@ test: install htmx chromium lint
 	$(PY) -m pytest
 
 # The gates before the suite: formatting, lint, types (configured in pyproject.toml).
-LINTED := portal tests entrasim bench scripts wsgi.py
+LINTED := portal tests entrasim bench scripts wsgi.py gunicorn.conf.py
 lint: install
 	$(VENV)/bin/ruff format --check --quiet $(LINTED)
 	$(VENV)/bin/ruff check --quiet $(LINTED)

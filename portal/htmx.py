@@ -80,6 +80,14 @@ def retarget_to_alerts(response: Response) -> Response:
     return response
 
 
+def retarget(response: Response, selector: str, swap: str = "outerHTML") -> Response:
+    """Swap the response into ``selector`` instead of the element that asked (a polled
+    region whose answer, once it is finished, replaces the region around it)."""
+    response.headers[HX_RETARGET] = selector
+    response.headers[HX_RESWAP] = swap
+    return response
+
+
 def trigger(response: Response, event: str) -> Response:
     response.headers[HX_TRIGGER] = event
     return response

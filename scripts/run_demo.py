@@ -185,17 +185,17 @@ def main() -> int:
 """,
             flush=True,
         )
-        # gunicorn, as in production: it forks its workers before any database connection.
+        # gunicorn with the repository's settings, as in production: it forks its workers
+        # before any database connection or job thread exists.
         portal = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--workers",
-                "2",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{args.port}",
-                "wsgi:app",
             ],
             cwd=ROOT,
             env={**os.environ, **env},

@@ -121,23 +121,16 @@ def _free_port() -> int:
 
 
 def test_gunicorn_serves_wsgi_app(tmp_path):
-    """``gunicorn wsgi:app`` starts (2 workers, forked after create_app) and answers."""
+    """gunicorn with the repository's ``gunicorn.conf.py`` starts (2 gthread workers, forked
+    after create_app) and answers."""
     import requests
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env["PORTAL_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["PORTAL_BIND"] = f"127.0.0.1:{port}"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "wsgi:app",
-        ],
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

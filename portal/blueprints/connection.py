@@ -1,9 +1,11 @@
 """A customer's connections and one connection's page: lifecycle, latest checklist, health
-history, "check again" (the same verification as Link Account) and deletion.
+history, "check again" (the same verification as Link Account, run as a background job) and
+deletion.
 
 Live regions: ``connection/_list.html`` (the list), ``connection/_status.html`` (everything on the
-page that a check changes) and ``connection/_checklist.html`` (the checklist, also in the
-wizard's last step)."""
+page that a check changes), ``connection/_checklist.html`` (the checklist, also in the
+wizard's last step) and ``connection/_job.html`` (a running job's progress, which polls itself).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -21,7 +24,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal import htmx, regions, storage
+from portal import htmx, jobs, regions, storage
 from portal.access import (
     admin_required,
     fresh_auth_required,
@@ -29,7 +32,7 @@ from portal.access import (
     login_required,
 )
 from portal.connections import deletion, setup_steps, verification
-from portal.connections.verification import run_check
+from portal.jobs.view import job_view
 from portal.security import embeddable
 from portal.services import find_cloud
 
@@ -39,8 +42,10 @@ log = logging.getLogger("portal.connection")
 LIST = "connection/_list.html"
 STATUS = "connection/_status.html"
 CHECKLIST = "connection/_checklist.html"
+JOB = "connection/_job.html"
 
-#: Re-checks after consent (replication): every POLL_DELAY seconds, at most MAX_POLLS times.
+#: Re-checks after consent (replication): a new check job POLL_DELAY seconds after the last one
+#: ended, at most MAX_POLLS times.
 MAX_POLLS = 10
 POLL_DELAY = 3
 #: Polling only follows a consent this recent (seconds).
@@ -131,7 +136,9 @@ def deleted_context(item: storage.Connection) -> dict:
     }
 
 
-def page_context(item: storage.Connection, attempt: int = 0, message: str | None = None) -> dict:
+def page_context(
+    item: storage.Connection, attempt: int = 0, job: storage.Job | None = None
+) -> dict:
     certificate = storage.active_certificate(item.id)
     return {
         "connection": item,
@@ -146,37 +153,75 @@ def page_context(item: storage.Connection, attempt: int = 0, message: str | None
         "expiry_warning_days": verification.EXPIRY_WARNING_DAYS,
         "pending_certificate": storage.pending_certificate(item.id),
         "readonly": current_user.is_support,
-        **checklist_context(item, item.last_check, where="page", attempt=attempt, message=message),
+        **checklist_context(item, item.last_check, where="page", attempt=attempt, job=job),
     }
 
 
 @bp.post("/<connection_id>/check")
 @login_required
 def check(connection_id: str):
-    """Link Account / Check again: verify with Microsoft now and show the checklist."""
+    """Link Account / Check again: start the check with Microsoft as a background job (or join
+    the one running) and answer at once with its progress; the progress region polls the job.
+    Each check attempt is one job and one history entry; polls only read it."""
     item = load_connection_or_404(connection_id, write=True)
-    try:
-        attempt = max(0, min(int(request.form.get("attempt", "0")), MAX_POLLS))
-    except ValueError:
-        attempt = 0
+    attempt = _attempt(request.form.get("attempt", "0"))
     where = "wizard" if request.form.get("where") == "wizard" else "page"
-    outcome = run_check(item, trigger="poll" if attempt else "check", actor=current_user.id)
-    item = storage.get_connection_or_raise(item.id)
-    message = outcome.get("message")
+    job, _created = jobs.start_check(item, current_user.id, trigger="poll" if attempt else "check")
     if htmx.wants_fragment():
-        if where == "page":
-            return regions.render(STATUS, **page_context(item, attempt, message))
-        return regions.render(
-            CHECKLIST,
-            connection=item,
-            readonly=False,
-            **checklist_context(item, item.last_check, where, attempt, message),
-        )
-    if message:
-        flash(message, "error")
+        return _check_region(item, where, attempt, job)
     if where == "wizard":
         return redirect(url_for("wizard.page", connection_id=item.id, _anchor="step-link"))
     return redirect(url_for(".page", connection_id=item.id))
+
+
+@bp.get("/<connection_id>/jobs/<job_id>")
+@login_required
+def job(connection_id: str, job_id: str):
+    """A job's progress region while it runs; once finished, the region around it (the
+    checklist, the connection's status or the certificate step) with the result, in its
+    place. Another organization's connection, or a job of another connection: 404."""
+    item = load_connection_or_404(connection_id)
+    found = storage.read_job(job_id[:64])
+    if found is None or found.connection_id != item.id:
+        abort(404)
+    where = "wizard" if request.args.get("where") == "wizard" else "page"
+    attempt = _attempt(request.args.get("attempt", "0"))
+    if not htmx.wants_fragment():
+        return redirect(url_for(".page", connection_id=item.id))
+    if not found.finished:
+        return regions.render(JOB, job=job_view(found), job_url=job_url(found, where, attempt))
+    if found.kind == "uploaded":
+        # The wizard imports this blueprint; importing it here at load time would be circular.
+        from portal.blueprints.wizard import upload_finished
+
+        return upload_finished(item.id)
+    item = storage.get_connection_or_raise(item.id)
+    target = "#connection-status" if where == "page" else "#checklist"
+    return htmx.retarget(_check_region(item, where, attempt, found), target)
+
+
+def _attempt(raw: str) -> int:
+    try:
+        return max(0, min(int(raw), MAX_POLLS))
+    except ValueError:
+        return 0
+
+
+def job_url(found: storage.Job, where: str, attempt: int = 0) -> str:
+    """Where a job's progress region polls."""
+    args = {"where": where, "attempt": attempt} if attempt else {"where": where}
+    return url_for("connection.job", connection_id=found.connection_id, job_id=found.id, **args)
+
+
+def _check_region(item: storage.Connection, where: str, attempt: int, found: storage.Job):
+    if where == "page":
+        return regions.render(STATUS, **page_context(item, attempt, found))
+    return regions.render(
+        CHECKLIST,
+        connection=item,
+        readonly=False,
+        **checklist_context(item, item.last_check, where, attempt, found),
+    )
 
 
 def _recent(iso: str | None, seconds: float) -> bool:
@@ -194,9 +239,16 @@ def checklist_context(
     report: dict | None,
     where: str,
     attempt: int = 0,
-    message: str | None = None,
+    job: storage.Job | None = None,
 ) -> dict:
-    """What ``connection/_checklist.html`` needs: items, problem, and whether to poll."""
+    """What ``connection/_checklist.html`` needs: items, problem, the check job (running, or
+    the last one's message when it is newer than the last report) and whether to re-check."""
+    job = job or storage.latest_job(item.id, "check")
+    shown = job_view(job) if job else None
+    message = None
+    if shown and shown["finished"] and (shown["finished_at"] or "") >= (item.last_checked_at or ""):
+        message = shown["message"]
+    running = bool(shown and not shown["finished"])
     cloud = find_cloud(item.cloud)
     problem = None
     if report and report.get("problem") and not report.get("ok"):
@@ -218,7 +270,9 @@ def checklist_context(
             or any(i.get("note") for i in items)
         )
     )
-    may_poll = pending and item.state != "needs_reconnect" and not current_user.is_support
+    may_poll = (
+        pending and not running and item.state != "needs_reconnect" and not current_user.is_support
+    )
     return {
         "check": report,
         "check_items": items,
@@ -231,6 +285,10 @@ def checklist_context(
         "check_attempt": attempt,
         "check_next_attempt": attempt + 1,
         "check_message": message,
+        "check_job": shown,
+        "check_job_url": job_url(job, where, attempt) if job else None,
+        # A whole page (not a fragment): a running job's region may reload it without JS.
+        "page_reload": not htmx.wants_fragment(),
         "max_polls": MAX_POLLS,
         "poll_delay": POLL_DELAY,
     }

@@ -23,17 +23,18 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal import htmx, regions, storage
+from portal import htmx, jobs, regions, storage
 from portal.access import (
     admin_required,
     fresh_auth_required,
     load_connection_or_404,
     login_required,
 )
-from portal.blueprints.connection import checklist_context
+from portal.blueprints.connection import checklist_context, job_url
 from portal.connections import certificates, lifecycle, setup_steps, tenant_lookup
 from portal.connections.tenant_lookup import MAX_INPUT
 from portal.entra import permissions
+from portal.jobs.view import job_view
 from portal.security import embeddable
 from portal.services import cloud_table, find_cloud
 
@@ -114,6 +115,9 @@ def wizard_context(connection: storage.Connection, **extra) -> dict:
         "readonly": current_user.is_support,
     }
     context.update(checklist_context(connection, connection.last_check, where="wizard"))
+    upload = storage.latest_job(connection.id, "uploaded")
+    context["upload_job"] = job_view(upload) if upload else None
+    context["upload_job_url"] = job_url(upload, "wizard") if upload else None
     context.update(extra)
     return context
 
@@ -233,10 +237,18 @@ def registered(connection_id: str):
 @bp.post("/<connection_id>/setup/uploaded")
 @login_required
 def uploaded(connection_id: str):
-    """ "I have uploaded the certificate": go on to the permissions."""
+    """ "I have uploaded the certificate": check with Microsoft that it accepts the certificate
+    (a background job; step 4 shows its progress, then the outcome, and step 5 opens)."""
     connection = load_customer_owned(connection_id)
-    _reached(connection, 5)
+    jobs.start_upload_check(connection, current_user.id)
     return respond(connection.id, "certificate")
+
+
+def upload_finished(connection_id: str):
+    """The upload check's last poll: step 4 with the outcome (and the steps after it), in
+    place of the progress region."""
+    response = respond(connection_id, "certificate")
+    return htmx.retarget(response, "#step-certificate") if htmx.wants_fragment() else response
 
 
 @bp.post("/<connection_id>/setup/exchange")

@@ -18,6 +18,7 @@ from portal.connections import credentials, lifecycle
 from portal.connections import health as health_record
 from portal.entra.client import CertificateCredential
 from portal.entra.clouds import Cloud
+from portal.entra.report import Progress
 from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.services import caches, cloud_table, find_cloud
 from portal.storage import vault
@@ -38,7 +39,12 @@ def days_left(not_after: str | None) -> int | None:
     return math.floor((end - datetime.now(UTC)).total_seconds() / 86400)
 
 
-def run_check(item: storage.Connection, trigger: str, actor: int | None = None) -> dict:
+def run_check(
+    item: storage.Connection,
+    trigger: str,
+    actor: int | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Verify a customer-owned connection and store the report; returns ``ok``, and a message
     when the check could not start (nothing stored then, except a needs-reconnect state) or
     Microsoft did not let it finish (``transient``: a failed attempt, the last report stands)."""
@@ -77,7 +83,7 @@ def run_check(item: storage.Connection, trigger: str, actor: int | None = None) 
                 "certificate (step 4), upload it to your application, then link again."
             ),
         }
-    report = verify_with(item, cloud, certificate, key)
+    report = verify_with(item, cloud, certificate, key, progress=progress)
     if report.problem is not None and report.problem.retryable:
         _record_interrupted(item, report, trigger, actor)
         return {"ok": False, "message": INTERRUPTED_MESSAGE, "transient": True}
@@ -117,7 +123,11 @@ def _record_interrupted(
 
 
 def verify_with(
-    item: storage.Connection, cloud: Cloud, certificate: storage.CertificateRecord, key: bytes
+    item: storage.Connection,
+    cloud: Cloud,
+    certificate: storage.CertificateRecord,
+    key: bytes,
+    progress: Progress | None = None,
 ) -> VerificationReport:
     """Prove every checklist item of ``item`` signing in with ``certificate`` (the active one
     for a check, the pending one for a rotation); a new token, never a cached one, so that a
@@ -131,6 +141,7 @@ def verify_with(
         item.exchange_enabled,
         fresh=True,
         discovery_cache=caches().discovery,
+        progress=progress,
     )
 
 

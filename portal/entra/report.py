@@ -14,7 +14,7 @@ from .permissions import ChecklistItem
 from .tenant import Discovery
 from .tokens import TokenResult
 
-__all__ = ["Step", "StepTimer", "TenantFacts", "VerificationReport", "token_outcome"]
+__all__ = ["Progress", "Step", "StepTimer", "TenantFacts", "VerificationReport", "token_outcome"]
 
 T = TypeVar("T")
 
@@ -94,24 +94,38 @@ class VerificationReport:
         }
 
 
-class StepTimer:
-    """Collects step timings from several threads."""
+#: Told about each step as soon as it has finished (from any of the check's threads).
+Progress = Callable[[Step], None]
 
-    def __init__(self) -> None:
+
+class StepTimer:
+    """Collects step timings from several threads; ``progress`` hears of each finished step
+    (a background job shows them while the check runs)."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
         self.steps: list[Step] = []
         self.support: list[dict[str, Any]] = []
+        self._progress = progress
+
+    def add(self, step: Step) -> None:
+        """Record a finished step and report it."""
+        self.steps.append(step)
+        self.announce(step)
+
+    def announce(self, step: Step) -> None:
+        """Report a step to ``progress`` only (e.g. one checklist item; not a timed step)."""
+        if self._progress is not None:
+            self._progress(step)
 
     def run(self, name: str, fn: Callable[[], T], outcome: Callable[[T], str]) -> T:
         began = time.perf_counter()
         try:
             value = fn()
         except GraphError as exc:
-            self.steps.append(
-                Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}")
-            )
             self.note(name, exc.to_problem().raw)
+            self.add(Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}"))
             raise
-        self.steps.append(Step(name, (time.perf_counter() - began) * 1000, outcome(value)))
+        self.add(Step(name, (time.perf_counter() - began) * 1000, outcome(value)))
         return value
 
     def note(self, step: str, raw: SupportCodes) -> None:

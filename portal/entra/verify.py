@@ -25,7 +25,7 @@ from .errors import EntraProblem, SupportCodes, problem
 from .grants import Grants, observe, read_grants
 from .graph import GraphClient, GraphError
 from .permissions import ChecklistItem, Observed, checklist
-from .report import Step, StepTimer, TenantFacts, VerificationReport, token_outcome
+from .report import Progress, Step, StepTimer, TenantFacts, VerificationReport, token_outcome
 from .tenant import (
     Discovery,
     DiscoveryCache,
@@ -101,7 +101,7 @@ class _Check:
         """The report of a check that could not go on: the blocking problem, nothing observed."""
         timer = self.timer
         timer.note("result", reason.raw)
-        timer.steps.append(Step("total", (time.perf_counter() - self.started) * 1000, "failed"))
+        timer.add(Step("total", (time.perf_counter() - self.started) * 1000, "failed"))
         kind: Literal["customer_owned"] = "customer_owned"
         return VerificationReport(
             ok=False,
@@ -156,14 +156,16 @@ def verify_customer_owned(
     discovery_cache: DiscoveryCache | None = None,
     http_cache: MutableMapping[str, Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> VerificationReport:
     """Check a customer-owned app end to end; every check asks Microsoft for new app tokens.
 
     `fresh`: the customer has just granted consent, so a missing item is reported as most likely
-    still replicating (`pending_replication`, and the message says so).
+    still replicating (`pending_replication`, and the message says so). `progress` hears of each
+    step as it finishes (from the check's threads; an exception it raises ends the check).
     """
     started = time.perf_counter()
-    timer = StepTimer()
+    timer = StepTimer(progress)
     cloud = cloud_table.get(cloud_key)
     try:
         ref, client_id = _checked_inputs(tenant, client_id)
@@ -265,7 +267,9 @@ def _report(
             "Please contact support.",
         )
     ok = report_problem is None and all(i.ok for i in items)
-    timer.steps.append(
+    for item in items:  # each permission and role, as the progress of a background job
+        timer.announce(Step(item.label, 0, item.status))
+    timer.add(
         Step(
             "total",
             (time.perf_counter() - check.started) * 1000,

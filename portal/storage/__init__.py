@@ -74,6 +74,18 @@ from portal.storage.job_runs import (  # noqa: F401
     record_job_progress,
     start_job_run,
 )
+from portal.storage.jobs import (  # noqa: F401
+    JOB_KINDS,
+    JOB_STATUSES,
+    Job,
+    add_job_step,
+    claim_job,
+    finish_job,
+    latest_job,
+    read_job,
+    renew_job_lease,
+    start_job,
+)
 from portal.storage.leases import (  # noqa: F401
     claim_refresh_lease,
     holds_refresh_lease,

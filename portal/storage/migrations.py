@@ -342,6 +342,35 @@ def m008_health(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m009_jobs(db: sqlite_utils.Database) -> None:
+    """Background jobs (Link Account, Check again, the certificate upload check): their steps
+    and result live here, so a reload or another worker process reads them; ``lease_until``
+    is the running process's heartbeat. The partial unique index holds the rule of at most one
+    unfinished job per connection, whatever the code that inserts."""
+    db.execute(
+        "CREATE TABLE jobs ("
+        " id TEXT PRIMARY KEY,"
+        " connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,"
+        " org_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+        " kind TEXT NOT NULL CHECK (kind IN ('check', 'uploaded')),"
+        " status TEXT NOT NULL DEFAULT 'queued'"
+        "  CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted')),"
+        " steps TEXT NOT NULL DEFAULT '[]',"
+        " result TEXT,"
+        " created_by INTEGER,"
+        " created_at TEXT NOT NULL,"
+        " lease_until REAL NOT NULL,"
+        " finished_at TEXT,"
+        " CHECK ((status IN ('queued', 'running')) = (finished_at IS NULL)))"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX jobs_one_unfinished ON jobs(connection_id) "
+        "WHERE status IN ('queued', 'running')"
+    )
+    db.execute("CREATE INDEX jobs_connection ON jobs(connection_id, created_at)")
+
+
+@migrations()
 def m010_job_runs(db: sqlite_utils.Database) -> None:
     """One row per run of a cron job (``check-health``, ``refresh-tokens``): the metrics show the
     last run of each, because the web workers that answer ``/metrics`` never see the cron

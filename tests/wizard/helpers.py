@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+import time
 
 from portal import storage
 from tests.conftest import csrf_token
@@ -81,5 +83,43 @@ def ready(app, wizard, sim, tenant, grants=ALL_GRAPH, roles=(USER_ADMIN,), uploa
     return cert
 
 
+#: The poll of a running job's progress region (``connection/_job.html``).
+JOB_POLL = re.compile(r'hx-get="([^"]+/jobs/[^"]+)" hx-trigger="every 1s"')
+
+
+def follow_job(client, response, timeout: float = 30.0):
+    """Poll the progress region in ``response`` as the browser does, until the job is
+    finished; returns the last answer (the response itself when nothing runs)."""
+    end = time.monotonic() + timeout
+    while True:
+        found = JOB_POLL.search(response.get_data(as_text=True))
+        if found is None:
+            return response
+        assert time.monotonic() < end, "the job did not finish"
+        time.sleep(0.05)
+        response = client.get(html.unescape(found.group(1)), headers=HX)
+        assert response.status_code == 200
+
+
+def wait_for_jobs(app, connection_id: str, timeout: float = 30.0) -> storage.Job | None:
+    """Wait until the connection's newest job is finished (a browser without JavaScript)."""
+    end = time.monotonic() + timeout
+    while True:
+        with app.app_context():
+            job = storage.latest_job(connection_id)
+        if job is None or job.finished:
+            return job
+        assert time.monotonic() < end, "the job did not finish"
+        time.sleep(0.05)
+
+
 def link(wizard, htmx=True, **data):
-    return wizard.post(f"/connections/{wizard.id}/check", {"where": "wizard", **data}, htmx)
+    """Link Account / Check again from the wizard, followed to its result (htmx)."""
+    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "wizard", **data}, htmx)
+    return follow_job(wizard.client, response) if htmx else response
+
+
+def check_again(wizard, **data):
+    """Check again from the connection page (htmx), followed to its result."""
+    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "page", **data})
+    return follow_job(wizard.client, response)

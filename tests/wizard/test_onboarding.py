@@ -16,7 +16,15 @@ from portal import create_app, storage
 from portal.connections import credentials
 from portal.storage import db
 from tests.conftest import csrf_token
-from tests.wizard.helpers import GUID, HX, connection, start_wizard, text
+from tests.wizard.helpers import (
+    GUID,
+    HX,
+    connection,
+    follow_job,
+    ready,
+    start_wizard,
+    text,
+)
 
 # --- Choosing the kind -----------------------------------------------------------------------
 
@@ -499,14 +507,34 @@ def test_wizard_pages_may_be_framed_by_the_host_product(framed_config, client_a)
         assert "X-Frame-Options" not in response.headers
 
 
-def test_continue_after_upload_moves_to_the_permissions(app, wizard):
-    wizard.post(f"{wizard.url}/registered")
-    body = text(wizard.post(f"{wizard.url}/uploaded"))
+def test_continue_after_upload_checks_the_certificate_then_moves_to_the_permissions(
+    app, wizard, sim, tenant
+):
+    """ "I have uploaded": Microsoft issues a token signed with the certificate, step 4 says
+    so and step 5 opens; nothing is recorded as a check of the connection."""
+    ready(app, wizard, sim, tenant, grants=(), roles=())
+    response = wizard.post(f"{wizard.url}/uploaded")
+    assert 'hx-trigger="every 1s"' in text(response)  # the progress, at once
+    body = text(follow_job(wizard.client, response))
     assert body.lstrip().startswith('<section id="step-certificate"')
+    assert "Certificate accepted." in body and "every 1s" not in body
     assert re.search(r'id="step-permissions" class="step current"[^>]*hx-swap-oob="true"', body)
-    assert connection(app, wizard.id).wizard_step == 5
+    item = connection(app, wizard.id)
+    assert item.wizard_step == 5 and item.last_check is None
+    with app.app_context():
+        assert storage.list_health_events(wizard.id) == []
     response = wizard.post(f"{wizard.url}/uploaded", htmx=False)
     assert response.headers["Location"].endswith("#step-certificate")
+
+
+def test_continue_before_the_upload_says_microsoft_refused_the_certificate(
+    app, wizard, sim, tenant
+):
+    ready(app, wizard, sim, tenant, grants=(), roles=(), upload=False)
+    body = text(follow_job(wizard.client, wizard.post(f"{wizard.url}/uploaded")))
+    assert "Microsoft did not accept the certificate." in body
+    assert "Certificate accepted." not in body
+    assert connection(app, wizard.id).wizard_step == 4
 
 
 @pytest.mark.parametrize(

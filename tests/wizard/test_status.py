@@ -14,10 +14,13 @@ from tests.wizard.helpers import (
     ALL_GRAPH,
     EXCHANGE_ADMIN,
     HX,
+    check_again,
     connection,
+    follow_job,
     link,
     ready,
     text,
+    wait_for_jobs,
 )
 
 
@@ -106,6 +109,7 @@ def test_link_without_javascript_redirects_to_the_checklist(app, wizard, sim, te
     ready(app, wizard, sim, tenant)
     response = link(wizard, htmx=False)
     assert response.status_code == 302 and response.headers["Location"].endswith("#step-link")
+    wait_for_jobs(app, wizard.id)
     body = wizard.page()
     assert "Linked." in body and marks(body)[1] == 0
 
@@ -116,7 +120,7 @@ def test_revoking_a_permission_shows_on_check_again_from_the_connection_page(
     ready(app, wizard, sim, tenant)
     link(wizard)
     sim.revoke_app_role(tenant["id"], tenant["client_id"], "Group.ReadWrite.All")
-    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    response = check_again(wizard)
     body = text(response)
     assert body.lstrip().startswith('<div id="connection-status"')
     assert marks(body) == (4, 1) and "Group.ReadWrite.All" in body.split("check missing")[1]
@@ -133,6 +137,7 @@ def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard,
         data={"where": "wizard", "csrf_token": wizard.token},
         headers=HX,
     )
+    response = follow_job(client, response)
     assert response.status_code == 200
     assert "Create a new certificate (step 4)" in text(response)
     assert connection(app, wizard.id).state == "needs_reconnect"
@@ -426,7 +431,7 @@ def test_a_check_microsoft_did_not_let_finish_changes_nothing(
     before = connection(app, wizard.id)
     assert before.state == "connected" and before.health == "healthy"
     sim.set_fault(endpoint, "status", **fault)
-    response = wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    response = check_again(wizard)
     body = text(response)
     assert response.status_code == 200
     assert "did not let us finish this check" in body and "Linked." in body
@@ -439,7 +444,7 @@ def test_a_check_microsoft_did_not_let_finish_changes_nothing(
         latest = storage.list_health_events(wizard.id)[0]
     assert latest.outcome == "check_transient" and latest.health == "degraded"
     sim.clear_faults()
-    wizard.post(f"/connections/{wizard.id}/check", {"where": "page"})
+    check_again(wizard)
     recovered = connection(app, wizard.id)
     assert (recovered.state, recovered.health) == ("connected", "healthy")
 
