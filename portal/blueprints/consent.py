@@ -18,11 +18,10 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal import storage
+from portal import jobs, storage
 from portal.access import load_connection_or_404, login_required
 from portal.blueprints.wizard import load_customer_owned
 from portal.connections import setup_steps
-from portal.connections.verification import run_check
 from portal.entra.clouds import Cloud
 from portal.entra.errors import classify_redirect_error
 from portal.security import embeddable, framed_navigation
@@ -179,22 +178,13 @@ def _granted(connection: storage.Connection) -> None:
         connection,
         actor=current_user.id,
     )
-    outcome = run_check(connection, trigger="consent", actor=current_user.id)
-    if outcome.get("ok"):
-        flash("Admin consent granted and every item checked: the account is linked.", "success")
-    elif outcome.get("transient"):
-        # Nothing was recorded and nothing polls: say so rather than "we are checking".
-        flash(
-            "Admin consent recorded, but Microsoft did not let us finish the check. Select "
-            "Link Account in a minute to check again.",
-            "warning",
-        )
-    else:
-        flash(
-            "Admin consent recorded. We are checking the setup: Microsoft can take a minute "
-            "to apply it.",
-            "info",
-        )
+    # The check runs as a job, like Link Account: the page this redirects to shows its steps.
+    jobs.start_check(connection, current_user.id, trigger="consent")
+    flash(
+        "Admin consent recorded. We are checking every item with Microsoft now: the result "
+        "appears in step 6 (Microsoft can take a minute to apply a consent).",
+        "info",
+    )
 
 
 def _forget_cookie(response):
