@@ -103,7 +103,7 @@ def create_app(sim: Sim | None = None) -> Flask:
         s = current_sim()
         if s.base_latency_ms:
             time.sleep(s.base_latency_ms / 1000)
-        fault = s.faults.take(name)
+        fault = s.faults.take(name, cloud_key())
         if fault is None:
             return None
         if fault.kind == "latency":
