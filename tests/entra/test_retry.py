@@ -227,3 +227,25 @@ def test_trackers_see_calls_of_their_block_and_of_context_pool_tasks():
     assert sorted(c.status for c in inner.calls) == [201, 202]
     assert sorted(c.status for c in outer.calls) == [200, 201, 202]
     assert outer.attempts == 3 and outer.waited == 0
+
+
+def test_the_app_settings_make_the_cloud_tables_policy(app_config):
+    from portal import create_app
+    from portal.config import ConfigError
+    from portal.services import cloud_table
+
+    app_config.update(OUTBOUND_ATTEMPTS=2, OUTBOUND_DEADLINE_SECONDS=3, OUTBOUND_BACKOFF_SECONDS=0)
+    app = create_app(app_config)
+    with app.app_context():
+        policy = cloud_table().retry
+    assert (policy.attempts, policy.deadline, policy.base_backoff) == (2, 3.0, 0.0)
+    for bad in ({"OUTBOUND_ATTEMPTS": 0}, {"OUTBOUND_DEADLINE_SECONDS": 30}):
+        with pytest.raises(ConfigError):
+            create_app(app_config | bad)
+
+
+def test_retry_settings_from_the_environment_are_numbers():
+    from portal.config import _from_environment
+
+    values = _from_environment({"PORTAL_OUTBOUND_DEADLINE_SECONDS": "2.5"})
+    assert values == {"OUTBOUND_DEADLINE_SECONDS": 2.5}
