@@ -56,9 +56,17 @@ def _replication_delay(sim, seconds):
 
 
 def _set_fault(
-    sim, endpoint, kind, times=None, status=None, retry_after=None, ms=None, seconds=None
+    sim,
+    endpoint,
+    kind,
+    times=None,
+    status=None,
+    retry_after=None,
+    ms=None,
+    seconds=None,
+    cloud=None,
 ):
-    sim.faults.add(Fault(endpoint, kind, times, status, retry_after, ms, seconds))
+    sim.faults.add(Fault(endpoint, kind, times, status, retry_after, ms, seconds, cloud))
     return {"faults": sim.faults.describe()}
 
 

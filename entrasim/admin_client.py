@@ -191,7 +191,15 @@ class SimAdmin:
 
     # --- faults and the request log ---------------------------------------------------------
     def set_fault(
-        self, endpoint, kind, times=None, status=None, retry_after=None, ms=None, seconds=None
+        self,
+        endpoint,
+        kind,
+        times=None,
+        status=None,
+        retry_after=None,
+        ms=None,
+        seconds=None,
+        cloud=None,
     ):
         return self._call(
             "set_fault",
@@ -202,6 +210,7 @@ class SimAdmin:
             retry_after=retry_after,
             ms=ms,
             seconds=seconds,
+            cloud=cloud,
         )
 
     def clear_faults(self):

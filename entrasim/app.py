@@ -103,7 +103,7 @@ def create_app(sim: Sim | None = None) -> Flask:
         s = current_sim()
         if s.base_latency_ms:
             time.sleep(s.base_latency_ms / 1000)
-        fault = s.faults.take(name)
+        fault = s.faults.take(name, cloud_key())
         if fault is None:
             return None
         if fault.kind == "latency":
@@ -147,10 +147,29 @@ def create_app(sim: Sim | None = None) -> Flask:
     return app
 
 
+#: Retry-After of a 429 when the fault names none. Entra: for client credentials "429 Too Many
+#: Requests, with a Retry-After: 60 header"
+#: (https://learn.microsoft.com/entra/msal/dotnet/advanced/client-and-server-throttling); the
+#: other identity endpoints get the same (simulator choice). Graph: a throttled request's
+#: "suggested wait time is returned in the response header"
+#: (https://learn.microsoft.com/graph/throttling); its value is not documented (simulator
+#: choice: 10).
+IDENTITY_429_RETRY_AFTER = 60
+GRAPH_429_RETRY_AFTER = 10
+
+
 def _status_fault(name: str, status: int, retry_after: int | None):
     s = current_sim()
     now = s.store.now()
+    if status == 429 and retry_after is None:
+        graph = name.startswith("graph.")
+        retry_after = GRAPH_429_RETRY_AFTER if graph else IDENTITY_429_RETRY_AFTER
     if name.startswith("graph."):
+        # Graph's error shape {"error": {"code", "message", "innerError"}} and its codes:
+        # https://learn.microsoft.com/graph/errors (serviceNotAvailable: "Try the request again
+        # after a delay. There may be a Retry-After header"); 429's TooManyRequests as Graph
+        # answers it (https://learn.microsoft.com/graph/throttling). gatewayTimeout is a
+        # simulator choice (no code for 504 is documented).
         code = {429: "TooManyRequests", 503: "serviceNotAvailable", 504: "gatewayTimeout"}.get(
             status, "generalException"
         )
@@ -161,7 +180,10 @@ def _status_fault(name: str, status: int, retry_after: int | None):
             now,
         )
     else:
-        # https://learn.microsoft.com/entra/identity-platform/reference-error-codes (90033)
+        # `temporarily_unavailable`: "The server is temporarily too busy to handle the request.
+        # Retry the request." (https://learn.microsoft.com/entra/identity-platform/
+        # reference-error-codes#handling-error-codes-in-your-application); the code 90033 is a
+        # simulator choice (Entra documents no AADSTS code for a throttled token request).
         body = aadsts_body(
             "temporarily_unavailable",
             90033,

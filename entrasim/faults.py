@@ -15,6 +15,7 @@ import threading
 from dataclasses import asdict, dataclass
 
 KINDS = {"latency", "status", "hang", "drop"}
+CLOUDS = {"global", "usgov-l4", "usgov-l5", "china"}
 
 ENDPOINTS = {
     "openid-configuration",
@@ -40,9 +41,12 @@ class Fault:
     retry_after: int | None = None
     ms: int | None = None
     seconds: float | None = None
+    #: Only requests to this cloud's listener (None: every cloud). Extension: Microsoft's
+    #: clouds fail independently of each other.
+    cloud: str | None = None
 
-    def matches(self, endpoint: str) -> bool:
-        return self.endpoint in ("*", endpoint)
+    def matches(self, endpoint: str, cloud: str | None = None) -> bool:
+        return self.endpoint in ("*", endpoint) and self.cloud in (None, cloud)
 
 
 class DroppedConnection(ConnectionAbortedError):
@@ -64,6 +68,8 @@ class Faults:
             raise ValueError(f"unknown fault kind {fault.kind!r}; one of {sorted(KINDS)}")
         if fault.endpoint != "*" and fault.endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {fault.endpoint!r}; one of {sorted(ENDPOINTS)}")
+        if fault.cloud is not None and fault.cloud not in CLOUDS:
+            raise ValueError(f"unknown cloud {fault.cloud!r}; one of {sorted(CLOUDS)}")
         if fault.kind == "status" and not fault.status:
             raise ValueError("a status fault needs `status`")
         with self.lock:
@@ -81,11 +87,11 @@ class Faults:
         with self.lock:
             self.log.clear()
 
-    def take(self, endpoint: str) -> Fault | None:
+    def take(self, endpoint: str, cloud: str | None = None) -> Fault | None:
         """The first fault matching this request, consuming one of its `times`."""
         with self.lock:
             for fault in self.faults:
-                if fault.matches(endpoint):
+                if fault.matches(endpoint, cloud):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from portal.entra.retry import RetryPolicy
 from portal.production_checks import production_problems, weak_key_problems
 from portal.storage import vault
 from portal.storage.files import create_private_once, make_private_dir, write_private
@@ -70,6 +71,18 @@ DEFAULTS: dict[str, object] = {
     "CERT_VALIDITY_MONTHS": 12,  # 1 to 24
     # Bearer token a Prometheus scraper presents to GET /metrics; unset: the route answers 404.
     "METRICS_TOKEN": None,
+    # Calls to Microsoft (portal/entra/retry.py): attempts per call, the deadline of one call
+    # with its waits (below gunicorn's 30 s worker timeout), back-off without a Retry-After.
+    "OUTBOUND_ATTEMPTS": 4,
+    "OUTBOUND_DEADLINE_SECONDS": 20.0,
+    "OUTBOUND_BACKOFF_SECONDS": 0.5,
+    "OUTBOUND_MAX_BACKOFF_SECONDS": 8.0,
+    # Background jobs (portal/connections/breaker.py): a cloud is paused after this many
+    # consecutive transient failures, for the cool-off (at least the largest Retry-After seen);
+    # a shorter Retry-After than BREAKER_MAX_SLEEP_SECONDS is slept, a longer one pauses.
+    "BREAKER_FAILURES": 5,
+    "BREAKER_COOLOFF_SECONDS": 300.0,
+    "BREAKER_MAX_SLEEP_SECONDS": 5.0,
 }
 
 # Flask settings that follow from ours (not meant to be overridden by the environment).
@@ -117,6 +130,11 @@ def _coerce(key: str, raw: str, default: object) -> object:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"PORTAL_{key} must be a whole number, not {raw!r}") from exc
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"PORTAL_{key} must be a number, not {raw!r}") from exc
     if isinstance(default, list):
         return parse_list(raw)
     return raw
@@ -191,6 +209,39 @@ def _normalize(app) -> None:
         raise ConfigError("CERT_KEY_SIZE must be at least 2048 (Entra rejects smaller RSA keys)")
     if not 1 <= int(config["CERT_VALIDITY_MONTHS"]) <= 24:
         raise ConfigError("CERT_VALIDITY_MONTHS must be between 1 and 24")
+    _normalize_outbound(config)
+
+
+def _normalize_outbound(config) -> None:
+    """The retry and breaker settings as numbers, within sane bounds."""
+    for key in ("OUTBOUND_ATTEMPTS", "BREAKER_FAILURES"):
+        config[key] = int(config[key])
+        if config[key] < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    for key in (
+        "OUTBOUND_DEADLINE_SECONDS",
+        "OUTBOUND_BACKOFF_SECONDS",
+        "OUTBOUND_MAX_BACKOFF_SECONDS",
+        "BREAKER_COOLOFF_SECONDS",
+        "BREAKER_MAX_SLEEP_SECONDS",
+    ):
+        config[key] = float(config[key])
+        if config[key] < 0:
+            raise ConfigError(f"{key} must not be negative")
+    if not 0 < config["OUTBOUND_DEADLINE_SECONDS"] < 30:
+        # A web request waiting on Microsoft longer than gunicorn's worker timeout is killed
+        # without an answer page.
+        raise ConfigError("OUTBOUND_DEADLINE_SECONDS must be more than 0 and less than 30")
+
+
+def retry_policy(config) -> RetryPolicy:
+    """The retry policy of every call to Microsoft, from the normalised settings."""
+    return RetryPolicy(
+        attempts=config["OUTBOUND_ATTEMPTS"],
+        deadline=config["OUTBOUND_DEADLINE_SECONDS"],
+        base_backoff=config["OUTBOUND_BACKOFF_SECONDS"],
+        max_backoff=config["OUTBOUND_MAX_BACKOFF_SECONDS"],
+    )
 
 
 #: RFC 6750 section 2.1: what a bearer token may be made of (so a scraper can send it).

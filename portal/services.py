@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from portal.config import retry_policy
 from portal.entra.clouds import Cloud, CloudTable, load_cloud_table
 from portal.entra.idtoken import JwksCache
 from portal.entra.tenant import DiscoveryCache
@@ -62,7 +63,7 @@ def init_app(app) -> None:
     """Load the cloud table (a local JSON file, no network) and allow its login hosts as form
     targets: a form POST that answers with a redirect to the authorize or admin-consent endpoint
     is checked against CSP ``form-action`` in Chromium."""
-    table = load_cloud_table(app.config.get("CLOUDS_FILE"))
+    table = load_cloud_table(app.config.get("CLOUDS_FILE")).with_retry(retry_policy(app.config))
     app.extensions[_EXTENSION] = table
     app.extensions[_CACHES] = Caches()
     login_origins = sorted({_origin(cloud.login_base) for cloud in table.all()})

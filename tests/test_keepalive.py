@@ -336,7 +336,8 @@ def test_transient_failures_count_once_per_day(app, sim, provider, customer, org
         connection = get(app, linked.connection.id)
         assert connection.refresh_failure_days == 1
         assert connection.refresh_last_failure_day == at(0).date().isoformat()
-    assert token_calls(sim) == calls + 4  # retried once on every run (bounded), counted once
+    # Every run retries within its bounds (the outbound policy), and is counted once a day.
+    assert token_calls(sim) == calls + 4 * app.config["OUTBOUND_ATTEMPTS"]
     connection = get(app, linked.connection.id)
     assert (connection.state, connection.health) == ("connected", "degraded")
     counted = [
@@ -711,8 +712,9 @@ def test_no_secret_in_output_or_logs_on_failures(
         storage.update_connection(
             other.connection.id, refresh_last_ok_at="2020-01-01T00:00:00+00:00"
         )
-    sim.set_fault("token", "status", status=503, times=1)
+    sim.set_fault("token", "status", status=503)  # every attempt: one 503 is retried
     outputs.append(runner.invoke(args=["refresh-tokens"]).output)  # transient
+    sim.clear_faults()
     app.config["SP_CLIENT_SECRET"] = "wrong-" + provider.secret
     outputs.append(runner.invoke(args=["refresh-tokens"]).output)  # invalid_client
     assert "re-link needed 1" in outputs[0] and "transient failures 1" in outputs[1]
@@ -734,7 +736,7 @@ def test_a_reconnect_needed_during_the_refresh_is_kept(app, sim, linked, monkeyp
     keep-alive is redeeming: its result is dropped as skipped, not an unexpected error, and the
     connection stays waiting for the customer."""
     if transient:
-        sim.set_fault("token", "status", status=503, times=1)
+        sim.set_fault("token", "status", status=503)  # every attempt: one 503 is retried
     real_refresh = keepalive_refresh._refresh
 
     def refresh_then_break(*args, **kwargs):

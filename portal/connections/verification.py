@@ -13,12 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from flask import current_app
+
 from portal import storage
 from portal.connections import credentials, lifecycle
 from portal.connections import health as health_record
+from portal.connections.breaker import CloudBreaker, breaker_from_config
 from portal.entra.client import CertificateCredential
 from portal.entra.clouds import Cloud
 from portal.entra.report import Progress
+from portal.entra.retry import track
 from portal.entra.verify import VerificationReport, verify_customer_owned
 from portal.services import caches, cloud_table, find_cloud
 from portal.storage import vault
@@ -206,27 +210,48 @@ class SweepSummary:
     needs_attention: int = 0
     not_checked: int = 0
     expiring: list[tuple[str, int]] = field(default_factory=list)  # (connection id, days left)
+    #: Connections not checked because their cloud was paused (cloud key -> count).
+    paused: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
-        return (
+        text = (
             f"Health sweep: checked {self.checked}, healthy {self.healthy}, needs attention "
             f"{self.needs_attention}, could not check {self.not_checked}, certificates "
             f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}"
         )
+        if self.paused:
+            clouds = ", ".join(f"{key} {count}" for key, count in self.paused.items())
+            text += f", not checked (cloud paused) {sum(self.paused.values())}: {clouds}"
+        return text
 
 
-def sweep(progress: Callable[[int], None] | None = None) -> SweepSummary:
+def sweep(
+    breaker: CloudBreaker | None = None, progress: Callable[[int], None] | None = None
+) -> SweepSummary:
     """Re-check every linked customer-owned connection, so that support sees a revoked
     permission or an expiring certificate before the customer's automation fails. Each check
-    records its report and a health event, as "check again" does. ``progress`` is told how many
-    are done before each next one (for the job's progress; the summary has the final count)."""
+    records its report and a health event, as "check again" does. A cloud that keeps failing
+    is paused by the breaker: its connections are skipped and counted, not checked.
+    ``progress`` is told how many are done before each next one (for the job's progress; the
+    summary has the final count)."""
     summary = SweepSummary()
+    breaker = breaker or breaker_from_config(current_app.config)
     for item in storage.list_all_connections():
         if item.kind != "customer_owned" or item.state not in SWEPT_STATES:
             continue
         if progress is not None:
             progress(summary.checked + summary.not_checked)
-        outcome = run_check(item, trigger="health sweep")
+        cloud = item.cloud or "unknown"
+        if not breaker.admit(cloud):
+            continue
+        with track() as calls:
+            outcome = run_check(item, trigger="health sweep")
+        if outcome.get("transient"):
+            breaker.record(cloud, transient=True, retry_after=calls.retry_after())
+        elif calls.calls:
+            breaker.record(cloud, transient=False)
+        else:
+            breaker.undecided(cloud)
         if "message" in outcome:
             summary.not_checked += 1
             log.warning(
@@ -242,4 +267,5 @@ def sweep(progress: Callable[[int], None] | None = None) -> SweepSummary:
         left = days_left(certificate.not_after) if certificate else None
         if left is not None and left <= EXPIRY_WARNING_DAYS:
             summary.expiring.append((item.id, left))
+    summary.paused = breaker.skipped()
     return summary

@@ -25,6 +25,7 @@ from .credentials import (
 from .errors import classify
 from .outbound import DEFAULT_TIMEOUT
 from .problems import EntraProblem, problem
+from .retry import Tracker, track
 from .tokens import TokenResult, decode_claims
 
 __all__ = [
@@ -145,12 +146,14 @@ class EntraClient:
             return self._app
 
     def _call(self, fn_name: str, *args: Any, **kwargs: Any) -> TokenResult:
-        try:
-            app = self._build()
-            result = getattr(app, fn_name)(*args, **kwargs)
-        except (MsalServiceError, requests.RequestException, ValueError, RuntimeError) as exc:
-            return TokenResult.failed(exc)
-        return TokenResult.from_msal(result)
+        # MSAL hands back the body, never the headers: the tracker keeps the Retry-After.
+        with track() as calls:
+            try:
+                app = self._build()
+                result = getattr(app, fn_name)(*args, **kwargs)
+            except (MsalServiceError, requests.RequestException, ValueError, RuntimeError) as exc:
+                return TokenResult.failed(exc).with_retry_after(calls.retry_after())
+        return TokenResult.from_msal(result).with_retry_after(calls.retry_after())
 
     def acquire_app_token(self, scope: str) -> TokenResult:
         """App-only token for `{resource}/.default` (from the cache while it is valid)."""
@@ -219,8 +222,10 @@ class EntraClient:
         self, flow: dict[str, Any], auth_response: dict[str, Any]
     ) -> TokenResult:
         """Redeem the code from the callback; a state mismatch or error comes back as a problem."""
+        calls = Tracker()
         try:
-            result = self._build().acquire_token_by_auth_code_flow(flow, dict(auth_response))
+            with track() as calls:
+                result = self._build().acquire_token_by_auth_code_flow(flow, dict(auth_response))
         except ValueError:
             # MSAL raises ValueError for a state mismatch: a stale or forged callback.
             return TokenResult(
@@ -234,8 +239,8 @@ class EntraClient:
                 ),
             )
         except (MsalServiceError, requests.RequestException, RuntimeError) as exc:
-            return TokenResult.failed(exc)
-        return TokenResult.from_msal(result)
+            return TokenResult.failed(exc).with_retry_after(calls.retry_after())
+        return TokenResult.from_msal(result).with_retry_after(calls.retry_after())
 
     def remove_tokens_for_client(self) -> None:
         """Forget cached app-only tokens so the next request sees fresh consent (msal ≥1.27)."""

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ from .outbound import (
     http_session,
     origin_of,
 )
+from .retry import DEFAULT_POLICY, RetryPolicy
 
 __all__ = [
     "BUILTIN_CLOUDS",
@@ -74,6 +75,13 @@ class CloudTable:
     """The clouds the portal knows: the four built-ins plus any from `PORTAL_CLOUDS_FILE`."""
 
     clouds: tuple[Cloud, ...]
+    #: How calls to these clouds are retried (every `http_session` of the table uses it; the
+    #: app sets it from its configuration).
+    retry: RetryPolicy = field(default=DEFAULT_POLICY, compare=False)
+
+    def with_retry(self, policy: RetryPolicy) -> CloudTable:
+        """The same clouds with another retry policy."""
+        return replace(self, retry=policy)
 
     def get(self, key: str) -> Cloud:
         """The cloud with this key; KeyError when unknown."""

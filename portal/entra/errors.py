@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from .aadsts import AADSTS
 from .oauth_errors import AT_REDIRECT, BY_ERROR
 from .outbound import HostNotAllowedError
 from .problems import EntraProblem, Guidance, SupportCodes, problem
+from .retry import parse_retry_after
 
 __all__ = [
     "AADSTS",
@@ -183,6 +185,56 @@ def _response_body(response: Any) -> tuple[dict[str, Any] | None, int | None]:
     return (body if isinstance(body, dict) else None), status
 
 
+# msal authority.tenant_discovery (1.39): "OIDC Discovery failed on <url>. HTTP status: <n>,
+# Error: <body as answered>", chained under "Unable to get authority configuration ...".
+_MSAL_DISCOVERY = re.compile(r"HTTP status: (\d{3}), Error: (.*)\Z", re.DOTALL)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    links: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in links and len(links) < 8:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def _classify_value_error(exc: ValueError) -> EntraProblem:
+    """MSAL raises ValueError when its own tenant discovery fails; what Microsoft answered is
+    only in the chained exception. A throttled (429) or failing (5xx) discovery, or one that
+    answered something unreadable, is transient: never "tenant not found"."""
+    for link in _chain(exc):
+        if isinstance(link, json.JSONDecodeError):
+            return _from_entry(_HTTP_5XX, None, None, SupportCodes())
+        if not isinstance(link, ValueError):
+            inner = classify(link)
+            if inner.category != "unknown":
+                return inner
+            continue
+        found = _MSAL_DISCOVERY.search(str(link))
+        if found:
+            return _discovery_answer(int(found.group(1)), found.group(2))
+    return _from_entry(AADSTS[90002], None, None, SupportCodes())
+
+
+def _discovery_answer(status: int, text: str) -> EntraProblem:
+    """The problem of a tenant discovery answer MSAL refused (its status and body)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        found = _classify_body(body, status)
+    else:
+        found = _from_entry(_UNKNOWN, None, None, SupportCodes(http_status=status))
+    if (status == 429 or status >= 500) and found.category != "transient":
+        return _from_entry(_HTTP_5XX, found.code, found.error, found.raw)
+    if found.category == "unknown" and status in (400, 404):
+        # The document of an unknown tenant (entra.md §5); the body had nothing we know.
+        return _from_entry(AADSTS[90002], None, found.error, found.raw)
+    return found
+
+
 def classify(source: Mapping[str, Any] | BaseException | Any) -> EntraProblem:
     """Turn an MSAL error dict, an MSAL/requests exception or an HTTP response into a problem."""
     if isinstance(source, Mapping):
@@ -203,19 +255,23 @@ def classify(source: Mapping[str, Any] | BaseException | Any) -> EntraProblem:
         if isinstance(source, MsalServiceError):
             return _from_entry(_HTTP_5XX, None, getattr(source, "error", None), SupportCodes())
         if isinstance(source, ValueError):
-            # MSAL raises ValueError when its own tenant discovery fails (4xx on the document).
-            cause = source.__cause__ or source.__context__
-            if cause is not None and cause is not source:
-                inner = classify(cause)
-                if inner.category != "unknown":
-                    return inner
-            return _from_entry(AADSTS[90002], None, None, SupportCodes())
+            return _classify_value_error(source)
         return _from_entry(_UNKNOWN, None, None, SupportCodes())
     if hasattr(source, "status_code"):
-        body, status = _response_body(source)
-        if body is not None and ("error" in body or "error_codes" in body):
-            return _classify_body(body, status)
-        if status is not None and (status >= 500 or status == 429):
-            return _from_entry(_HTTP_5XX, None, None, SupportCodes(http_status=status))
-        return _from_entry(_UNKNOWN, None, None, SupportCodes(http_status=status))
+        return _classify_response(source).with_retry_after(_retry_after_of(source))
     return _from_entry(_UNKNOWN, None, None, SupportCodes())
+
+
+def _classify_response(response: Any) -> EntraProblem:
+    body, status = _response_body(response)
+    if body is not None and ("error" in body or "error_codes" in body):
+        return _classify_body(body, status)
+    if status is not None and (status >= 500 or status == 429):
+        return _from_entry(_HTTP_5XX, None, None, SupportCodes(http_status=status))
+    return _from_entry(_UNKNOWN, None, None, SupportCodes(http_status=status))
+
+
+def _retry_after_of(response: Any) -> float | None:
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if isinstance(headers, Mapping) else None
+    return parse_retry_after(value, time.time()) if isinstance(value, str) else None

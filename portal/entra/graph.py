@@ -1,17 +1,16 @@
-"""A small Microsoft Graph reader: bounded retries that honour Retry-After, paging, typed errors.
+"""A small Microsoft Graph reader: paging and typed errors. Retries (429/503/504 honouring
+Retry-After, network errors) are the shared policy of `retry.py`, applied by the session, so a
+read is never retried twice.
 
-Throttling guidance: https://learn.microsoft.com/graph/throttling ; Retry-After may be seconds or an
-HTTP date (RFC 9110 §10.2.3). Paging: https://learn.microsoft.com/graph/paging .
+Throttling guidance: https://learn.microsoft.com/graph/throttling . Paging:
+https://learn.microsoft.com/graph/paging .
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,27 +18,10 @@ import requests
 
 from .clouds import Cloud, HostNotAllowedError
 from .errors import EntraProblem, SupportCodes, problem
+from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after, track
 
+# parse_retry_after and RETRY_STATUSES live in retry.py; re-exported for older imports.
 __all__ = ["GraphClient", "GraphError", "RETRY_STATUSES", "parse_retry_after"]
-
-# Only these are worth retrying; other 4xx mean the request itself is wrong or not allowed.
-RETRY_STATUSES = frozenset({429, 503, 504})
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from Retry-After (delay-seconds or HTTP-date); None if absent or bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 @dataclass(eq=False)
@@ -76,6 +58,7 @@ class GraphError(Exception):
             correlation_id=self.client_request_id,
             timestamp=self.date,
             http_status=self.status,
+            retry_after=self.retry_after,
         )
         if self.network or self.status is None or self.status >= 500 or self.status == 429:
             return problem(
@@ -115,28 +98,15 @@ class GraphClient:
         cloud: Cloud,
         access_token: str,
         *,
-        max_attempts: int = 4,
-        deadline: float = 20.0,
+        retry: RetryPolicy | None = None,
         max_pages: int = 20,
-        base_backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.session = session
         self.cloud = cloud
         self._token = access_token
-        self.max_attempts = max_attempts
-        self.deadline = deadline
+        #: A policy for these reads instead of the session's (a `GuardedSession` applies it).
+        self.retry = retry
         self.max_pages = max_pages
-        self.base_backoff = base_backoff
-        self.max_backoff = max_backoff
-        self.sleep = sleep
-        self.clock = clock
-        self.wall_clock = wall_clock
-        self.jitter = jitter
         self.calls = 0
 
     def _url(self, path_or_url: str) -> str:
@@ -146,10 +116,6 @@ class GraphClient:
                 raise GraphError(None, "refusedLink", "Graph returned a link to another host")
             return path_or_url
         return self.cloud.graph_url(path_or_url)
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
-        return self.jitter() * min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))
 
     @staticmethod
     def _error_from(response: requests.Response, attempts: int, wait: float | None) -> GraphError:
@@ -179,63 +145,50 @@ class GraphClient:
             attempts=attempts,
         )
 
-    def get_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """GET one resource, retrying 429/503/504 and network errors within attempts/deadline."""
-        url = self._url(path_or_url)
+    def _get(self, url: str, params: Mapping[str, str] | None) -> tuple[requests.Response, int]:
+        """One logical GET (the session retries it); the response and the attempts it took."""
         headers = {
             "Authorization": f"Bearer {self._token}",
             "Accept": "application/json",
-            # One id per logical read so Microsoft support can correlate retries.
+            # One id per logical read, sent with every attempt, so Microsoft support can
+            # correlate the retries.
             "client-request-id": str(uuid.uuid4()),
         }
-        start = self.clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            began = self.clock()
+        extra: dict[str, Any] = {"retry": self.retry} if self.retry is not None else {}
+        self.calls += 1
+        with track() as calls:
             try:
-                self.calls += 1
-                response = self.session.get(url, headers=headers, params=params)
+                response = self.session.get(url, headers=headers, params=params, **extra)
             except HostNotAllowedError as exc:
-                raise GraphError(None, "refusedHost", str(exc), attempts=attempt) from None
+                raise GraphError(None, "refusedHost", str(exc)) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                error = GraphError(
+                raise GraphError(
                     None,
                     type(exc).__name__,
                     "network error or timeout",
-                    attempts=attempt,
+                    attempts=max(calls.attempts, 1),
                     network=True,
-                )
-                delay = self._backoff(attempt)
-            else:
-                if 200 <= response.status_code < 300:
-                    try:
-                        data = response.json()
-                    except ValueError:
-                        raise GraphError(
-                            response.status_code,
-                            "badJson",
-                            "Graph answered with something that isn't JSON",
-                            attempts=attempt,
-                        ) from None
-                    if not isinstance(data, dict):
-                        raise GraphError(
-                            response.status_code, "badJson", "unexpected JSON", attempts=attempt
-                        )
-                    return data
-                wait = parse_retry_after(response.headers.get("Retry-After"), self.wall_clock())
-                error = self._error_from(response, attempt, wait)
-                if response.status_code not in RETRY_STATUSES:
-                    raise error
-                delay = wait if wait is not None else self._backoff(attempt)
-            took = self.clock() - began
-            if attempt >= self.max_attempts:
-                raise error
-            # Give up now when waiting plus one more attempt would pass the deadline; a long
-            # Retry-After is a hint for a background job, not something to sleep on in a request.
-            if self.clock() - start + delay + took > self.deadline:
-                raise error
-            self.sleep(delay)
+                ) from None
+        return response, max(calls.attempts, 1)
+
+    def get_json(self, path_or_url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET one resource; a failure (after the session's retries) raises GraphError."""
+        response, attempts = self._get(self._url(path_or_url), params)
+        if not 200 <= response.status_code < 300:
+            wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            raise self._error_from(response, attempts, wait)
+        try:
+            data = response.json()
+        except ValueError:
+            raise GraphError(
+                response.status_code,
+                "badJson",
+                "Graph answered with something that isn't JSON",
+                attempts=attempts,
+            ) from None
+        if not isinstance(data, dict):
+            raise GraphError(response.status_code, "badJson", "unexpected JSON", attempts=attempts)
+        return data
 
     def get_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """GET a collection and follow `@odata.nextLink` (bounded), returning every item."""

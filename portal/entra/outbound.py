@@ -1,7 +1,9 @@
-"""The one HTTP session factory for outbound calls: host allowlist, timeouts, no redirects.
+"""The one HTTP session factory for outbound calls: host allowlist, timeouts, no redirects,
+and the retry policy of `retry.py`.
 
 Every request to Microsoft (or the simulator) goes through `http_session`, so a URL outside the
-cloud table is refused before a connection is opened.
+cloud table is refused before a connection is opened, and every call (ours, MSAL's, Graph's) is
+retried by the same rules in one place.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 from urllib3.util import parse_url
+
+from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retries, replay_of
 
 if TYPE_CHECKING:
     from .cloud import Cloud
@@ -129,8 +133,10 @@ class GuardedSession(requests.Session):
         trust_env: bool = False,
         clouds_by_origin: Mapping[Origin, str] | None = None,
         graph_origins: Iterable[Origin] = (),
+        retry: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         super().__init__()
+        self.retry = retry
         self.allowed: frozenset[Origin] = frozenset(allowed)
         # Which cloud and endpoint an origin belongs to, for observers (metrics) only.
         self.clouds_by_origin: dict[Origin, str] = dict(clouds_by_origin or {})
@@ -166,15 +172,40 @@ class GuardedSession(requests.Session):
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        """Apply the default timeout, refuse redirects and pick the origin's CA bundle."""
+        """Apply the default timeout, refuse redirects, pick the origin's CA bundle and retry by
+        the session's policy (or ``retry=`` for this call).
+
+        MSAL's own throttling layer (msal/throttled_http_client.py, 1.39) wraps this session:
+        it never sleeps, it only replays a 429/5xx answer (or one with Retry-After) for that
+        many seconds (5 without the header) instead of calling us. It sees only the final
+        answer of our attempts, so the two never wait twice: after our retries succeed it has
+        nothing to replay, and when we give up on a long Retry-After it keeps callers of the
+        same token request off Microsoft until then, which is what Retry-After asks for.
+        """
         text_url = url.decode() if isinstance(url, bytes) else url
         origin = self.check_url(text_url)
+        policy: RetryPolicy = kwargs.pop("retry", None) or self.retry
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         kwargs["allow_redirects"] = False
         if kwargs.get("verify") is None and origin in self.ca_bundles:
             kwargs["verify"] = self.ca_bundles[origin]
-        return super().request(method, url, *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        endpoint = endpoint_of(text_url, self.graph_origins)
+
+        def attempt(timeout: Any) -> requests.Response:
+            return super(GuardedSession, self).request(
+                method, url, *args, **{**kwargs, "timeout": timeout}
+            )
+
+        return call_with_retries(
+            attempt,
+            timeout=kwargs["timeout"],
+            policy=policy,
+            replay=replay_of(verb, endpoint, kwargs.get("data")),
+            cloud=self.clouds_by_origin.get(origin, "unknown"),
+            endpoint=endpoint,
+        )
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Check the final, prepared URL too: this is what urllib3 will connect to."""
@@ -216,9 +247,11 @@ def http_session(
     cloud_table: CloudTable,
     cloud: Cloud | None = None,
     timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
 ) -> GuardedSession:
     """The session for every outbound call: table allowlist, timeouts, CA bundle, no redirects,
-    and nothing taken from the environment (proxies, CA bundles, .netrc)."""
+    the retry policy (``retry``, else the table's), and nothing taken from the environment
+    (proxies, CA bundles, .netrc)."""
     ca_bundles: dict[Origin, str] = {}
     clouds = (cloud,) if cloud is not None else cloud_table.all()
     # The simulator serves several clouds from one origin: the session's own cloud names it.
@@ -240,6 +273,7 @@ def http_session(
         trust_env=False,  # the environment can neither redirect nor re-trust outbound calls
         clouds_by_origin=clouds_by_origin,
         graph_origins={origin_of(c.graph_base) for c in cloud_table.all()},
+        retry=retry or cloud_table.retry,
     )
     if cloud is not None and cloud.ca_bundle:
         session.verify = cloud.ca_bundle

@@ -22,6 +22,8 @@ class SupportCodes:
     correlation_id: str | None = None
     timestamp: str | None = None
     http_status: int | None = None
+    #: Seconds Microsoft asked us to wait (Retry-After) when it refused for now.
+    retry_after: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form for storing in a report."""
@@ -31,6 +33,7 @@ class SupportCodes:
             "correlation_id": self.correlation_id,
             "timestamp": self.timestamp,
             "http_status": self.http_status,
+            "retry_after": self.retry_after,
         }
 
 
@@ -69,6 +72,12 @@ class EntraProblem:
             fix="Nothing for you to change: our support team has to renew the credential.",
             link=None,
         )
+
+    def with_retry_after(self, seconds: float | None) -> EntraProblem:
+        """The same problem carrying Microsoft's Retry-After (kept when already known)."""
+        if seconds is None or self.raw.retry_after is not None:
+            return self
+        return replace(self, raw=replace(self.raw, retry_after=seconds))
 
     @property
     def retryable(self) -> bool:

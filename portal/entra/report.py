@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 from .errors import EntraProblem, SupportCodes
 from .graph import GraphError
 from .permissions import ChecklistItem
+from .retry import track
 from .tenant import Discovery
 from .tokens import TokenResult
 
@@ -26,6 +27,8 @@ class Step:
     name: str
     ms: float
     outcome: str
+    #: HTTP attempts the step made (more than its calls when Microsoft made us retry).
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,13 @@ class VerificationReport:
                 for i in self.checklist
             ],
             "steps": [
-                {"name": s.name, "ms": round(s.ms, 1), "outcome": s.outcome} for s in self.steps
+                {
+                    "name": s.name,
+                    "ms": round(s.ms, 1),
+                    "outcome": s.outcome,
+                    "attempts": s.attempts,
+                }
+                for s in self.steps
             ],
             "problem": self.problem.as_dict() if self.problem else None,
             "support": self.support,
@@ -118,14 +127,17 @@ class StepTimer:
             self._progress(step)
 
     def run(self, name: str, fn: Callable[[], T], outcome: Callable[[T], str]) -> T:
+        """Run one step, timing it and counting the HTTP attempts it made."""
         began = time.perf_counter()
-        try:
-            value = fn()
-        except GraphError as exc:
-            self.note(name, exc.to_problem().raw)
-            self.add(Step(name, (time.perf_counter() - began) * 1000, f"error {exc.status}"))
-            raise
-        self.add(Step(name, (time.perf_counter() - began) * 1000, outcome(value)))
+        with track() as calls:
+            try:
+                value = fn()
+            except GraphError as exc:
+                self.note(name, exc.to_problem().raw)
+                ms = (time.perf_counter() - began) * 1000
+                self.add(Step(name, ms, f"error {exc.status}", calls.attempts))
+                raise
+        self.add(Step(name, (time.perf_counter() - began) * 1000, outcome(value), calls.attempts))
         return value
 
     def note(self, step: str, raw: SupportCodes) -> None:

@@ -6,7 +6,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ import requests
 
 from .clouds import Cloud, CloudTable, http_session
 from .errors import EntraProblem, classify
+from .retry import ContextPool
 
 __all__ = [
     "Discovery",
@@ -228,6 +228,9 @@ def _probe(session: requests.Session, cloud: Cloud, ref: TenantRef, timeout: Any
         )
     found_problem = classify(response)
     codes = found_problem.raw.error_codes
+    if response.status_code == 429:
+        # Throttled (after the session's retries): Microsoft said nothing about the tenant.
+        return _Probe("error", cloud, problem=found_problem)
     if 400 <= response.status_code < 500:
         if 900023 in codes:
             return _Probe("malformed", cloud, problem=found_problem)
@@ -363,12 +366,27 @@ def _probe_others(
             others.append(cloud)
     probes: list[_Probe] = []
     if others:
-        with ThreadPoolExecutor(max_workers=len(others)) as pool:
-            probes = list(pool.map(lambda c: _probe(session, c, ref, timeout), others))
+        with ContextPool(max_workers=len(others)) as pool:
+            futures = [pool.submit(_probe, session, c, ref, timeout) for c in others]
+            probes = [f.result() for f in futures]
     for probe in probes:
         if probe.status == "found":
             result = _found(chosen, probe, ref, family)
             return result
+    failed = next((p for p in probes if p.status == "error"), None)
+    if failed is not None:
+        # Not in the chosen cloud, but a sibling cloud that might hold it did not answer
+        # (throttled, 5xx, timeout): that is no "not found", only "try again".
+        return Discovery(
+            "error",
+            chosen.key,
+            ref,
+            problem=failed.problem,
+            message=(
+                f"This tenant isn't in {chosen.name}, and we couldn't reach Microsoft's other "
+                "clouds to look for it. Try again in a minute."
+            ),
+        )
     return Discovery(
         "not_found",
         chosen.key,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jwt
@@ -88,6 +88,12 @@ class TokenResult:
                 granted_scopes=tuple(scope.split()) if isinstance(scope, str) else (),
             )
         return cls(False, problem=classify(result if isinstance(result, dict) else {}))
+
+    def with_retry_after(self, seconds: float | None) -> TokenResult:
+        """A failure carrying the Retry-After Microsoft answered with (MSAL drops headers)."""
+        if self.ok or self.problem is None or seconds is None:
+            return self
+        return replace(self, problem=self.problem.with_retry_after(seconds))
 
     @classmethod
     def failed(cls, exc: BaseException) -> TokenResult:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from .grants import Grants, observe, read_grants
 from .graph import GraphClient, GraphError
 from .permissions import ChecklistItem, Observed, checklist
 from .report import Progress, Step, StepTimer, TenantFacts, VerificationReport, token_outcome
+from .retry import ContextPool
 from .tenant import (
     Discovery,
     DiscoveryCache,
@@ -172,7 +172,8 @@ def verify_customer_owned(
     except TenantInputError as exc:
         return _Check(cloud, client_id, exchange, timer, started).stop(_input_problem(str(exc)))
     check = _Check(cloud, client_id, exchange, timer, started)
-    with _session_for(cloud_table, cloud, session) as session, ThreadPoolExecutor(4) as pool:
+    # ContextPool: the reads run in threads, and their calls still reach the step's tracker.
+    with _session_for(cloud_table, cloud, session) as session, ContextPool(4) as pool:
         # MSAL's constructor fetches the tenant's OpenID document too; overlap it with ours.
         client = EntraClient(
             cloud, ref.value, client_id, credential, session=session, http_cache=http_cache

@@ -1,156 +1,164 @@
-"""Graph retry rules with a scripted session and a fake clock (no network, no sleeping)."""
+"""Graph reads over the shared retry policy, against the simulator: Retry-After honoured, bounded
+attempts (exactly one layer of retries), typed errors; paging with a scripted session."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 
 import pytest
 import requests
 
+from portal.entra.client import EntraClient
 from portal.entra.clouds import HostNotAllowedError, http_session, load_cloud_table
-from portal.entra.graph import GraphClient, GraphError, parse_retry_after
+from portal.entra.graph import GraphClient, GraphError
+from portal.entra.retry import RetryPolicy
+
+from .sim_helpers import customer_owned
 
 CLOUD = load_cloud_table(None).get("global")
 
 
-def _response(status, body=None, headers=None):
+class Sleeps(list):
+    """Records the waits instead of sleeping."""
+
+    def policy(self, **kw) -> RetryPolicy:
+        return RetryPolicy(sleep=self.append, jitter=lambda: 1.0, **kw)
+
+
+def _graph(sim, table, cert, policy: RetryPolicy) -> GraphClient:
+    s = customer_owned(sim, cert)
+    cloud = table.get("sim-global")
+    session = http_session(table, cloud, retry=policy)
+    token = EntraClient(cloud, s.tenant_id, s.client_id, s.credential, session=session)
+    result = token.acquire_app_token(cloud.graph_scope())
+    assert result.ok, result.problem
+    return GraphClient(session, cloud, result.access_token or "")
+
+
+def _statuses(sim, endpoint="graph.organization"):
+    return [r["status"] for r in sim.requests(endpoint)]
+
+
+def test_429_with_retry_after_waits_that_long(sim, table, cert):
+    slept = Sleeps()
+    graph = _graph(sim, table, cert, slept.policy())
+    sim.set_fault("graph.organization", "status", times=1, status=429, retry_after=7)
+    assert graph.get_json("organization")["value"]
+    assert slept == [7.0] and _statuses(sim) == [429, 200]
+
+
+def test_no_retry_after_means_exponential_backoff(sim, table, cert):
+    slept = Sleeps()
+    graph = _graph(sim, table, cert, slept.policy(base_backoff=0.5))
+    sim.set_fault("graph.organization", "status", times=2, status=504)
+    sim.set_fault("graph.organization", "status", times=1, status=503)
+    graph.get_json("organization")
+    assert slept == [0.5, 1.0, 2.0] and _statuses(sim) == [504, 504, 503, 200]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 500])
+def test_other_errors_are_not_retried(sim, table, cert, status):
+    slept = Sleeps()
+    graph = _graph(sim, table, cert, slept.policy())
+    sim.set_fault("graph.organization", "status", times=1, status=status)
+    with pytest.raises(GraphError) as info:
+        graph.get_json("organization")
+    assert _statuses(sim) == [status] and slept == []
+    error = info.value
+    assert error.status == status and error.code and error.request_id and error.attempts == 1
+    assert error.to_problem().raw.trace_id == error.request_id
+    assert error.to_problem().category == {403: "customer_action", 500: "transient"}.get(
+        status, "unknown"
+    )
+
+
+def test_bounded_attempts_and_one_layer_of_retries(sim, table, cert):
+    slept = Sleeps()
+    graph = _graph(sim, table, cert, slept.policy(attempts=3))
+    sim.set_fault("graph.organization", "status", status=429, retry_after=1)
+    with pytest.raises(GraphError) as info:
+        graph.get_json("organization")
+    # Three attempts in all: the session's; Graph's reader adds none of its own.
+    assert _statuses(sim) == [429, 429, 429] and slept == [1.0, 1.0]
+    assert info.value.throttled and info.value.attempts == 3 and info.value.retry_after == 1.0
+    assert info.value.code == "TooManyRequests"
+    problem = info.value.to_problem()
+    assert problem.category == "transient" and problem.raw.retry_after == 1.0
+
+
+def test_deadline_stops_waiting_for_a_long_retry_after(sim, table, cert):
+    slept = Sleeps()
+    graph = _graph(sim, table, cert, slept.policy(deadline=20))
+    sim.set_fault("graph.organization", "status", times=1, status=429, retry_after=120)
+    with pytest.raises(GraphError) as info:
+        graph.get_json("organization")
+    assert slept == [] and _statuses(sim) == [429]
+    assert info.value.retry_after == 120.0  # a hint for a background job
+
+
+def test_a_reader_may_bring_its_own_policy(sim, table, cert):
+    graph = _graph(sim, table, cert, Sleeps().policy())
+    graph.retry = RetryPolicy(attempts=1)
+    sim.set_fault("graph.organization", "status", times=1, status=503)
+    with pytest.raises(GraphError):
+        graph.get_json("organization")
+    assert _statuses(sim) == [503]
+
+
+def test_network_errors_are_retried_then_reported(sim, table, cert):
+    graph = _graph(sim, table, cert, Sleeps().policy(attempts=3))
+    sim.set_fault("graph.organization", "drop", times=1)
+    assert graph.get_json("organization")["value"]
+    assert _statuses(sim) == [None, 200]
+    sim.set_fault("graph.organization", "drop")
+    with pytest.raises(GraphError) as info:
+        graph.get_json("organization")
+    assert info.value.network and info.value.attempts == 3
+    assert info.value.to_problem().category == "transient"
+
+
+def _response(status, body=None):
     r = requests.Response()
     r.status_code = status
     r._content = json.dumps(body if body is not None else {}).encode()
-    r.headers.update(headers or {})
     return r
 
 
 class Script:
-    """A stand-in session answering from a list; records URLs and the fake time of each call."""
+    """A stand-in session answering pages from a list (paging has nothing to retry)."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
         self.urls: list[str] = []
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.called_at: list[float] = []
 
     def get(self, url, headers=None, params=None):
         self.urls.append(url)
-        self.called_at.append(self.now)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def client(self, **kw):
-        options = {
-            "sleep": self.sleep,
-            "clock": lambda: self.now,
-            "wall_clock": lambda: 1_700_000_000.0 + self.now,
-            "jitter": lambda: 1.0,
-        }
-        options.update(kw)
-        return GraphClient(self, CLOUD, "token", **options)  # type: ignore[arg-type]
-
-
-OK = _response(200, {"id": "x"})
-
-
-def test_429_with_retry_after_seconds_waits_that_long():
-    s = Script(_response(429, headers={"Retry-After": "7"}), OK)
-    assert s.client().get_json("organization") == {"id": "x"}
-    assert s.called_at == [0.0, 7.0]
-
-
-def test_retry_after_http_date():
-    when = email.utils.formatdate(1_700_000_000 + 3, usegmt=True)
-    s = Script(_response(503, headers={"Retry-After": when}), OK)
-    s.client().get_json("organization")
-    assert s.sleeps == [3.0]
-    assert parse_retry_after("garbage", 0) is None
-    assert parse_retry_after(None, 0) is None
-    assert parse_retry_after(email.utils.formatdate(10, usegmt=True), 100) == 0.0
-
-
-def test_no_retry_after_means_exponential_backoff():
-    s = Script(_response(504), _response(504), _response(503), OK)
-    s.client(base_backoff=0.5).get_json("organization")
-    assert s.sleeps == [0.5, 1.0, 2.0]
-
-
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 500])
-def test_other_errors_are_not_retried(status):
-    body = {
-        "error": {
-            "code": "Authorization_RequestDenied",
-            "message": "no",
-            "innerError": {
-                "request-id": "rid",
-                "client-request-id": "cid",
-                "date": "2026-11-26T12:00:00",
-            },
-        }
-    }
-    s = Script(_response(status, body))
-    with pytest.raises(GraphError) as info:
-        s.client().get_json("organization")
-    assert len(s.urls) == 1 and s.sleeps == []
-    assert info.value.status == status and info.value.code == "Authorization_RequestDenied"
-    assert info.value.request_id == "rid" and info.value.client_request_id == "cid"
-    problem = info.value.to_problem()
-    assert problem.raw.trace_id == "rid"
-    assert problem.category == {403: "customer_action", 500: "transient"}.get(status, "unknown")
-
-
-def test_bounded_attempts():
-    s = Script(*[_response(429, headers={"Retry-After": "1"})] * 10)
-    with pytest.raises(GraphError) as info:
-        s.client(max_attempts=4).get_json("organization")
-    assert len(s.urls) == 4 and info.value.throttled and info.value.attempts == 4
-    assert info.value.to_problem().category == "transient"
-
-
-def test_deadline_stops_waiting_for_a_long_retry_after():
-    s = Script(_response(429, headers={"Retry-After": "120"}), OK)
-    with pytest.raises(GraphError) as info:
-        s.client(deadline=20).get_json("organization")
-    assert s.sleeps == [] and info.value.retry_after == 120.0  # a hint for a background job
-
-
-def test_network_errors_are_retried_then_reported():
-    s = Script(requests.ConnectionError("reset"), OK)
-    assert s.client().get_json("organization") == {"id": "x"}
-    s = Script(*[requests.ReadTimeout("slow")] * 3)
-    with pytest.raises(GraphError) as info:
-        s.client(max_attempts=3).get_json("organization")
-    assert info.value.network and info.value.to_problem().category == "transient"
+        return self.answers.pop(0)
 
 
 def test_paging_follows_next_link_on_the_same_host_only():
     base = CLOUD.graph_base + "/v1.0/servicePrincipals/x/appRoleAssignments"
     s = Script(
         _response(200, {"value": [{"n": 1}], "@odata.nextLink": base + "?$skiptoken=2"}),
-        _response(429, headers={"Retry-After": "1"}),
         _response(200, {"value": [{"n": 2}, {"n": 3}]}),
     )
-    assert s.client().get_all("servicePrincipals/x/appRoleAssignments") == [
+    graph = GraphClient(s, CLOUD, "token")  # type: ignore[arg-type]
+    assert graph.get_all("servicePrincipals/x/appRoleAssignments") == [
         {"n": 1},
         {"n": 2},
         {"n": 3},
     ]
-    assert s.urls[1] == s.urls[2] == base + "?$skiptoken=2"
+    assert s.urls[1] == base + "?$skiptoken=2"
     s = Script(_response(200, {"value": [], "@odata.nextLink": "https://evil.example/next"}))
     with pytest.raises(GraphError, match="another host"):
-        s.client().get_all("servicePrincipals/x/appRoleAssignments")
+        GraphClient(s, CLOUD, "t").get_all("servicePrincipals/x/appRoleAssignments")  # type: ignore[arg-type]
 
 
 def test_page_limit():
     link = CLOUD.graph_base + "/v1.0/users?$skiptoken=x"
     s = Script(*[_response(200, {"value": [{}], "@odata.nextLink": link})] * 5)
     with pytest.raises(GraphError, match="pages"):
-        s.client(max_pages=3).get_all("users")
+        GraphClient(s, CLOUD, "t", max_pages=3).get_all("users")  # type: ignore[arg-type]
 
 
 def test_real_session_refuses_foreign_host_as_graph_error():

@@ -7,6 +7,7 @@ import requests
 
 from portal.entra.clouds import http_session
 from portal.entra.outbound import OutboundCall, endpoint_of, observe_calls, outcome_of
+from portal.entra.retry import RetryPolicy
 
 
 def test_endpoint_kinds_come_from_the_path():
@@ -31,17 +32,23 @@ def test_every_attempt_is_observed_with_its_cloud(sim, sim_server, table):
     seen: list[OutboundCall] = []
     remove = observe_calls(seen.append)
     try:
-        session = http_session(table, cloud)
+        # Retried calls: the observer sees each attempt, not only the call's last answer.
+        session = http_session(table, cloud, retry=RetryPolicy(sleep=lambda s: None))
         sim.set_fault("openid-configuration", "status", status=503, times=1)
         url = cloud.discovery_url("contoso.onmicrosoft.com")
-        assert session.get(url).status_code == 503
+        assert session.get(url).status_code == 400  # this cloud has no such tenant
+        sim.set_fault("openid-configuration", "drop", times=1)
+        assert session.get(url).status_code == 400
         sim.set_fault("openid-configuration", "drop", times=1)
         with pytest.raises(requests.ConnectionError):
-            session.get(url)
+            http_session(table, cloud, retry=RetryPolicy(attempts=1)).get(url)
     finally:
         remove()
     assert [(c.cloud, c.endpoint, c.outcome, c.status) for c in seen] == [
         ("sim-usgov-l4", "discovery", "server_error", 503),
+        ("sim-usgov-l4", "discovery", "client_error", 400),
+        ("sim-usgov-l4", "discovery", "network", None),
+        ("sim-usgov-l4", "discovery", "client_error", 400),
         ("sim-usgov-l4", "discovery", "network", None),
     ]
     assert all(c.seconds >= 0 for c in seen)
@@ -55,7 +62,7 @@ def test_a_failing_observer_never_fails_the_call(sim, table, caplog):
     remove = observe_calls(broken)
     try:
         cloud = table.get("sim-global")
-        session = http_session(table, cloud)
+        session = http_session(table, cloud, retry=RetryPolicy(attempts=1))
         sim.set_fault("openid-configuration", "status", status=503, times=1)
         assert session.get(cloud.discovery_url("contoso.onmicrosoft.com")).status_code == 503
     finally:

@@ -8,12 +8,13 @@ import uuid
 import pytest
 
 from portal.entra.client import CertificateCredential
+from portal.entra.retry import RetryPolicy
 from portal.entra.tenant import DiscoveryCache
 from portal.entra.verify import verify_customer_owned
 
 from .sim_helpers import ALL_GRAPH, EXCHANGE_ADMIN, USER_ADMIN, customer_owned
 
-NO_SLEEP = {"sleep": lambda seconds: None}
+NO_SLEEP = {"retry": RetryPolicy(sleep=lambda seconds: None)}
 
 
 def _statuses(report):
@@ -221,7 +222,7 @@ def test_throttled_then_fine(sim, table, cert):
     for endpoint in ("graph.approleassignments", "graph.roleassignments", "graph.organization"):
         sim.set_fault(endpoint, "status", times=1, status=429, retry_after=1)
     slept: list[float] = []
-    report = _verify(table, s, graph_options={"sleep": slept.append})
+    report = _verify(table, s, graph_options={"retry": RetryPolicy(sleep=slept.append)})
     assert report.ok, report.problem
     assert slept == [1.0, 1.0, 1.0]
     assert len(sim.requests("graph.organization")) == 2
@@ -230,7 +231,7 @@ def test_throttled_then_fine(sim, table, cert):
 def test_token_endpoint_busy_then_fine(sim, table, cert):
     s = customer_owned(sim, cert)
     sim.set_fault("token", "status", times=1, status=503)
-    first = _verify(table, s)
+    first = _verify(table.with_retry(RetryPolicy(attempts=1)), s)
     assert not first.ok and first.problem.category == "transient"
     second = _verify(table, s)
     assert second.ok
@@ -271,7 +272,7 @@ def test_graph_hang_is_bounded_by_timeouts(sim, table, cert):
     sim.set_fault("graph.organization", "hang", seconds=5)
     session = http_session(table, table.get("sim-global"), timeout=(1, 1))
     began = time.monotonic()
-    report = _verify(table, s, session=session, graph_options=NO_SLEEP | {"max_attempts": 1})
+    report = _verify(table, s, session=session, graph_options={"retry": RetryPolicy(attempts=1)})
     assert time.monotonic() - began < 4
     assert report.tenant.name is None
     assert _statuses(report)["app:User.ReadWrite.All"] == "ok"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import requests
 
 from portal import storage
+from portal.connections.breaker import CloudBreaker, breaker_from_config
 from portal.connections.keepalive.outcomes import ConnectionResult
 from portal.connections.keepalive.refresh import refresh_connection
 from portal.connections.keepalive.report import RunSummary
@@ -22,6 +23,7 @@ from portal.connections.keepalive.settings import (
     settings_from_config,
 )
 from portal.entra.clouds import Cloud, CloudTable, http_session
+from portal.entra.retry import Tracker, track
 
 log = logging.getLogger("portal.keepalive")
 
@@ -35,18 +37,20 @@ def run(
     config_error: str | None = None,
     session_for: Callable[[Cloud], requests.Session] | None = None,
     progress: Callable[[int], None] | None = None,
+    breaker: CloudBreaker | None = None,
 ) -> RunSummary:
     """One keep-alive pass over every linked service-provider connection (or the given ones).
 
     ``settings`` None (with ``config_error``) makes each due connection an operator problem
     without touching it. Connections not due are reported as skipped; those waiting for a re-link
-    are not reported at all."""
+    are not reported at all. Due connections of a cloud the breaker paused are skipped too."""
     now = now or datetime.now(UTC)
     idle = settings.idle if settings else DEFAULT_IDLE
     owner = secrets.token_hex(16)
     wanted = set(connection_ids) if connection_ids is not None else None
     summary = RunSummary()
     sessions: dict[str, requests.Session] = {}
+    breaker = breaker or CloudBreaker()
 
     def session_of(cloud: Cloud) -> requests.Session:
         if session_for is not None:
@@ -65,13 +69,37 @@ def run(
                 progress(len(summary.results))
             if settings is None and is_due(connection, now, idle):
                 summary.config_error = config_error or "service provider app not configured"
-            summary.results.append(
-                _run_one(connection, settings, cloud_table, now, owner, session_of)
-            )
+            cloud = connection.cloud or "unknown"
+            if settings is not None and is_due(connection, now, idle):
+                if not breaker.admit(cloud):
+                    summary.results.append(
+                        ConnectionResult(connection.id, connection.label, "skipped", PAUSED)
+                    )
+                    continue
+            with track() as calls:
+                result = _run_one(connection, settings, cloud_table, now, owner, session_of)
+            _tell_breaker(breaker, cloud, result, calls)
+            summary.results.append(result)
     finally:
         for session in sessions.values():
             session.close()
     return summary
+
+
+#: Why a due connection was not refreshed: its cloud is paused (the pause is logged once).
+PAUSED = "not checked: cloud paused"
+
+
+def _tell_breaker(
+    breaker: CloudBreaker, cloud: str, result: ConnectionResult, calls: Tracker
+) -> None:
+    """A transient failure counts against the cloud; any answer from Microsoft resets it."""
+    if result.outcome in ("transient", "exhausted"):
+        breaker.record(cloud, transient=True, retry_after=calls.retry_after())
+    elif calls.calls:
+        breaker.record(cloud, transient=False)
+    else:
+        breaker.undecided(cloud)
 
 
 def _run_one(
@@ -131,4 +159,5 @@ def run_from_app(
         connection_ids=connection_ids,
         config_error=error,
         progress=progress,
+        breaker=breaker_from_config(app.config),
     )
