@@ -15,6 +15,10 @@ from portal.connections import keepalive
 from portal.connections.delegated_check import run_delegated_check
 from portal.connections.service_provider import required_scopes
 from portal.entra.client import DELEGATED_SCOPE_NAMES
+from portal.entra.clouds import load_cloud_table
+from portal.entra.permissions import Observed, checklist
+from portal.entra.tokens import TokenResult
+from portal.entra.verify_delegated import granted_scopes
 from tests.keepalive_helpers import (
     Provider,
     link_connection,
@@ -138,3 +142,30 @@ def test_only_linked_service_provider_connections(app, org_a, make_connection):
     draft = make_connection(org_a, "service_provider", "Not linked yet")
     assert check(app, own)["message"]
     assert check(app, draft)["message"].startswith("Run Link Account first")
+
+
+def test_the_checklist_holds_the_operators_extra_scopes_and_reads_full_scope_names():
+    cloud = load_cloud_table(None).get("global")
+    token = TokenResult(
+        True,
+        access_token="x",
+        granted_scopes=(
+            "https://graph.microsoft.com/User.ReadWrite.All",
+            "Mail.Send",
+            "openid",
+            "offline_access",
+        ),
+    )
+    assert granted_scopes(token, cloud) == {"User.ReadWrite.All", "Mail.Send"}
+    items = checklist(
+        "service_provider",
+        Observed(scopes=frozenset({"User.ReadWrite.All", "Mail.Send"}), refresh_token=True),
+        cloud,
+        scopes=("User.ReadWrite.All", "Mail.Send", "Group.ReadWrite.All"),
+    )
+    assert [(i.key, i.status) for i in items] == [
+        ("scope:User.ReadWrite.All", "ok"),
+        ("scope:Mail.Send", "ok"),
+        ("scope:Group.ReadWrite.All", "missing"),
+        ("scope:offline_access", "ok"),
+    ]
