@@ -271,6 +271,9 @@ def check_health_command():
         state = "expired" if days < 0 else f"expires in {days} days"
         click.echo(f"  {connection_id}: certificate {state}")
     click.echo(summary.line())
+    # Non-zero only for our own problems (the vault keyring): customers' findings are not
+    # the cron job's.
+    sys.exit(1 if summary.operator else 0)
 
 
 link_review_cli = AppGroup(

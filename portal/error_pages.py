@@ -1,6 +1,7 @@
 """What a request that fails shows: a page, an alert for htmx (retargeted to ``#alerts``), or
-JSON; the status stays the real one. A secret that cannot be read moves its connection to
-needs_reconnect on the way."""
+JSON; the status stays the real one. A secret that is gone for the customer moves its
+connection to needs_reconnect on the way; one our own keyring cannot read is an operator alarm
+(the customer reads that it is a problem on our side being fixed)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal import htmx, storage
-from portal.connections import lifecycle
+from portal.connections import credentials, lifecycle
 from portal.storage import vault
 
 log = logging.getLogger("portal")
@@ -30,6 +31,7 @@ _HTTP_ERRORS = {
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(vault.SecretUnreadable, secret_unreadable)
+    app.register_error_handler(credentials.KeyringAlarm, keyring_alarm)
     app.register_error_handler(storage.ConnectionDeleted, connection_deleted)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
@@ -53,7 +55,24 @@ def csrf_error(error: CSRFError):
     )
 
 
+def our_side():
+    """Our keyring cannot read a secret: 503 (we are fixing it), the connection unchanged."""
+    return render_error(503, credentials.OUR_SIDE_TITLE, credentials.OUR_SIDE_MESSAGE)
+
+
+def keyring_alarm(error: credentials.KeyringAlarm):
+    # credentials has logged the ERROR line (and recorded the alarm where it belongs).
+    return our_side()
+
+
 def secret_unreadable(error: vault.SecretUnreadable):
+    if error.our_config:
+        log.error(
+            "operator alarm: the vault keyring cannot read a stored secret (%s); nothing was "
+            "changed",
+            error,
+        )
+        return our_side()
     log.error("stored secret unreadable: %s", error)
     connection_id = storage.connection_id_for_secret(error.owner_table, error.owner_id)
     if connection_id:

@@ -1,7 +1,8 @@
 """Keep-alive of delegated connections (``flask --app portal refresh-tokens``), against the
 simulator with the real msal: rotation persisted atomically, re-link on revocation and inactivity,
-transient failures counted once per UTC day and exhausted after 4 days, operator problems,
-serialization of concurrent runs, and the CLI summary."""
+transient failures counted once per UTC day (their alarms and the token's life are in
+``test_keepalive_life.py``), operator problems, serialization of concurrent runs, and the CLI
+summary."""
 
 from __future__ import annotations
 
@@ -103,8 +104,11 @@ def test_refresh_rotates_and_persists_the_newest_token_only(app, sim, linked, ca
     assert connection.refresh_last_ok_at == now.isoformat(timespec="seconds")
     assert (connection.refresh_failure_days, connection.refresh_last_failure_day) == (0, None)
     assert connection.state == "connected"
-    event = events(app, linked.connection.id)[0]
-    assert event.outcome == "refresh_ok" and event.health == "healthy"
+    # The refresh is a check too: its report follows the refresh_ok event.
+    check, refreshed = events(app, linked.connection.id)[:2]
+    assert refreshed.outcome == "refresh_ok" and refreshed.health == "healthy"
+    assert check.outcome == "ok" and check.summary["trigger"] == "keep-alive"
+    assert connection.last_checked_at and connection.last_check["kind"] == "service_provider"
     # No secret anywhere in the logs (item 21).
     text = caplog.text
     access_tokens = [at["secret"] for at in cache["AccessToken"].values()]
@@ -270,13 +274,15 @@ def test_keepalive_prevents_the_ninety_day_expiry(app, sim, linked):
 
 
 def test_missing_or_unreadable_cache_means_relink(app, sim, linked, provider, sim_server, org_a):
+    """None stored, or a row no keyring can ever open (a damaged nonce): gone for the customer.
+    (Our keyring failing to open a row is an operator alarm: test_keyring_alarm.py.)"""
     other = link_connection(
         app, sim, sim_server, provider, provider.customer("fabrikam.onmicrosoft.com"), org_a
     )
     with app.app_context():
         storage.delete_secret("connections", linked.connection.id, "token_cache")
         storage.get_db().execute(
-            "UPDATE vault_blobs SET ciphertext = zeroblob(length(ciphertext)) "
+            "UPDATE vault_blobs SET nonce = zeroblob(4) "
             "WHERE owner_id = ? AND purpose = 'token_cache'",
             [other.connection.id],
         )
@@ -323,7 +329,7 @@ def test_classification_of_exceptions():
     )
 
 
-# --- transient failures: once per day, exhausted after 4 -------------------------------------
+# --- transient failures: once per day ----------------------------------------------------------
 
 
 def test_transient_failures_count_once_per_day(app, sim, provider, customer, org_a, sim_server):
@@ -356,31 +362,6 @@ def test_transient_failures_count_once_per_day(app, sim, provider, customer, org
     connection = get(app, linked.connection.id)
     assert (connection.refresh_failure_days, connection.refresh_last_failure_day) == (0, None)
     assert connection.health == "healthy"  # our degradation is lifted
-
-
-def test_exhausted_after_four_failing_days(app, sim, provider, customer, org_a, sim_server):
-    linked = link_connection(app, sim, sim_server, provider, customer, org_a, consented_at=at(-2))
-    sim.set_fault("token", "drop")
-    for day in (0, 1, 2):
-        for hour in (3, 15):
-            summary = run_at(app, at(day, hour))
-            assert (summary.transient, summary.exhausted) == (1, 0)
-            assert summary.results[0].reason  # e.g. "Microsoft didn't answer"
-    assert get(app, linked.connection.id).refresh_failure_days == 3
-    assert get(app, linked.connection.id).state == "connected"
-
-    summary = run_at(app, at(4, 2))  # a day without a run (3) doesn't count
-    assert (summary.transient, summary.exhausted) == (1, 1)
-    assert "exhausted 1" in summary.line()
-    connection = get(app, linked.connection.id)
-    assert (connection.state, connection.health) == ("needs_reconnect", "failing")
-    assert keepalive.is_exhausted(connection)
-    exhausted = [e for e in events(app, linked.connection.id) if e.outcome == "refresh_exhausted"]
-    assert len(exhausted) == 1 and exhausted[0].summary["failure_days"] == 4
-
-    calls = token_calls(sim)
-    summary = run_at(app, at(5))
-    assert summary.results == [] and token_calls(sim) == calls
 
 
 def test_relink_after_failures_starts_counting_again(
@@ -462,7 +443,7 @@ def test_cli_summary(app, sim, sim_server, provider, org_a, org_b, runner, linke
     lines = result.output.splitlines()
     assert lines[-1] == (
         "Refresh tokens: refreshed 1, re-link needed 1, transient failures 0 "
-        "(exhausted 0), skipped 1, operator problems 0"
+        "(token life over 0), alarms 0, skipped 1, operator problems 0"
     )
     assert lines[0] == (
         f"  {revoked.connection.id} Fabrikam forged line: re-link needed (AADSTS50173)"
@@ -632,12 +613,12 @@ def test_concurrent_cli_processes_refresh_once(app, sim, linked, tmp_path):
     lasts = sorted(out.strip().splitlines()[-1] for out, _ in outputs)
     assert lasts == sorted(
         [
-            "Refresh tokens: refreshed 1, re-link needed 0, transient failures 0 (exhausted 0), "
-            "skipped 0, operator problems 0"
+            "Refresh tokens: refreshed 1, re-link needed 0, transient failures 0 "
+            "(token life over 0), alarms 0, skipped 0, operator problems 0"
         ]
         + [
-            "Refresh tokens: refreshed 0, re-link needed 0, transient failures 0 (exhausted 0), "
-            "skipped 1, operator problems 0"
+            "Refresh tokens: refreshed 0, re-link needed 0, transient failures 0 "
+            "(token life over 0), alarms 0, skipped 1, operator problems 0"
         ]
         * 2
     ), outputs
@@ -647,8 +628,9 @@ def test_concurrent_cli_processes_refresh_once(app, sim, linked, tmp_path):
 
 
 def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, customer, org_a):
-    """A connection degraded because a scope is missing (needs_attention) stays degraded after
-    a successful refresh; keep-alive only lifts what its transient failures set."""
+    """A connection that lacks a scope stays needs_attention after a successful refresh: the
+    refresh's check still finds the scope missing; keep-alive only lifts what its transient
+    failures set."""
     linked = link_connection(
         app,
         sim,
@@ -658,6 +640,7 @@ def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, 
         org_a,
         consented_at=at(-2),
         state="needs_attention",
+        scopes=("User.ReadWrite.All", "Directory.AccessAsUser.All"),
     )
     with app.app_context():
         set_columns(linked.connection.id, health="degraded")
@@ -666,8 +649,10 @@ def test_success_lifts_only_our_own_degradation(app, sim, sim_server, provider, 
     sim.clear_faults()
     assert run_at(app, at(1)).refreshed == 1
     connection = get(app, linked.connection.id)
-    assert (connection.state, connection.health) == ("needs_attention", "degraded")
+    assert connection.state == "needs_attention" and connection.health != "healthy"
     assert connection.refresh_failure_days == 0
+    missing = [i["key"] for i in connection.last_check["checklist"] if i["status"] == "missing"]
+    assert missing == ["scope:Group.ReadWrite.All"]
 
 
 @pytest.mark.parametrize("revoked", [False, True])

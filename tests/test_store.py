@@ -122,7 +122,16 @@ def test_unreadable_certificate_key_marks_the_connection(org):
         not_after="n",
         private_key_pem=b"key",
     )
+    # A key id our keyring lacks is our configuration: an operator alarm, the state stays.
     db.get_db().execute("UPDATE vault_blobs SET key_id = 'gone'")
+    with pytest.raises(credentials.KeyringAlarm):
+        credentials.private_key(cert)
+    assert storage.get_connection(connection.id).state == "draft"
+    # A row no keyring can open (malformed nonce) is gone for the customer.
+    db.get_db().execute(
+        "UPDATE vault_blobs SET key_id = ?, nonce = zeroblob(4)",
+        [vault.current_keyring().primary_kid],
+    )
     with pytest.raises(vault.SecretUnreadable):
         credentials.private_key(cert)
     assert storage.get_connection(connection.id).state == "needs_reconnect"

@@ -122,7 +122,9 @@ def test_unreadable_secret_renders_needs_reconnect_not_500(app_config, make_user
         storage.put_secret("connections", connection.id, "token_cache", b"x")
         from portal.storage.db import get_db
 
-        get_db().execute("UPDATE vault_blobs SET nonce = zeroblob(12)")
+        # A malformed nonce: no keyring can open the row, the secret is gone for the customer
+        # (our keyring failing to open a row is an operator alarm: test_keyring_alarm.py).
+        get_db().execute("UPDATE vault_blobs SET nonce = zeroblob(4)")
     response = app.test_client().get(f"/probe/{connection.id}")
     assert response.status_code == 409
     assert b"needs to be reconnected" in response.data

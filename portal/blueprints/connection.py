@@ -77,6 +77,42 @@ LIFECYCLE = (
 )
 
 
+#: The same states as a service-provider connection lives them (a delegated sign-in renewed by
+#: the keep-alive; Microsoft ends an unused one after 90 days, entra.md §9).
+SP_LIFECYCLE = (
+    ("draft", "Draft", "You have started the connection; nobody has signed in with Microsoft yet."),
+    ("waiting", "Waiting for sign-in", "A Link Account sign-in with Microsoft is under way."),
+    (
+        "connected",
+        "Connected",
+        "An administrator consented; we renew the sign-in every day and check each time that "
+        "every permission is still granted.",
+    ),
+    (
+        "needs_attention",
+        "Needs attention",
+        "The last check found a permission missing: run Link Account to grant it again.",
+    ),
+    (
+        "needs_reconnect",
+        "Needs reconnect",
+        "Microsoft no longer accepts the stored sign-in (revoked, or unused for 90 days): run "
+        "Link Account again.",
+    ),
+    (
+        "deleted",
+        "Deleted",
+        "An administrator deleted the connection: the stored Microsoft sign-in is destroyed at "
+        "once.",
+    ),
+)
+
+
+def lifecycle_for(item: storage.Connection) -> tuple[tuple[str, str, str], ...]:
+    """The lifecycle text of the connection's kind."""
+    return SP_LIFECYCLE if item.kind == "service_provider" else LIFECYCLE
+
+
 @bp.get("/")
 @login_required
 @embeddable
@@ -144,7 +180,7 @@ def page_context(
         "connection": item,
         "events": storage.list_health_events(item.id, limit=10),
         "organization": storage.get_organization(item.org_id),
-        "lifecycle": LIFECYCLE,
+        "lifecycle": lifecycle_for(item),
         "continue_step": setup_steps.current_name(item),
         "certificate": certificate,
         "certificate_days_left": verification.days_left(certificate.not_after)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, request
 from flask_login import current_user
 
 from portal import regions, storage
 from portal.access import load_connection_or_404, support_required
+from portal.connections import keepalive
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
@@ -69,13 +72,40 @@ def connection(connection_id: str):
     actor = (
         storage.get_user(deletion.actor_user_id) if deletion and deletion.actor_user_id else None
     )
+    events = storage.list_health_events(item.id, limit=50)
     return regions.page_or_region(
         "support/connection.html",
         "support/_status.html",
         connection=item,
         organization=storage.get_organization(item.org_id),
-        events=storage.list_health_events(item.id, limit=50),
+        events=events,
+        alarms=alarms(item, events),
         certificates=storage.list_certificates(item.id),
         deletion=deletion,
         deleted_by=actor.email if actor else None,
     )
+
+
+#: Outcomes after which an earlier operator alarm no longer stands (a check or refresh worked).
+_CLEARS_ALARM = frozenset({"ok", "needs_attention", "refresh_ok", "linked"})
+
+
+def alarms(item: storage.Connection, events: list[storage.HealthEvent]) -> list[str]:
+    """What support must act on: our keyring failing to read the connection's secret (until a
+    check or refresh works again) and the keep-alive's alarm (refreshes failing for days,
+    little of the token's life left)."""
+    found = []
+    for event in events:
+        if event.outcome in _CLEARS_ALARM:
+            break
+        if event.summary.get("operator_problem"):
+            found.append(
+                f"Operator problem ({event.summary['operator_problem']}): we cannot read the "
+                f"{event.summary.get('secret', 'secret')} ({event.summary.get('reason', '')})."
+            )
+            break
+    if item.kind == "service_provider" and not item.deleted:
+        keepalive_alarm = keepalive.alarm(item, datetime.now(UTC))
+        if keepalive_alarm:
+            found.append(f"Keep-alive: {keepalive_alarm}.")
+    return found

@@ -333,13 +333,19 @@ def refresh_succeeded(
 
 
 def refresh_failed(
-    connection_id: str, *, fields: Mapping[str, Any], summary: Mapping[str, Any], at: str
+    connection_id: str,
+    *,
+    fields: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    at: str,
+    error_class: health_record.ErrorClass = "transient",
 ) -> Connection:
-    """A refresh failed for a reason that may pass (network, throttling, Microsoft's 5xx)."""
+    """A refresh failed for a reason that may pass (network, throttling, Microsoft's 5xx:
+    ``transient``; our keyring: ``our_config``)."""
     with storage.write_transaction():
         before = _current(connection_id, "refresh_failed")
         health = "degraded" if before.health in ("unknown", "healthy") else before.health
-        record = health_record.failed(before, "transient", at)
+        record = health_record.failed(before, error_class, at)
         after = storage.write_lifecycle(
             connection_id, state=before.state, health=health, **fields, **record
         )

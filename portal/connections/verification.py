@@ -49,17 +49,18 @@ def run_check(
     actor: int | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Verify a customer-owned connection and store the report; returns ``ok``, and a message
-    when the check could not start (nothing stored then, except a needs-reconnect state) or
-    Microsoft did not let it finish (``transient``: a failed attempt, the last report stands)."""
+    """Verify a connection and store the report; returns ``ok``, and a message when the check
+    could not start (nothing stored then, except a needs-reconnect state), Microsoft did not
+    let it finish (``transient``: a failed attempt, the last report stands) or our own keyring
+    cannot open its key (``our_config``: the operator is alarmed, the customer has nothing to
+    do). A service-provider connection is checked by redeeming its refresh token now."""
     if item.deleted:
         return {"ok": False, "message": "This connection was deleted."}
-    if item.kind != "customer_owned":
-        return {
-            "ok": False,
-            "message": "This connection is checked through its own Link "
-            "Account (service provider application).",
-        }
+    if item.kind == "service_provider":
+        # Imported here: the delegated check uses this module's messages.
+        from portal.connections.delegated_check import run_delegated_check
+
+        return run_delegated_check(item, trigger, actor)
     cloud = find_cloud(item.cloud)
     if cloud is None or not (item.tenant_id or item.tenant_input) or not item.client_id:
         return {
@@ -75,6 +76,9 @@ def run_check(
         }
     try:
         key = credentials.private_key(certificate)
+    except credentials.KeyringAlarm:
+        # Logged and recorded by credentials (state unchanged).
+        return {"ok": False, "our_config": True, "message": credentials.OUR_SIDE_MESSAGE}
     except vault.SecretUnreadable:
         key = None  # credentials has moved the connection to needs_reconnect
     if key is None:
@@ -209,6 +213,8 @@ class SweepSummary:
     healthy: int = 0
     needs_attention: int = 0
     not_checked: int = 0
+    #: Checks our own configuration stopped (the vault keyring): alarmed, never the customer's.
+    operator: int = 0
     expiring: list[tuple[str, int]] = field(default_factory=list)  # (connection id, days left)
     #: Connections not checked because their cloud was paused (cloud key -> count).
     paused: dict[str, int] = field(default_factory=dict)
@@ -217,7 +223,8 @@ class SweepSummary:
         text = (
             f"Health sweep: checked {self.checked}, healthy {self.healthy}, needs attention "
             f"{self.needs_attention}, could not check {self.not_checked}, certificates "
-            f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}"
+            f"expiring within {EXPIRY_WARNING_DAYS} days {len(self.expiring)}, "
+            f"operator problems {self.operator}"
         )
         if self.paused:
             clouds = ", ".join(f"{key} {count}" for key, count in self.paused.items())
@@ -246,6 +253,12 @@ def sweep(
             continue
         with track() as calls:
             outcome = run_check(item, trigger="health sweep")
+        if outcome.get("our_config"):
+            # Logged and recorded as ours (state unchanged); the next sweep after the keyring
+            # is fixed checks it again. Not Microsoft's fault: the breaker learns nothing.
+            breaker.undecided(cloud)
+            summary.operator += 1
+            continue
         if outcome.get("transient"):
             breaker.record(cloud, transient=True, retry_after=calls.retry_after())
         elif calls.calls:

@@ -6,7 +6,7 @@ https://learn.microsoft.com/entra/identity/role-based-access-control/permissions
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +23,7 @@ __all__ = [
     "Observed",
     "Requirement",
     "checklist",
+    "delegated_requirements",
     "required_items",
     "OTHER_ROLE_IDS",
 ]
@@ -230,6 +231,31 @@ def required_items(kind: Kind, exchange: bool = False) -> tuple[Requirement, ...
     return items
 
 
+def delegated_requirements(names: Sequence[str]) -> tuple[Requirement, ...]:
+    """The delegated scopes a service-provider connection must hold: ``names`` (the product's
+    plus any the operator added), each with its known wording when we have it, and
+    ``offline_access`` (the refresh token) always."""
+    known = {r.name.lower(): r for r in DELEGATED_SCOPES}
+    items: list[Requirement] = []
+    for name in (*names, "offline_access"):
+        if any(i.name.lower() == name.lower() for i in items):
+            continue
+        items.append(
+            known.get(name.lower())
+            or Requirement(
+                f"scope:{name}",
+                "delegated",
+                name,
+                "",
+                f"Microsoft Graph: {name}",
+                "We need this delegated permission for the automation you use.",
+                "Sign in again and accept the permissions we ask for.",
+                None,
+            )
+        )
+    return tuple(items)
+
+
 def _present(value: Iterable[str] | None, *names: str) -> Status:
     if value is None:
         return "unknown"
@@ -258,8 +284,16 @@ def checklist(
     cloud: Cloud,
     client_id: str | None = None,
     exchange: bool = False,
+    scopes: Sequence[str] | None = None,
 ) -> list[ChecklistItem]:
-    """Mark every required item ok / missing / unknown, with the reason and a fix for the cloud."""
+    """Mark every required item ok / missing / unknown, with the reason and a fix for the cloud.
+    ``scopes``: the delegated scopes a service-provider connection must hold (default: the
+    product's, :data:`DELEGATED_SCOPES`)."""
+    requirements = (
+        delegated_requirements(scopes)
+        if kind == "service_provider" and scopes is not None
+        else required_items(kind, exchange)
+    )
     return [
         ChecklistItem(
             key=req.key,
@@ -270,5 +304,5 @@ def checklist(
             fix_url=cloud.link(req.fix_link, client_id),
             id=req.id,
         )
-        for req in required_items(kind, exchange)
+        for req in requirements
     ]

@@ -45,7 +45,7 @@ class VerificationReport:
     """The result of a check: checklist, tenant facts, timings, the blocking problem and codes."""
 
     ok: bool
-    kind: Literal["customer_owned"]
+    kind: Literal["customer_owned", "service_provider"]
     cloud_key: str
     checklist: list[ChecklistItem]
     tenant: TenantFacts

@@ -33,7 +33,14 @@ class KeyringError(ValueError):
 
 
 class SecretUnreadable(Exception):
-    """A stored secret cannot be decrypted: tampered, moved to another row, or its key is gone."""
+    """A stored secret cannot be decrypted: tampered, moved to another row, or its key is gone.
+
+    ``our_config`` tells who can fix it. True (:class:`KeyringMismatch`): our keyring cannot
+    open a ciphertext it should open — an operator fixes the keyring and the secret is readable
+    again; the customer must not be asked to do anything. False: the stored row itself can
+    never be read by any keyring (malformed), so the secret is gone for the customer."""
+
+    our_config = False
 
     def __init__(self, reason: str, owner_table: str = "", owner_id: str = "", purpose: str = ""):
         super().__init__(f"{reason} ({owner_table}/{owner_id}/{purpose})")
@@ -41,6 +48,27 @@ class SecretUnreadable(Exception):
         self.owner_table = owner_table
         self.owner_id = str(owner_id)
         self.purpose = purpose
+
+
+class KeyringMismatch(SecretUnreadable):
+    """Our keyring cannot open the secret: our configuration, an operator alarm.
+
+    Which failures are ours, and why:
+
+    * the key id the ciphertext names is not in the keyring — ``flask vault rotate`` ran (new
+      primary, blobs re-encrypted) before the web workers restarted with the new keyring, or a
+      key was removed while blobs still used it. Restoring the key makes the blob readable.
+    * the key of that id does not authenticate the ciphertext (GCM tag). The keyring holds
+      other key material under the same id (a keyring file mis-edited or restored from another
+      environment), or the row was altered in our own database. AES-GCM cannot tell these
+      apart, and neither is the customer's to fix: treating it as "gone" would send every
+      customer to re-link after one keyring mistake.
+    * an unknown format version — written by a newer portal than the one running (a rollback).
+
+    Subclass of :class:`SecretUnreadable`, so code that only needs "not readable now" (auth
+    flows, rotation counts) keeps working unchanged."""
+
+    our_config = True
 
 
 @dataclass(frozen=True)
@@ -150,17 +178,18 @@ class Keyring:
         """Decrypt; SecretUnreadable if the key is unknown or anything was altered or moved."""
         where = (owner_table, str(owner_id), purpose)
         if sealed.version != FORMAT_VERSION:
-            raise SecretUnreadable(f"unknown format version {sealed.version}", *where)
+            raise KeyringMismatch(f"unknown format version {sealed.version}", *where)
         key = self._keys.get(sealed.key_id)
         if key is None:
-            raise SecretUnreadable(f"unknown key id {sealed.key_id!r}", *where)
+            raise KeyringMismatch(f"unknown key id {sealed.key_id!r}", *where)
         if len(sealed.nonce) != NONCE_BYTES:
+            # No keyring can ever open a row with a nonce of the wrong size: the secret is gone.
             raise SecretUnreadable("malformed nonce", *where)
         aad = associated_data(sealed.version, owner_table, owner_id, purpose, sealed.key_id)
         try:
             return AESGCM(key).decrypt(bytes(sealed.nonce), bytes(sealed.ciphertext), aad)
         except InvalidTag:
-            raise SecretUnreadable("authentication failed", *where) from None
+            raise KeyringMismatch("authentication failed", *where) from None
 
     def reseal(self, sealed: Sealed, *, owner_table: str, owner_id, purpose: str) -> Sealed:
         """Re-encrypt under the primary key (rotation); the plaintext stays in memory only."""

@@ -129,6 +129,7 @@ def test_revoking_a_permission_shows_on_check_again_from_the_connection_page(
 
 def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard, sim, tenant):
     ready(app, wizard, sim, tenant)
+    # A worker whose keyring lacks the key: our configuration, not the customer's to fix.
     other = create_app({**app_config, "VAULT_KEYS": vault.Keyring.generate()})
     client = other.test_client()
     client.set_cookie("session", wizard.client.get_cookie("session").value)
@@ -138,6 +139,13 @@ def test_unreadable_private_key_needs_reconnect_not_500(app_config, app, wizard,
         headers=HX,
     )
     response = follow_job(client, response)
+    assert "problem on our side" in text(response) and "reconnect" not in text(response)
+    item = connection(app, wizard.id)
+    assert (item.state, item.error_class) == ("waiting", "our_config")
+    # A row no keyring can open is gone for the customer: reconnect.
+    with app.app_context():
+        storage.get_db().execute("UPDATE vault_blobs SET nonce = zeroblob(4)")
+    response = link(wizard)
     assert response.status_code == 200
     assert "Create a new certificate (step 4)" in text(response)
     assert connection(app, wizard.id).state == "needs_reconnect"

@@ -1,7 +1,9 @@
 """Refreshing one connection: claim its lease (re-checking it is still due), redeem its refresh
-token through MSAL against its own cloud and tenant, and hand the result to
-:mod:`portal.connections.keepalive.outcomes` to record. Tokens, the cache and the credential are
-never logged."""
+token through MSAL against its own cloud and tenant — the check of the connection
+(``portal.entra.verify_delegated``) — and hand the result to
+:mod:`portal.connections.keepalive.outcomes` to record. This is the one path that redeems a
+stored refresh token (the keep-alive and *Check* on a delegated connection alike). Tokens, the
+cache and the credential are never logged."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +22,7 @@ from portal.connections import credentials
 from portal.connections.keepalive.outcomes import (
     ConnectionResult,
     Failed,
+    LeaseLost,
     Outcome,
     record_failure,
     record_success,
@@ -31,12 +35,17 @@ from portal.connections.keepalive.rules import (
     support_codes,
 )
 from portal.connections.keepalive.settings import Settings
-from portal.entra.client import EntraClient, TokenResult, read_stored_sign_in
+from portal.entra.client import EntraClient, read_stored_sign_in
 from portal.entra.clouds import Cloud, CloudTable, http_session
+from portal.entra.verify_delegated import DelegatedCheck, verify_delegated
 from portal.storage import vault
 from portal.storage.db import write_transaction
 
 log = logging.getLogger("portal.keepalive")
+
+#: Graph is only read to prove the new token works: fewer retries than a customer's check, so
+#: a run over many connections is not held up by one slow tenant.
+GRAPH_OPTIONS = {"max_attempts": 2, "deadline": 10.0}
 
 
 def _account_for(cache_text: str, connection: storage.Connection, client_id: str) -> dict[str, Any]:
@@ -67,7 +76,7 @@ def _refresh(
     settings: Settings,
     cache_text: str,
     session: requests.Session,
-) -> tuple[TokenResult, EntraClient]:
+) -> tuple[DelegatedCheck, EntraClient]:
     account = _account_for(cache_text, connection, settings.client_id)
     client = EntraClient(
         cloud,
@@ -77,11 +86,18 @@ def _refresh(
         session=session,
         token_cache_text=cache_text,
     )
-    # force_refresh skips the cached access token: the point is to redeem (and so renew) the
-    # refresh token. `.default` asks for whatever is granted, so a scope withdrawn later doesn't
-    # fail the keep-alive (the status check reports missing scopes).
-    result = client.acquire_delegated_silent([cloud.graph_scope()], account, force_refresh=True)
-    return result, client
+    # The check redeems the refresh token with force_refresh (the point is to renew it) and
+    # `.default` (whatever is granted: a scope withdrawn later doesn't fail the keep-alive, the
+    # check reports it missing).
+    check = verify_delegated(
+        client,
+        account,
+        session=session,
+        tenant_id=connection.tenant_id or "",
+        required_scopes=settings.required_scopes,
+        graph_options=GRAPH_OPTIONS,
+    )
+    return check, client
 
 
 def _claim(
@@ -120,8 +136,11 @@ def refresh_connection(
     now: datetime,
     owner: str | None = None,
     session_for: Callable[[Cloud], requests.Session] | None = None,
+    trigger: str = "keep-alive",
+    actor: int | None = None,
 ) -> ConnectionResult:
-    """Refresh one connection if it is due and nobody else is at it; record the outcome."""
+    """Refresh one connection if it is due and nobody else is at it; record the outcome and the
+    report of the check the refresh is (``trigger`` and ``actor`` go into its audit row)."""
     owner = owner or secrets.token_hex(16)
     own_session: requests.Session | None = None
     if session_for is None:
@@ -131,15 +150,9 @@ def refresh_connection(
             own_session = own_session or http_session(cloud_table, cloud)
             return own_session
 
+    run = _Run(settings, cloud_table, now, owner, session_for, trigger, actor)
     try:
-        return _refresh_claimed(
-            connection_id,
-            settings=settings,
-            cloud_table=cloud_table,
-            now=now,
-            owner=owner,
-            session_for=session_for,
-        )
+        return _refresh_claimed(connection_id, run)
     except sqlite3.Error as exc:
         # Recording an outcome failed (the refresh itself, if any, was not stored): the
         # previous token is kept; an operator has to look at the database.
@@ -156,16 +169,21 @@ def refresh_connection(
             own_session.close()
 
 
-def _refresh_claimed(
-    connection_id: str,
-    *,
-    settings: Settings,
-    cloud_table: CloudTable,
-    now: datetime,
-    owner: str,
-    session_for: Callable[[Cloud], requests.Session],
-) -> ConnectionResult:
-    claimed, why = _claim(connection_id, owner, now, settings)
+@dataclass(frozen=True)
+class _Run:
+    """What one refresh needs besides the connection."""
+
+    settings: Settings
+    cloud_table: CloudTable
+    now: datetime
+    owner: str
+    session_for: Callable[[Cloud], requests.Session]
+    trigger: str
+    actor: int | None
+
+
+def _refresh_claimed(connection_id: str, run: _Run) -> ConnectionResult:
+    claimed, why = _claim(connection_id, run.owner, run.now, run.settings)
     if claimed is None:
         current = storage.get_connection(connection_id)
         label = current.label if current else connection_id
@@ -173,46 +191,50 @@ def _refresh_claimed(
     connection = claimed
     try:
         try:
-            outcome, reason = _redeem_and_store(
-                connection,
-                settings=settings,
-                cloud_table=cloud_table,
-                now=now,
-                owner=owner,
-                session_for=session_for,
+            outcome, reason, check_ok = _redeem_and_store(connection, run)
+            return ConnectionResult(
+                connection_id, connection.label, outcome, reason, check_ok=check_ok
             )
-            return ConnectionResult(connection_id, connection.label, outcome, reason)
         except Failed as failure:
-            return record_failure(connection, failure, now, settings)
+            return record_failure(connection, failure, run.now)
     finally:
-        _release(connection_id, owner)
+        _release(connection_id, run.owner)
+
+
+def _stored_sign_in(connection: storage.Connection) -> bytes | None:
+    """The connection's token cache (None: none stored); our keyring failing is a
+    :class:`Failed` of ``our_config``."""
+    try:
+        return credentials.token_cache(connection.id)
+    except credentials.KeyringAlarm as alarm:
+        # Our keyring, not the customer's sign-in: the state stays, the operator is alarmed.
+        raise Failed(
+            "our_config",
+            f"vault keyring cannot read the stored sign-in ({alarm.reason})",
+            alarm.summary(),
+        ) from None
 
 
 def _redeem_and_store(
-    connection: storage.Connection,
-    *,
-    settings: Settings,
-    cloud_table: CloudTable,
-    now: datetime,
-    owner: str,
-    session_for: Callable[[Cloud], requests.Session],
-) -> tuple[Outcome, str]:
-    """Redeem the claimed connection's refresh token and store the rotated one; a failure
-    Microsoft (or the stored sign-in) gave is raised as :class:`Failed`."""
+    connection: storage.Connection, run: _Run
+) -> tuple[Outcome, str, bool | None]:
+    """Redeem the claimed connection's refresh token and store the rotated one with the check's
+    report; a failure Microsoft (or the stored sign-in) gave is raised as :class:`Failed`."""
     try:
-        cloud = cloud_table.get(connection.cloud or "")
+        cloud = run.cloud_table.get(connection.cloud or "")
     except KeyError:
         raise Failed("operator", f"unknown cloud {connection.cloud!r}") from None
     if not connection.tenant_id:
         raise Failed("relink", "no tenant stored")
     try:
-        blob = credentials.token_cache(connection.id)
+        blob = _stored_sign_in(connection)
     except vault.SecretUnreadable as exc:
-        # credentials.token_cache has already moved the connection to needs_reconnect.
-        return "relink", f"stored sign-in unreadable ({exc.reason})"
+        # Gone for the customer: credentials.token_cache has moved it to needs_reconnect.
+        return "relink", f"stored sign-in unreadable ({exc.reason})", None
     if not blob:
         raise Failed("relink", "no stored sign-in")
-    token, client = _refresh(cloud, connection, settings, blob.decode(), session_for(cloud))
+    check, client = _refresh(cloud, connection, run.settings, blob.decode(), run.session_for(cloud))
+    token = check.token
     if not token.ok:
         problem = token.problem
         if problem is None:
@@ -222,7 +244,15 @@ def _redeem_and_store(
     if tid is not None and str(tid).lower() != connection.tenant_id.lower():
         raise Failed("operator", "token issued for another tenant; not stored")
     try:
-        stored = record_success(connection, owner, client, token, now)
+        check_ok = record_success(
+            connection, run.owner, client, check, run.now, trigger=run.trigger, actor=run.actor
+        )
+    except LeaseLost:
+        return (
+            "skipped",
+            "changed meanwhile (re-linked, found unusable or lease lost); discarded",
+            None,
+        )
     except sqlite3.Error as exc:
         # Nothing of the success transaction landed: the previous token is still stored and
         # still valid at Entra (old refresh tokens are not revoked), so the next run works.
@@ -232,8 +262,6 @@ def _redeem_and_store(
             connection.id,
             exc.__class__.__name__,
         )
-        return "operator", "database write failed; previous sign-in kept"
-    if not stored:
-        return "skipped", "changed meanwhile (re-linked, found unusable or lease lost); discarded"
+        return "operator", "database write failed; previous sign-in kept", None
     log.info("keep-alive: connection %s refreshed", connection.id)
-    return "refreshed", ""
+    return "refreshed", "", check_ok

@@ -26,8 +26,13 @@ class RunSummary:
         return self.count("relink")
 
     @property
+    def alarms(self) -> int:
+        """Connections support must look at (refreshes failing for days, little life left)."""
+        return sum(1 for r in self.results if r.alarm)
+
+    @property
     def transient(self) -> int:
-        """Transient failures this run, the ones that just became exhausted included."""
+        """Transient failures this run, the ones whose token life just ended included."""
         return self.count("transient", "exhausted")
 
     @property
@@ -44,14 +49,15 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """Non-zero only for operator problems: customers' failures are not the cron job's."""
+        """Non-zero only for operator problems (our keyring included): customers' failures and
+        Microsoft's are not the cron job's (alarms are for support)."""
         return 1 if self.operator else 0
 
     def line(self) -> str:
         return (
             f"refreshed {self.refreshed}, re-link needed {self.relink}, "
-            f"transient failures {self.transient} (exhausted {self.exhausted}), "
-            f"skipped {self.skipped}, operator problems {self.operator}"
+            f"transient failures {self.transient} (token life over {self.exhausted}), "
+            f"alarms {self.alarms}, skipped {self.skipped}, operator problems {self.operator}"
         )
 
 
@@ -59,7 +65,7 @@ _LABELS = {
     "refreshed": "refreshed",
     "relink": "re-link needed",
     "transient": "transient failure",
-    "exhausted": "exhausted (re-link needed)",
+    "exhausted": "token life over (re-link needed)",
     "operator": "operator problem",
     "skipped": "skipped",
 }
@@ -75,9 +81,10 @@ def report_lines(summary: RunSummary, verbose: bool = False) -> list[str]:
         if r.outcome in ("refreshed", "skipped") and not verbose:
             continue
         detail = f" ({r.reason})" if r.reason else ""
-        days = f", failing days {r.failure_days}" if r.outcome in ("transient", "exhausted") else ""
+        days = f", failing days {r.failure_days}" if r.failure_days else ""
+        alarm = f"; ALARM: {r.alarm}" if r.alarm else ""
         lines.append(
-            f"  {r.connection_id} {_one_line(r.label)}: {_LABELS[r.outcome]}{detail}{days}"
+            f"  {r.connection_id} {_one_line(r.label)}: {_LABELS[r.outcome]}{detail}{days}{alarm}"
         )
     lines.append(f"Refresh tokens: {summary.line()}")
     return lines

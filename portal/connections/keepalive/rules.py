@@ -1,6 +1,7 @@
-"""The keep-alive's rules: when a connection is linked, due or exhausted, and who has to act on
-a failed refresh (the customer, nobody yet, or the operator). Pure functions of a connection,
-the clock and Microsoft's error; nothing here writes."""
+"""The keep-alive's rules: when a connection is linked or due, how long its refresh token can
+still be alive, when support must be alarmed, and who has to act on a failed refresh (the
+customer, nobody yet, or the operator). Pure functions of a connection, the clock and
+Microsoft's error; nothing here writes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,21 @@ from portal import storage
 from portal.entra.errors import EntraProblem
 
 DEFAULT_IDLE = timedelta(hours=24)
-EXHAUSTED_AFTER_DAYS = 4
+#: Microsoft ends a refresh token that goes unused this long (MaxInactiveTime, 90 days; not
+#: configurable since 2021-01-30): entra.md §9, sources CTL and RT,
+#: https://learn.microsoft.com/entra/identity-platform/configurable-token-lifetimes and
+#: https://learn.microsoft.com/entra/identity-platform/refresh-tokens . Transient failures are
+#: retried for as long as the token can still be alive; only then is the customer asked to
+#: link again.
+TOKEN_INACTIVE_LIFE = timedelta(days=90)
+#: Taken off that life: ``last_alive`` is our record of the moment (consent is stored after
+#: Microsoft issued the token; our clock and Microsoft's may differ), and the cron runs about
+#: daily, so a day more would be a run against a token that is already gone.
+LIFE_MARGIN = timedelta(days=1)
+#: Support is alarmed after this many failing UTC days ...
+ALARM_AFTER_DAYS = 3
+#: ... and again once this little of the token's life is left.
+ALARM_LIFE_LEFT = timedelta(days=30)
 #: Longer than one refresh can take (connect 3 s + read 10 s, MSAL discovery + token call).
 LEASE_SECONDS = 300.0
 
@@ -19,7 +34,9 @@ LEASE_SECONDS = 300.0
 RELINK_CODES = frozenset({700082, 50173, 70043, 700084, 65001, 50076, 50079})
 RELINK_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
 
-Category = Literal["relink", "transient", "operator"]
+#: ``our_config``: our own vault keyring cannot read the stored sign-in (an operator alarm; the
+#: customer's connection is left as it is).
+Category = Literal["relink", "transient", "operator", "our_config"]
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -42,11 +59,6 @@ def is_linked(connection: storage.Connection) -> bool:
     )
 
 
-def is_exhausted(connection: storage.Connection, after_days: int = EXHAUSTED_AFTER_DAYS) -> bool:
-    """True when keep-alive gave up after transient failures on ``after_days`` days."""
-    return connection.state == "needs_reconnect" and connection.refresh_failure_days >= after_days
-
-
 def last_alive(connection: storage.Connection) -> datetime | None:
     """When the refresh token last proved alive: the later of the last refresh and the consent."""
     moments = [
@@ -55,6 +67,57 @@ def last_alive(connection: storage.Connection) -> datetime | None:
         if m is not None
     ]
     return max(moments) if moments else None
+
+
+def life_end(connection: storage.Connection) -> datetime | None:
+    """When the refresh token is surely gone if it is not redeemed before: 90 days after it last
+    proved alive, less the margin. None when it never proved alive."""
+    alive = last_alive(connection)
+    return alive + TOKEN_INACTIVE_LIFE - LIFE_MARGIN if alive is not None else None
+
+
+def life_left(connection: storage.Connection, now: datetime) -> timedelta | None:
+    """How long the refresh token can still be alive (negative once it is surely gone)."""
+    end = life_end(connection)
+    return end - now if end is not None else None
+
+
+def life_over(connection: storage.Connection, now: datetime) -> bool:
+    """True once the refresh token cannot be alive any more (so retrying is pointless)."""
+    left = life_left(connection, now)
+    return left is not None and left <= timedelta(0)
+
+
+def is_exhausted(connection: storage.Connection) -> bool:
+    """True when keep-alive gave up because refreshes kept failing (transiently) until the
+    token's life was over, as opposed to Microsoft saying the grant is gone."""
+    end = life_end(connection)
+    return (
+        connection.state == "needs_reconnect"
+        and connection.refresh_failure_days > 0
+        and end is not None
+        and connection.refresh_last_failure_day is not None
+        and connection.refresh_last_failure_day >= end.date().isoformat()
+    )
+
+
+def alarm(connection: storage.Connection, now: datetime) -> str | None:
+    """What support must be told about a connection whose refreshes keep failing, well before
+    its token's life is over (None while there is nothing to tell): failing on
+    ``ALARM_AFTER_DAYS`` days, and again with at most ``ALARM_LIFE_LEFT`` of life left."""
+    left = life_left(connection, now)
+    days = connection.refresh_failure_days
+    if left is None or connection.state not in ("connected", "needs_attention"):
+        return None
+    days_left = max(0, left.days)
+    if left <= ALARM_LIFE_LEFT:
+        return (
+            f"refresh token has {days_left} day(s) of life left (Microsoft ends it after "
+            f"{TOKEN_INACTIVE_LIFE.days} days without use); refresh failing on {days} day(s)"
+        )
+    if days >= ALARM_AFTER_DAYS:
+        return f"refresh failing on {days} days; {days_left} day(s) of the token's life left"
+    return None
 
 
 def is_due(connection: storage.Connection, now: datetime, idle: timedelta = DEFAULT_IDLE) -> bool:

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from portal.connections import service_provider
-from portal.connections.keepalive.rules import DEFAULT_IDLE, EXHAUSTED_AFTER_DAYS, LEASE_SECONDS
-from portal.entra.client import Credential
+from portal.connections.keepalive.rules import DEFAULT_IDLE, LEASE_SECONDS
+from portal.entra.client import DELEGATED_SCOPE_NAMES, Credential
 
 
 class KeepAliveConfigError(RuntimeError):
@@ -24,8 +24,10 @@ class Settings:
     client_id: str
     credential: Credential = field(repr=False)
     idle: timedelta = DEFAULT_IDLE
-    exhausted_after_days: int = EXHAUSTED_AFTER_DAYS
     lease_seconds: float = LEASE_SECONDS
+    #: The delegated scopes a connection must hold (the product's plus ``SP_EXTRA_SCOPES``):
+    #: the check each refresh is reports the others missing.
+    required_scopes: tuple[str, ...] = DELEGATED_SCOPE_NAMES
 
 
 def settings_from_config(
@@ -44,4 +46,4 @@ def settings_from_config(
         idle = timedelta(hours=float(hours))
     except (TypeError, ValueError):
         raise KeepAliveConfigError("REFRESH_IDLE_HOURS must be a number of hours") from None
-    return Settings(app.client_id, app.credential, idle=idle)
+    return Settings(app.client_id, app.credential, idle=idle, required_scopes=app.required_scopes)
