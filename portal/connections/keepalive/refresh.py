@@ -37,6 +37,7 @@ from portal.connections.keepalive.rules import (
 from portal.connections.keepalive.settings import Settings
 from portal.entra.client import EntraClient, read_stored_sign_in
 from portal.entra.clouds import Cloud, CloudTable, http_session
+from portal.entra.retry import RetryPolicy
 from portal.entra.verify_delegated import DelegatedCheck, verify_delegated
 from portal.storage import vault
 from portal.storage.db import write_transaction
@@ -45,7 +46,7 @@ log = logging.getLogger("portal.keepalive")
 
 #: Graph is only read to prove the new token works: fewer retries than a customer's check, so
 #: a run over many connections is not held up by one slow tenant.
-GRAPH_OPTIONS = {"max_attempts": 2, "deadline": 10.0}
+GRAPH_OPTIONS = {"retry": RetryPolicy(attempts=2, deadline=10.0)}
 
 
 def _account_for(cache_text: str, connection: storage.Connection, client_id: str) -> dict[str, Any]:
