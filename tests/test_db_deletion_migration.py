@@ -115,7 +115,8 @@ def test_m007_keeps_every_row_and_every_reference(before_m007):
     assert db.apply_migrations(database)[0] == BEFORE  # and any later ones
 
     counts["vault_blobs"] -= 1  # the retired certificate's private key
-    assert _counts(database) == counts
+    after = _counts(database)
+    assert {name: after[name] for name in counts} == counts  # later migrations add tables
     keys = {
         r[0]
         for r in database.conn.execute(
