@@ -1,12 +1,14 @@
 """Blueprints, one per feature, each with its templates in ``templates/<blueprint>/``:
 sign-in (``auth``) and its security settings (``account``), the home page, the connection page
 (``connection``), the customer-owned setup (``wizard``, ``certificates``, ``consent``), Link
-Account for service-provider connections (``link``) and the support dashboard."""
+Account for service-provider connections (``link``), the support dashboard, and the host
+API (``portal.api``, its own package: JSON under /api/v1)."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from portal import api
 from portal.blueprints import (
     account,
     auth,
@@ -19,7 +21,7 @@ from portal.blueprints import (
     wizard,
 )
 
-BLUEPRINTS = (auth, account, home, connection, wizard, certificates, consent, link, support)
+BLUEPRINTS = (auth, account, home, connection, wizard, certificates, consent, link, support, api)
 
 
 def register(app: Flask) -> None:
