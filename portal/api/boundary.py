@@ -7,7 +7,10 @@ which refuses writes) for /api paths: a portal session cookie sent to the API is
 never refreshed, and no ``Set-Cookie`` is ever sent back. Without a cookie there is no ambient
 authority for another site to ride on, which is why the API blueprint is exempt from CSRF
 tokens (a cross-site page cannot add the ``Authorization`` header, and with no CORS headers
-the browser will not send a cross-origin request that carries one).
+the browser will not send a cross-origin request that carries one). A request that brings the
+portal's cookie and no key is answered like any request without a key (401, with a detail that
+says the cookie is not used here); with a key the cookie is simply ignored: refusing it would
+protect nothing, since the cookie is never read.
 """
 
 from __future__ import annotations
@@ -47,6 +50,26 @@ class _NoSessionForApi(SessionInterface):
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
+
+
+# The cookie settings are methods of the base class, so __getattr__ never sees them: forward
+# them too, so anything asking the app's interface gets the portal's answers (Secure, ...).
+for _name in (
+    "get_cookie_name",
+    "get_cookie_domain",
+    "get_cookie_path",
+    "get_cookie_httponly",
+    "get_cookie_secure",
+    "get_cookie_samesite",
+    "get_cookie_partitioned",
+    "get_expiration_time",
+    "should_set_cookie",
+):
+    setattr(
+        _NoSessionForApi,
+        _name,
+        lambda self, *args, _name=_name: getattr(self._inner, _name)(*args),
+    )
 
 
 def adopt_request_id() -> None:

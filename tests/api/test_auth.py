@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import request
 
 from portal import create_app, storage
 from portal.api import keys
@@ -98,6 +99,17 @@ def test_the_portal_session_cookie_is_neither_read_nor_set(app, api, admin_a, ma
     keyed = api.request("GET", "/api/v1/organizations/nobody", key)
     assert keyed.status_code == 404 and "Set-Cookie" not in keyed.headers
     assert "Set-Cookie" not in api.request("GET", "/api/v1/openapi.json").headers
+
+
+def test_api_requests_get_a_null_session_and_pages_the_portals(app):
+    interface = app.session_interface
+    with app.test_request_context("/api/v1/organizations/a"):
+        assert interface.open_session(app, request) is None
+        # The portal's own cookie policy (plain http on loopback in development: not Secure),
+        # not Flask's default answer (SESSION_COOKIE_SECURE, True).
+        assert interface.get_cookie_secure(app) is False
+    with app.test_request_context("/login"):
+        assert interface.open_session(app, request) is not None
 
 
 def login_as_requests(session, base: str, email: str):
