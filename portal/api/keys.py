@@ -40,7 +40,9 @@ class IssuedKey:
 
 
 def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
+    # UTF-8, not ASCII: a presented value may be anything a header can carry (keys we make are
+    # ASCII, so their hashes are the same either way).
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def parse_key_id(key: str) -> str | None:

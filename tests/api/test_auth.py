@@ -55,6 +55,7 @@ def test_every_route_refuses_a_request_without_a_valid_key(api, make_key, every_
             ({"Authorization": "Basic dXNlcjpwYXNz"}, False),
             ({"Authorization": "Bearer not-a-key"}, True),
             ({"Authorization": f"Bearer {wrong}"}, True),
+            ({"Authorization": "Bearer cl\u00e9"}, True),  # not ASCII: still just a wrong key
         ):
             answer = send(api, method, path, headers=headers)
             assert_problem(answer, 401, "unauthorized")
