@@ -51,7 +51,10 @@ class OrganizationOut(BaseModel):
     created_at: Timestamp
 
 
-class ListQuery(_Strict):
+class ListQuery(BaseModel):
+    """Unknown query parameters are ignored (a cache buster must not break a client); bodies
+    are strict."""
+
     limit: int = Field(50, ge=1, le=100, description="At most this many connections.")
     cursor: Annotated[str, StringConstraints(pattern=CURSOR_PATTERN)] | None = Field(
         None, description="The next_cursor of the previous page."
