@@ -95,6 +95,10 @@ def test_the_list_comes_in_pages_with_a_cursor(api, make_key, host_org, seed_con
             "GET", "/api/v1/organizations/acme-1/connections", key, params={"cursor": bad}
         )
         assert_problem(answer, 400, "invalid_request")
+    ignored = api.request(
+        "GET", "/api/v1/organizations/acme-1/connections", key, params={"_": "123"}
+    )
+    assert ignored.status_code == 200  # unknown query parameters are ignored
     for limit in (0, 101, "x"):
         answer = api.request(
             "GET", "/api/v1/organizations/acme-1/connections", key, params={"limit": limit}
