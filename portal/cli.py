@@ -338,6 +338,8 @@ def _decide(review_id: str, *, approve: bool, decided_by: str) -> None:
 
 
 def init_app(app) -> None:
+    from portal.api.cli import api_key_cli
+
     for command in (
         init_db_command,
         create_org_command,
@@ -349,3 +351,4 @@ def init_app(app) -> None:
     app.cli.add_command(vault_cli)
     app.cli.add_command(link_review_cli)
     app.cli.add_command(org_cli)
+    app.cli.add_command(api_key_cli)

@@ -1,13 +1,14 @@
 """Blueprints, one per feature, each with its templates in ``templates/<blueprint>/``:
 sign-in (``auth``) and its security settings (``account``), the home page, the connection page
 (``connection``), the customer-owned setup (``wizard``, ``certificates``, ``consent``), Link
-Account for service-provider connections (``link``), the support dashboard and the Prometheus
-endpoint (``metrics``)."""
+Account for service-provider connections (``link``), the support dashboard, the Prometheus
+endpoint (``metrics``) and the host API (``portal.api``, its own package: JSON under /api/v1)."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from portal import api
 from portal.blueprints import (
     account,
     auth,
@@ -32,6 +33,7 @@ BLUEPRINTS = (
     link,
     support,
     metrics,
+    api,
 )
 
 

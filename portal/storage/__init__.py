@@ -7,6 +7,14 @@ Callers write ``storage.get_connection(...)``; each function lives in the module
 
 from __future__ import annotations
 
+from portal.storage.api_keys import (  # noqa: F401
+    ApiKey,
+    create_api_key,
+    get_api_key,
+    list_api_keys,
+    revoke_api_key,
+    touch_api_key,
+)
 from portal.storage.certificates import (  # noqa: F401
     active_certificate,
     add_certificate,
@@ -132,12 +140,14 @@ from portal.storage.sql import (  # noqa: F401
 from portal.storage.users import (  # noqa: F401
     TOTP_PENDING,
     TOTP_SECRET,
+    OrganizationNameTaken,
     accept_totp_step,
     create_organization,
     create_user,
     end_sessions,
     enrol_totp,
     get_organization,
+    get_organization_by_external_id,
     get_organization_by_name,
     get_pending_totp_secret,
     get_totp_secret,
@@ -146,6 +156,7 @@ from portal.storage.users import (  # noqa: F401
     list_organizations,
     list_users,
     normalize_email,
+    put_organization_by_external_id,
     put_pending_totp_secret,
     record_login,
     remove_mfa,

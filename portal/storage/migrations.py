@@ -391,3 +391,25 @@ def m010_job_runs(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX job_runs_by_job ON job_runs (job, id)")
+
+
+@migrations()
+def m011_api_keys(db: sqlite_utils.Database) -> None:
+    """The host API: its keys (deployment-wide; only a SHA-256 of each key is kept, the public
+    ``key_id`` finds the row, ``scopes`` is space-separated, revoked keys stay for the audit
+    trail) and the host's own id of each organization (``external_id``, unique; NULL for an
+    organization the host has not named). SQLite cannot add a UNIQUE column, so a unique index
+    holds it (NULLs are distinct in it: https://www.sqlite.org/lang_createindex.html)."""
+    db.execute(
+        "CREATE TABLE api_keys ("
+        " id INTEGER PRIMARY KEY,"
+        " key_id TEXT NOT NULL UNIQUE CHECK (length(key_id) = 8),"
+        " name TEXT NOT NULL,"
+        " secret_hash TEXT NOT NULL CHECK (length(secret_hash) = 64),"
+        " scopes TEXT NOT NULL,"
+        " created_at TEXT NOT NULL,"
+        " last_used_at TEXT,"
+        " revoked_at TEXT)"
+    )
+    db.execute("ALTER TABLE organizations ADD COLUMN external_id TEXT")
+    db.execute("CREATE UNIQUE INDEX organizations_external_id ON organizations(external_id)")

@@ -34,6 +34,7 @@ class Organization:
     name: str
     created_at: str
     require_mfa: bool = False  # its admins must sign in with a second factor
+    external_id: str | None = None  # the host product's own id for it (m011; the host API)
 
 
 @dataclass(frozen=True)

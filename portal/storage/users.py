@@ -177,3 +177,41 @@ def remove_mfa(user_id: int) -> None:
         _execute(
             "UPDATE users SET mfa_enrolled_at = NULL, totp_last_step = NULL WHERE id = ?", [user_id]
         )
+
+
+class OrganizationNameTaken(ValueError):
+    """Another organization already has this name (names are unique)."""
+
+
+def get_organization_by_external_id(external_id: str) -> Organization | None:
+    """The organization the host product knows by ``external_id`` (validated by the caller)."""
+    return _organization(
+        _row("SELECT * FROM organizations WHERE external_id = ?", [str(external_id)])
+    )
+
+
+def put_organization_by_external_id(
+    external_id: str, name: str
+) -> tuple[Organization, Organization | None]:
+    """Create the organization the host knows by ``external_id``, or rename it; returns it and
+    what it was before (None: created now). Idempotent: the same name again changes nothing.
+    Raises :class:`OrganizationNameTaken` when another organization has ``name``."""
+    name = name.strip()
+    if not name:
+        raise ValueError("organization name is empty")
+    with write_transaction():
+        before = get_organization_by_external_id(external_id)
+        other = get_organization_by_name(name)
+        if other is not None and (before is None or other.id != before.id):
+            raise OrganizationNameTaken(name)
+        if before is None:
+            cursor = _execute(
+                "INSERT INTO organizations (name, created_at, external_id) VALUES (?, ?, ?)",
+                [name, utcnow(), str(external_id)],
+            )
+            org_id = cursor.lastrowid
+        else:
+            org_id = before.id
+            if before.name != name:
+                _execute("UPDATE organizations SET name = ? WHERE id = ?", [name, org_id])
+        return _organization(_one("SELECT * FROM organizations WHERE id = ?", [org_id])), before
