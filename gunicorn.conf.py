@@ -35,4 +35,18 @@ graceful_timeout = 30
 # Seconds an idle keep-alive connection from the reverse proxy stays open.
 keepalive = 5
 
-# Server hooks (e.g. ``child_exit``) go below.
+# Server hooks: the metrics of the workers of one server (no-ops unless PROMETHEUS_MULTIPROC_DIR).
+
+
+def on_starting(server):
+    """With PROMETHEUS_MULTIPROC_DIR set (README, Metrics): start with an empty directory."""
+    from portal import metrics
+
+    metrics.gunicorn_on_starting(server)
+
+
+def child_exit(server, worker):
+    """A worker that exits leaves its live gauges behind unless marked dead."""
+    from portal import metrics
+
+    metrics.gunicorn_child_exit(server, worker)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import (
@@ -151,7 +152,37 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         yield self._connections()
+        yield self._failing()
+        yield self._background_jobs()
         yield from self._jobs()
+
+    @staticmethod
+    def _failing() -> Metric:
+        gauge = GaugeMetricFamily(
+            "portal_connections_failing",
+            "Connections whose last attempts failed, by whose move it is (the health record's "
+            "error class: transient, needs_customer, our_config).",
+            labels=["error_class"],
+        )
+        counts = dict(storage.failing_counts())
+        for error_class in ("transient", "needs_customer", "our_config"):
+            gauge.add_metric([error_class], counts.get(error_class, 0))
+        return gauge
+
+    @staticmethod
+    def _background_jobs() -> Metric:
+        gauge = GaugeMetricFamily(
+            "portal_background_jobs",
+            "Checks run for a person (Link Account, Check again, the upload check): the "
+            "unfinished ones and those of the last hour, by kind and status.",
+            labels=["kind", "status"],
+        )
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+        counts = {(k, s): n for k, s, n in storage.job_counts(since)}
+        for kind in storage.JOB_KINDS:
+            for status in storage.JOB_STATUSES:
+                gauge.add_metric([kind, status], counts.get((kind, status), 0))
+        return gauge
 
     @staticmethod
     def _connections() -> Metric:

@@ -196,7 +196,7 @@ def test_a_job_whose_lease_expired_reads_as_interrupted(app, wizard, sim, tenant
     assert len(jobs_of(app, wizard.id)) == 2
 
 
-def test_a_job_past_its_deadline_fails_transient_and_records_nothing(
+def test_a_job_past_its_deadline_is_a_failed_attempt_and_records_no_finding(
     app_config, app, wizard, sim, tenant
 ):
     app.config["JOB_DEADLINE_SECONDS"] = 1
@@ -208,8 +208,13 @@ def test_a_job_past_its_deadline_fails_transient_and_records_nothing(
     assert job["status"] == "failed" and '"transient": true' in job["result"]
     sim.clear_faults()  # Microsoft answers at last (the hanging request ends)
     time.sleep(1.5)  # the abandoned work's next step report ends it
-    assert history(app, wizard.id) == (0, 0)
-    assert connection(app, wizard.id).last_check is None
+    # One failed attempt in the health record; no finding, no report.
+    item = connection(app, wizard.id)
+    assert item.last_check is None and item.state == "waiting"
+    assert item.error_class == "transient" and item.failing_since == item.last_attempt_at
+    with app.app_context():
+        outcomes = [e.outcome for e in storage.list_health_events(wizard.id)]
+    assert outcomes == ["check_transient"]
 
 
 def test_support_cannot_start_a_job(app, wizard, sim, tenant, support_client):

@@ -239,6 +239,30 @@ def test_connection_gauges_match_the_database(app, client, make_org, make_connec
     assert not any(state == "deleted" for state, _, _ in gauges)
 
 
+def test_failing_connections_and_background_jobs_are_counted(app, client, client_a, sim, tenant):
+    wizard = start_wizard(client_a)
+    ready(app, wizard, sim, tenant, roles=())  # set up, but the role is missing
+    link(wizard)  # a background job that finishes: needs the customer
+    other = start_wizard(client_a)
+    ready(app, other, sim, tenant)
+    sim.set_fault("token", "status", status=503)  # until cleared: every retry refused too
+    try:
+        link(other)
+    finally:
+        sim.clear_faults()
+    samples = scrape(client)
+
+    def value(name, **labels):
+        return samples.get((name, frozenset(labels.items())), 0)
+
+    assert value("portal_connections_failing", error_class="needs_customer") == 1
+    assert value("portal_connections_failing", error_class="transient") == 1
+    assert value("portal_connections_failing", error_class="our_config") == 0
+    assert value("portal_background_jobs", kind="check", status="done") == 1
+    assert value("portal_background_jobs", kind="check", status="failed") == 1
+    assert value("portal_background_jobs", kind="check", status="running") == 0
+
+
 def test_check_health_records_a_finished_run(app, client, client_a, runner, sim, tenant):
     wizard = start_wizard(client_a)
     ready(app, wizard, sim, tenant)

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask
 
 from portal import storage
+from portal.connections import lifecycle
 from portal.entra.report import Progress, Step
 from portal.jobs import executor
 
@@ -68,7 +69,25 @@ def run(app: Flask, job_id: str, work: Work) -> None:
         except Exception:
             log.exception("job %s failed", job_id)
             status, result = "failed", {"ok": False, "message": FAILED_MESSAGE}
-        storage.finish_job(job_id, status, result)
+        if storage.finish_job(job_id, status, result) and result.get("deadline"):
+            _record_deadline(job_id, settings)
+
+
+def _record_deadline(job_id: str, settings: Settings) -> None:
+    """A check stopped at its deadline is a failed attempt, like one Microsoft interrupted:
+    the health record says so (the state and the last report stand)."""
+    job = storage.read_job(job_id)
+    if job is None or job.kind != "check":
+        return
+    try:
+        lifecycle.check_interrupted(
+            job.connection_id,
+            summary={"trigger": "job", "problem": "Microsoft did not answer in time"},
+            actor=job.created_by,
+            detail={"ok": False, "transient": True, "deadline_seconds": settings.deadline},
+        )
+    except (lifecycle.TransitionRefused, storage.ConnectionDeleted, KeyError):
+        pass  # deleted meanwhile
 
 
 def _supervise(
@@ -92,7 +111,12 @@ def _supervise(
         if now >= deadline:
             abandoned.set()
             log.warning("job %s passed its deadline of %.0f s", job_id, settings.deadline)
-            return "failed", {"ok": False, "transient": True, "message": DEADLINE_MESSAGE}
+            return "failed", {
+                "ok": False,
+                "transient": True,
+                "deadline": True,
+                "message": DEADLINE_MESSAGE,
+            }
         if now >= next_beat:
             storage.renew_job_lease(job_id, time.time() + settings.lease)
             next_beat = now + beat

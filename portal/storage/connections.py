@@ -226,3 +226,13 @@ def connection_counts() -> list[tuple[str, str, str, int]]:
         "WHERE state != 'deleted' GROUP BY state, health, kind"
     )
     return [(r["state"], r["health"], r["kind"], r["n"]) for r in rows]
+
+
+def failing_counts() -> list[tuple[str, int]]:
+    """(error class, count) of the connections that are not deleted and are failing now (the
+    health record's ``failing_since`` is set), one GROUP BY."""
+    rows = _rows(
+        "SELECT error_class, COUNT(*) AS n FROM connections "
+        "WHERE state != 'deleted' AND failing_since IS NOT NULL GROUP BY error_class"
+    )
+    return [(r["error_class"] or "unknown", r["n"]) for r in rows]

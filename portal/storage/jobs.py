@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portal.storage.db import write_transaction
-from portal.storage.sql import _execute, _row, utcnow
+from portal.storage.sql import _execute, _row, _rows, utcnow
 
 JOB_KINDS = ("check", "uploaded")
 UNFINISHED = ("queued", "running")
@@ -170,3 +170,14 @@ def finish_job(job_id: str, status: str, result: dict[str, Any]) -> bool:
         [status, json.dumps(result), utcnow(), job_id],
     )
     return cursor.rowcount == 1
+
+
+def job_counts(since: str) -> list[tuple[str, str, int]]:
+    """(kind, status, count) of the background jobs created since ``since`` (ISO time) and of
+    every unfinished one, one GROUP BY (the metrics read it at every scrape)."""
+    rows = _rows(
+        "SELECT kind, status, COUNT(*) AS n FROM jobs "
+        "WHERE created_at >= :since OR status IN ('queued', 'running') GROUP BY kind, status",
+        {"since": since},
+    )
+    return [(r["kind"], r["status"], r["n"]) for r in rows]
