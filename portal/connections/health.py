@@ -38,17 +38,26 @@ def succeeded(now: str) -> dict[str, Any]:
     """The health columns of an attempt that proved the connection works."""
     return {
         "last_attempt_at": now,
+        "last_attempt_unfinished": False,
         "last_success_at": now,
         "failing_since": None,
         "error_class": None,
     }
 
 
-def failed(before: storage.Connection, error_class: ErrorClass, now: str) -> dict[str, Any]:
+def failed(
+    before: storage.Connection, error_class: ErrorClass, now: str, *, finished: bool
+) -> dict[str, Any]:
     """The health columns of an attempt that did not prove it: failing since the first failure
-    after the last success."""
+    after the last success; ``finished`` False when the attempt could not end (a transient
+    answer, our side). ``error_class`` is whose move the standing failure is: an attempt
+    Microsoft did not let finish learns nothing, so a failure the customer or we have to fix
+    stands over it (the page still says the last attempt could not check)."""
+    if error_class == "transient" and before.error_class in ("needs_customer", "our_config"):
+        error_class = before.error_class  # type: ignore[assignment]
     return {
         "last_attempt_at": now,
+        "last_attempt_unfinished": not finished,
         "last_failure_at": now,
         "failing_since": before.failing_since or now,
         "error_class": error_class,

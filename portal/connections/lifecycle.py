@@ -209,7 +209,7 @@ def check_recorded(
         else:
             state = WAITING if before.state in SETTING_UP else NEEDS_ATTENTION
             health = "unknown" if state == WAITING else health
-            record = health_record.failed(before, error_class, now)
+            record = health_record.failed(before, error_class, now, finished=True)
         after = storage.write_lifecycle(
             connection_id,
             state=state,
@@ -245,7 +245,7 @@ def check_interrupted(
         health = before.health
         if before.state in PROVEN and health in ("unknown", "healthy"):
             health = "degraded"
-        record = health_record.failed(before, "transient", storage.utcnow())
+        record = health_record.failed(before, "transient", storage.utcnow(), finished=False)
         after = storage.write_lifecycle(connection_id, state=before.state, health=health, **record)
         storage.add_health_event(connection_id, "check_transient", health, dict(summary))
         storage.audit_connection(
@@ -280,7 +280,7 @@ def link_recorded(
             health="degraded" if missing else "healthy",
             **fields,
             **(
-                health_record.failed(before, "needs_customer", now)
+                health_record.failed(before, "needs_customer", now, finished=True)
                 if missing
                 else health_record.succeeded(now)
             ),
@@ -322,7 +322,7 @@ def refresh_succeeded(
         record = (
             health_record.succeeded(at)
             if before.state == CONNECTED and before.error_class != "needs_customer"
-            else {"last_attempt_at": at}
+            else {"last_attempt_at": at, "last_attempt_unfinished": False}
         )
         storage.put_secret("connections", connection_id, "token_cache", token_cache)
         after = storage.write_lifecycle(
@@ -345,7 +345,7 @@ def refresh_failed(
     with storage.write_transaction():
         before = _current(connection_id, "refresh_failed")
         health = "degraded" if before.health in ("unknown", "healthy") else before.health
-        record = health_record.failed(before, error_class, at)
+        record = health_record.failed(before, error_class, at, finished=False)
         after = storage.write_lifecycle(
             connection_id, state=before.state, health=health, **fields, **record
         )
@@ -381,7 +381,7 @@ def needs_reconnect(
             connection_id,
             state=NEEDS_RECONNECT,
             health="failing",
-            **health_record.failed(before, "needs_customer", at or storage.utcnow()),
+            **health_record.failed(before, "needs_customer", at or storage.utcnow(), finished=True),
         )
         storage.add_health_event(connection_id, "needs_reconnect", "failing", {"reason": reason})
         storage.audit_connection(
@@ -411,7 +411,7 @@ def our_problem(
             connection_id,
             state=before.state,
             health=health or before.health,
-            **health_record.failed(before, "our_config", now),
+            **health_record.failed(before, "our_config", now, finished=False),
         )
         storage.add_health_event(
             connection_id, "our_config", after.health, {"reason": reason, **summary}, at=at

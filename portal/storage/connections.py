@@ -54,6 +54,7 @@ HEALTH_RECORD_FIELDS = frozenset(
         "failing_since",
         "error_class",
         "last_changes",
+        "last_attempt_unfinished",
     }
 )
 
@@ -69,7 +70,7 @@ def _connection_value(name: str, value):
         return json.dumps(value or {}, sort_keys=True)
     if name in ("last_check", "last_changes"):
         return None if value is None else json.dumps(value, sort_keys=True)
-    if name == "exchange_enabled":
+    if name in ("exchange_enabled", "last_attempt_unfinished"):
         return int(bool(value))
     if name == "granted_scopes":
         if value is None:

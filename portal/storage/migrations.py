@@ -334,6 +334,9 @@ def m008_health(db: sqlite_utils.Database) -> None:
         "CHECK (error_class IN ('transient', 'needs_customer', 'our_config'))"
     )
     db.execute("ALTER TABLE connections ADD COLUMN last_changes TEXT")
+    db.execute(
+        "ALTER TABLE connections ADD COLUMN last_attempt_unfinished INTEGER NOT NULL DEFAULT 0"
+    )
     # What the old columns already tell: a healthy connection's last check was a success.
     db.execute(
         "UPDATE connections SET last_attempt_at = last_checked_at, "

@@ -110,6 +110,9 @@ class Connection:
     failing_since: str | None = None
     error_class: str | None = None
     last_changes: tuple[dict, ...] = ()
+    #: The last attempt did not finish (Microsoft did not let it, or our side could not start
+    #: it): the last report is older than it.
+    last_attempt_unfinished: bool = False
 
     @property
     def deleted(self) -> bool:
@@ -216,6 +219,7 @@ def _connection(row: dict | None) -> Connection | None:
     row["last_check"] = json.loads(row["last_check"]) if row["last_check"] else None
     row["granted_scopes"] = tuple((row["granted_scopes"] or "").split())
     row["last_changes"] = tuple(json.loads(row["last_changes"])) if row["last_changes"] else ()
+    row["last_attempt_unfinished"] = bool(row["last_attempt_unfinished"])
     return Connection(**row)
 
 

@@ -149,3 +149,25 @@ def test_microsoft_not_answering_a_tenant_lookup_changes_nothing(app, wizard, si
     item = connection(app, wizard.id)
     assert (item.state, item.tenant_id) == ("connected", linked.tenant_id)
     assert "Microsoft did not answer just now" in answer
+
+
+def test_a_refused_attempt_leaves_the_customers_move_standing(app, wizard, sim, tenant, client_a):
+    """Microsoft refusing a check learns nothing: the missing role is still the customer's to
+    fix, and the page says both that and that the last attempt could not check."""
+    ready(app, wizard, sim, tenant)
+    link(wizard)
+    sim.remove_directory_role(tenant["id"], tenant["client_id"], USER_ADMIN)
+    link(wizard)
+    assert connection(app, wizard.id).error_class == "needs_customer"
+
+    sim.set_fault("token", "status", status=503)
+    try:
+        link(wizard)
+    finally:
+        sim.clear_faults()
+    item = connection(app, wizard.id)
+    assert (item.state, item.error_class) == ("needs_attention", "needs_customer")
+    assert item.last_attempt_unfinished
+    page = text(client_a.get(f"/connections/{wizard.id}"))
+    assert "could not check, will retry" in page and "something below needs your action" in page
+    assert "nothing for you to do" not in page
