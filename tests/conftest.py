@@ -36,6 +36,10 @@ def app_config(tmp_path):
         "VAULT_KEYS": vault.Keyring.generate(),
         "DATABASE": str(instance / "portal.sqlite3"),
         "PASSWORD_HASH_METHOD": FAST_HASH,
+        # Retries as in production (attempts, Retry-After, deadline), with short back-off so
+        # that a fault lasting a whole test costs tenths of a second, not seconds.
+        "OUTBOUND_BACKOFF_SECONDS": 0.05,
+        "OUTBOUND_MAX_BACKOFF_SECONDS": 0.2,
     }
 
 

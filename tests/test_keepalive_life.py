@@ -25,6 +25,8 @@ def provider(sim):
 def app_config(app_config, sim_server, provider, tmp_path):
     app_config["CLOUDS_FILE"] = str(sim_server.clouds_file(tmp_path / "clouds.json"))
     app_config.update(provider.config())
+    # Two attempts per call: each failing day still retries once (honouring Retry-After: 1).
+    app_config["OUTBOUND_ATTEMPTS"] = 2
     return app_config
 
 
