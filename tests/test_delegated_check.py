@@ -19,13 +19,14 @@ from portal.entra.clouds import load_cloud_table
 from portal.entra.permissions import Observed, checklist
 from portal.entra.tokens import TokenResult
 from portal.entra.verify_delegated import granted_scopes
+from tests.conftest import csrf_token
 from tests.keepalive_helpers import (
     Provider,
     link_connection,
     stored_refresh_tokens,
     token_calls,
 )
-from tests.wizard.helpers import connection, text
+from tests.wizard.helpers import HX, connection, follow_job, text
 
 
 @pytest.fixture
@@ -79,6 +80,21 @@ def test_check_refreshes_records_the_report_and_last_check(app, sim, linked, cli
     # Its own lifecycle text, not the certificate's.
     assert "we renew the sign-in every day" in page
     assert "Our certificate exists" not in page and "create a new certificate" not in page
+
+
+def test_check_again_on_the_page_runs_the_check_as_a_job(app, sim, linked, client_a):
+    page = text(client_a.get(f"/connections/{linked.connection.id}"))
+    assert "Check again</button>" in page and "Not checked yet." in page
+    token = csrf_token(client_a, f"/connections/{linked.connection.id}")
+    response = client_a.post(
+        f"/connections/{linked.connection.id}/check",
+        data={"where": "page", "csrf_token": token},
+        headers=HX,
+    )
+    body = text(follow_job(client_a, response))
+    assert "Every item is in place" in body and "Directory.AccessAsUser.All" in body
+    item = connection(app, linked.connection.id)
+    assert item.last_check["kind"] == "service_provider" and item.last_success_at
 
 
 def test_a_scope_removed_in_the_tenant_needs_attention_naming_it(app, sim, linked, provider):
