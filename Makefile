@@ -47,6 +47,8 @@ bench: install htmx
 	$(PY) bench/simulator.py
 	$(PY) bench/verify.py
 	$(PY) bench/validate.py
+	$(PY) bench/api.py
+	$(PY) bench/metrics.py
 
 clean:
 	rm -rf $(VENV) portal/static/vendor .pytest_cache
