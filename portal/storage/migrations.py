@@ -10,6 +10,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from portal.storage.db import MigrationError
+from portal.storage.table_rebuild import connections_with_deletion, schema_of
 
 migrations = Migrations("portal")
 
@@ -270,9 +271,9 @@ def m007_connection_deletion(db: sqlite_utils.Database) -> None:
     """
     if db.execute("PRAGMA foreign_keys").fetchone()[0]:
         raise MigrationError("m007 rebuilds connections: run it with foreign keys off")
-    table_sql, extras = _schema_of(db, "connections")
+    table_sql, extras = schema_of(db, "connections")
     columns = ", ".join(f"[{c.name}]" for c in db["connections"].columns)
-    db.execute(_connections_with_deletion(table_sql))
+    db.execute(connections_with_deletion(table_sql))
     db.execute(f"INSERT INTO connections_new ({columns}) SELECT {columns} FROM connections")
     db.execute("DROP TABLE connections")
     db.execute("ALTER TABLE connections_new RENAME TO connections")
@@ -282,42 +283,6 @@ def m007_connection_deletion(db: sqlite_utils.Database) -> None:
         "DELETE FROM vault_blobs WHERE owner_table = 'certificates' "
         "AND purpose = 'private_key' "
         "AND owner_id IN (SELECT id FROM certificates WHERE status = 'retired')"
-    )
-
-
-_LIVE_STATES_CHECK = (
-    "CHECK (state IN ('draft', 'waiting', 'connected', 'needs_attention', 'needs_reconnect'))"
-)
-
-
-def _schema_of(db: sqlite_utils.Database, table: str) -> tuple[str, list[str]]:
-    """The table's CREATE statement and those of its indexes and triggers (dropped with it)."""
-    rows = db.execute(
-        "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
-        "ORDER BY type = 'table' DESC, rowid",
-        [table],
-    ).fetchall()
-    if not rows or rows[0][0] != "table":
-        raise MigrationError(f"table {table} not found")
-    return rows[0][1], [sql for kind, sql in rows[1:] if kind in ("index", "trigger")]
-
-
-def _connections_with_deletion(table_sql: str) -> str:
-    """``connections_new``: the stored definition with ``deleted`` allowed and ``deleted_at``."""
-    if table_sql.count(_LIVE_STATES_CHECK) != 1 or not table_sql.rstrip().endswith(")"):
-        raise MigrationError("connections has an unexpected definition; m007 changes nothing")
-    sql = table_sql.replace(
-        _LIVE_STATES_CHECK,
-        _LIVE_STATES_CHECK.replace("'needs_reconnect'", "'needs_reconnect', 'deleted'"),
-    )
-    head, _, rest = sql.partition("(")
-    if head.split() != ["CREATE", "TABLE", "connections"]:
-        raise MigrationError("connections has an unexpected definition; m007 changes nothing")
-    body = rest.rstrip()[:-1].rstrip()
-    return (
-        f"CREATE TABLE connections_new ({body},\n"
-        "    deleted_at TEXT,\n"
-        "    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))\n)"
     )
 
 
