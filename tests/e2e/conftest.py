@@ -123,3 +123,13 @@ def console_errors(page):
     )
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+@pytest.fixture
+def tenant(sim):
+    """The customer's tenant in the simulator's global cloud, with an app registration."""
+    t = sim.create_tenant(
+        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
+    )
+    app = sim.create_app(t["id"], display_name="HR sync")
+    return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.e2e
 SCREENSHOT_DIR = os.environ.get("PORTAL_E2E_SCREENSHOTS", "")
 
 
-@pytest.fixture
-def tenant(sim):
-    t = sim.create_tenant(
-        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
-    )
-    app = sim.create_app(t["id"], display_name="HR sync")
-    return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
-
-
 def sign_in(page, portal, user) -> None:
     page.goto(portal.url("/login"))
     page.get_by_label("Email").fill(user.email)

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.e2e
 SCREENSHOT_DIR = os.environ.get("PORTAL_E2E_SCREENSHOTS", "")
 
 
-@pytest.fixture
-def tenant(sim):
-    t = sim.create_tenant(
-        cloud="global", domains=["contoso.onmicrosoft.com"], display_name="Contoso Ltd"
-    )
-    app = sim.create_app(t["id"], display_name="HR sync")
-    return {"id": t["id"], "domain": "contoso.onmicrosoft.com", "client_id": app["app_id"]}
-
-
 def set_up(portal, admin, sim, tenant) -> str:
     """Walk the wizard to step 6 through the portal's routes (the onboarding has its own
     browser test); the app is set up in the simulator as the customer would."""
