@@ -44,6 +44,9 @@ def verify_upload(connection_id: str, progress: Progress | None = None) -> dict[
         return {"ok": False, "message": NO_CERTIFICATE}
     try:
         key = credentials.private_key(certificate)
+    except credentials.KeyringAlarm:
+        # Logged and recorded as ours by credentials: nothing for the customer to change.
+        return {"ok": False, "our_config": True, "message": credentials.OUR_SIDE_MESSAGE}
     except vault.SecretUnreadable:
         key = None  # credentials has moved the connection to needs_reconnect
     if key is None:

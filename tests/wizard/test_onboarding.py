@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 
 from portal import create_app, storage
 from portal.connections import credentials
-from portal.storage import db
+from portal.storage import db, vault
 from tests.conftest import csrf_token
 from tests.wizard.helpers import (
     GUID,
@@ -574,3 +574,17 @@ def test_wizard_steps_refuse_a_service_provider_connection(
         assert storage.get_connection(item.id) == item
         assert storage.list_certificates(item.id) == []
         assert storage.list_audit_events(connection_id=item.id) == []
+
+
+def test_the_upload_check_with_a_key_our_keyring_lacks_says_it_is_ours(app, wizard, sim, tenant):
+    """Another process rotated the keyring: the upload check cannot sign, which is our
+    problem (alarm, health record), never the customer's ("try again", "new certificate")."""
+    ready(app, wizard, sim, tenant, grants=(), roles=())
+    rotated = vault.Keyring.generate(existing=app.config["VAULT_KEYS"])
+    with app.app_context():
+        assert storage.rotate_secrets(rotated)["rotated"] >= 1
+    body = text(follow_job(wizard.client, wizard.post(f"{wizard.url}/uploaded")))
+    assert credentials.OUR_SIDE_MESSAGE in body
+    assert "We can't read the private key" not in body and "Please try again" not in body
+    item = connection(app, wizard.id)
+    assert (item.state, item.error_class) == ("waiting", "our_config")
