@@ -74,29 +74,35 @@ def run_check(
             "message": "Create the certificate first (step 4), upload it to "
             "your application, then link.",
         }
-    try:
-        key = credentials.private_key(certificate)
-    except credentials.KeyringAlarm:
-        # Logged and recorded by credentials (state unchanged).
-        return {"ok": False, "our_config": True, "message": credentials.OUR_SIDE_MESSAGE}
-    except vault.SecretUnreadable:
-        key = None  # credentials has moved the connection to needs_reconnect
-    if key is None:
-        lifecycle.needs_reconnect(item.id, "certificate private key unreadable")
-        return {
-            "ok": False,
-            "reconnect": True,
-            "message": (
-                "We can't read the private key of this connection's certificate. Create a new "
-                "certificate (step 4), upload it to your application, then link again."
-            ),
-        }
+    key = signing_key(
+        certificate,
+        "We can't read the private key of this connection's certificate. Create a new "
+        "certificate (step 4), upload it to your application, then link again.",
+    )
+    if isinstance(key, dict):
+        return key
     report = verify_with(item, cloud, certificate, key, progress=progress)
     if report.problem is not None and report.problem.retryable:
         _record_interrupted(item, report, trigger, actor)
         return {"ok": False, "message": INTERRUPTED_MESSAGE, "transient": True}
     record_report(item, report, trigger, actor)
     return {"ok": report.ok}
+
+
+def signing_key(certificate: storage.CertificateRecord, unreadable: str) -> bytes | dict:
+    """The certificate's private key, or the answer of a check that cannot sign: our keyring's
+    mistake (``our_config``: logged and recorded by credentials, state unchanged) or a key gone
+    for the customer (``reconnect``, with the ``unreadable`` message)."""
+    try:
+        key = credentials.private_key(certificate)
+    except credentials.KeyringAlarm:
+        return {"ok": False, "our_config": True, "message": credentials.OUR_SIDE_MESSAGE}
+    except vault.SecretUnreadable:
+        key = None  # credentials has moved the connection to needs_reconnect
+    if key is None:
+        lifecycle.needs_reconnect(certificate.connection_id, "certificate private key unreadable")
+        return {"ok": False, "reconnect": True, "message": unreadable}
+    return key
 
 
 #: What the customer reads when Microsoft did not let a check finish.

@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from portal import storage
-from portal.connections import credentials, setup_steps
+from portal.connections import setup_steps
+from portal.connections.verification import signing_key
 from portal.entra.client import CertificateCredential, EntraClient
 from portal.entra.clouds import http_session
 from portal.entra.report import Progress, StepTimer, token_outcome
 from portal.entra.tenant import TenantInputError, discover_tenant, parse_tenant_input
 from portal.services import caches, cloud_table, find_cloud
-from portal.storage import vault
 
 NOT_READY = "Enter the cloud, the tenant and the client ID first (steps 1 and 2)."
 NO_CERTIFICATE = "Create the certificate first, then upload it to your application."
@@ -42,15 +42,9 @@ def verify_upload(connection_id: str, progress: Progress | None = None) -> dict[
     certificate = storage.active_certificate(item.id)
     if certificate is None:
         return {"ok": False, "message": NO_CERTIFICATE}
-    try:
-        key = credentials.private_key(certificate)
-    except credentials.KeyringAlarm:
-        # Logged and recorded as ours by credentials: nothing for the customer to change.
-        return {"ok": False, "our_config": True, "message": credentials.OUR_SIDE_MESSAGE}
-    except vault.SecretUnreadable:
-        key = None  # credentials has moved the connection to needs_reconnect
-    if key is None:
-        return {"ok": False, "reconnect": True, "message": UNREADABLE}
+    key = signing_key(certificate, UNREADABLE)
+    if isinstance(key, dict):
+        return key
     try:
         ref = parse_tenant_input(tenant)
     except TenantInputError as exc:
