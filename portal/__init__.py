@@ -93,7 +93,13 @@ def _register_template_globals(app: Flask) -> None:
                 return storage.get_organization(current_user.org_id)
             return None
 
-        return {"current_org": _Lazy(current_org)}
+        from portal.guests import session as guest_session
+
+        return {
+            "current_org": _Lazy(current_org),
+            "embed_parent_origin": guest_session.parent_origin(),
+            "embed_return_url": guest_session.return_url(),
+        }
 
 
 class _Lazy:

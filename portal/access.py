@@ -50,7 +50,12 @@ def _load_user(user_id: str):
 
 @login_manager.unauthorized_handler
 def _unauthorized():
-    """Not signed in (or the session expired): go to the sign-in page, keeping where we were."""
+    """Not signed in (or the session expired): go to the sign-in page, keeping where we were.
+    A guest whose session ended has no password to sign in with: they get the page that says
+    how to come back."""
+    if session.get("guest_ended"):
+        target = url_for("guests.ended")
+        return htmx.hx_redirect(target) if htmx.is_htmx() else redirect(target)
     if htmx.is_htmx():
         back = htmx.current_path() or request.full_path.rstrip("?")
         return htmx.hx_redirect(url_for("auth.login", next=back))
@@ -119,6 +124,8 @@ def enforce_session_lifetime():
     sign-in time), so the view sees an anonymous user and sends them to the sign-in page."""
     if "_user_id" not in session:
         return None
+    if current_user.is_authenticated and current_user.is_guest:
+        return None  # a guest's shorter lifetime: portal/guests/session.py
     age = _seconds_since(SIGNED_IN_AT)
     if age is not None and 0 <= age <= current_app.config["SESSION_MAX_HOURS"] * 3600:
         return None
@@ -129,7 +136,10 @@ def enforce_session_lifetime():
 
 
 def is_fresh() -> bool:
-    """The password (+ second factor) was entered within ``REAUTH_MINUTES``."""
+    """The password (+ second factor) was entered within ``REAUTH_MINUTES``. A guest has no
+    password: their whole (short) session counts as fresh (portal/guests/session.py)."""
+    if current_user.is_authenticated and current_user.is_guest:
+        return True
     age = _seconds_since(AUTHENTICATED_AT)
     return age is not None and 0 <= age <= current_app.config["REAUTH_MINUTES"] * 60
 
@@ -230,5 +240,8 @@ def _plausible_id(connection_id) -> bool:
 
 
 def init_app(app) -> None:
+    from portal.guests import session as guest_session
+
     login_manager.init_app(app)
     app.before_request(enforce_session_lifetime)
+    app.before_request(guest_session.check_request)

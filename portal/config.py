@@ -54,6 +54,8 @@ DEFAULTS: dict[str, object] = {
     "SESSION_HOURS": 8,  # idle lifetime of a sign-in
     "SESSION_MAX_HOURS": 12,  # absolute lifetime of a sign-in, whatever the activity
     "REAUTH_MINUTES": 15,  # sensitive actions need a password entered this recently
+    # A guest (a connect session's or a setup link's user, no password) is signed in this long.
+    "GUEST_SESSION_MINUTES": 60,
     "DEMO": False,
     # The portal's public base URL. Redirect URIs sent to Microsoft are built from it, never
     # from the request's Host / X-Forwarded-Host (RFC 9700 section 4.1.3).

@@ -46,14 +46,18 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
     ),
     # Form / query style: code=…&client_assertion=…
     (re.compile(r"(?i)\b(" + _SECRET_KEYS + r")=([^&\s\"',;]+)"), r"\1=" + REDACTED),
+    # Connect session and setup link tokens (portal/guests/tokens.py), e.g. in a request line.
+    (re.compile(r"\b(cst_|slt_)[A-Za-z0-9_-]{20,}"), r"\1" + REDACTED),
     # JWTs anywhere (id tokens, access tokens, client assertions).
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
 ]
 
 
 # Every pattern above needs one of these words to match: a text without any (most request lines)
-# skips the six substitutions. Kept a superset of the patterns' triggers (tested).
-_MAY_HOLD_SECRET = re.compile(r"(?i)-----BEGIN|\b(?:bearer|basic)\b|eyJ|(?:" + _SECRET_KEYS + ")")
+# skips the substitutions. Kept a superset of the patterns' triggers (tested).
+_MAY_HOLD_SECRET = re.compile(
+    r"(?i)-----BEGIN|\b(?:bearer|basic)\b|eyJ|cst_|slt_|(?:" + _SECRET_KEYS + ")"
+)
 
 
 def scrub(text: str) -> str:

@@ -29,6 +29,8 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 HSTS = "max-age=31536000; includeSubDomains"
 NO_REFERRER_BLUEPRINTS = frozenset({"auth", "link"})
+#: Static files other sites load: the host product's page includes the embedding script.
+CROSS_ORIGIN_STATIC = frozenset({"embed.js"})
 
 _EMBEDDABLE = "_portal_embeddable"
 _NO_REFERRER = "_portal_no_referrer"
@@ -85,10 +87,13 @@ def _build_csp(frame_ancestors: list[str], form_action_extra: list[str]) -> str:
 
 def set_security_headers(response):
     """after_request: the headers every response carries."""
+    from portal.guests import session as guest_session
+
     config = current_app.config
-    framed = is_embeddable_response(response) and bool(config["FRAME_ANCESTORS"])
+    ancestors = guest_session.frame_ancestors(config["FRAME_ANCESTORS"])
+    framed = is_embeddable_response(response) and bool(ancestors)
     response.headers["Content-Security-Policy"] = content_security_policy(
-        config["FRAME_ANCESTORS"] if framed else [], config["CSP_FORM_ACTION_EXTRA"]
+        ancestors if framed else [], config["CSP_FORM_ACTION_EXTRA"]
     )
     if framed:
         response.headers.pop("X-Frame-Options", None)
@@ -104,6 +109,10 @@ def set_security_headers(response):
     response.headers.setdefault(
         "Cross-Origin-Opener-Policy", "same-origin-allow-popups" if framed else "same-origin"
     )
+    if request.endpoint == "static" and (request.view_args or {}).get("filename") in (
+        CROSS_ORIGIN_STATIC
+    ):
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = HSTS

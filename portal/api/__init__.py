@@ -25,4 +25,10 @@ bp.register_error_handler(Exception, problems.handle_unexpected)
 bp.before_app_request(boundary.before_api_request)
 bp.record_once(lambda state: boundary.install(state.app))
 
-from portal.api import connections, meta, organizations  # noqa: E402, F401  (the routes)
+from portal.api import (  # noqa: E402, F401  (the routes)
+    connect_sessions,
+    connections,
+    meta,
+    organizations,
+    setup_links,
+)

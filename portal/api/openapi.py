@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
 
-from portal.api import models
+from portal.api import guest_models, models
 from portal.api.auth import requires
 from portal.api.problems import CODES, MEDIA_TYPE, ApiProblem, Problem, ValidationIssue
 from portal.api.scopes import SCOPES
@@ -75,6 +75,7 @@ spec = SpecTree(
 PATH_PARAMETERS: dict[str, Any] = {
     "external_id": models.ExternalId,
     "connection_id": models.ConnectionId,
+    "link_id": guest_models.SetupLinkId,
 }
 #: The problems every operation may answer with (an operation names others in its own
 #: ``Response(HTTP_409=Problem)``).

@@ -31,6 +31,9 @@ ProblemCode = Literal[
     "payload_too_large",
     "rate_limited",
     "internal_error",
+    "origin_not_allowed",
+    "kind_mismatch",
+    "return_url_not_allowed",
 ]
 
 #: code -> (status, title). Titles are fixed per code (RFC 9457 section 3.1.3).
@@ -44,6 +47,9 @@ CODES: dict[str, tuple[int, str]] = {
     "payload_too_large": (413, "The request is too large"),
     "rate_limited": (429, "Too many requests"),
     "internal_error": (500, "Something went wrong"),
+    "origin_not_allowed": (422, "The origin may not frame the portal"),
+    "kind_mismatch": (422, "The kind does not match the connection"),
+    "return_url_not_allowed": (422, "The return URL is not on an allowed origin"),
 }
 _CODE_BY_STATUS = {status: code for code, (status, _title) in CODES.items()}
 

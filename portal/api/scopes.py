@@ -9,6 +9,7 @@ SCOPES: dict[str, str] = {
     "connections:read": "Read organizations and their connections.",
     "connections:write": "Create and rename organizations; delete connections.",
     "sessions:write": "Start connect sessions for an organization's users.",
+    "setup_links:write": "Make and revoke setup links for an organization's IT admins.",
 }
 
 

@@ -1,7 +1,8 @@
 """Blueprints, one per feature, each with its templates in ``templates/<blueprint>/``:
 sign-in (``auth``) and its security settings (``account``), the home page, the connection page
 (``connection``), the customer-owned setup (``wizard``, ``certificates``, ``consent``), Link
-Account for service-provider connections (``link``), the support dashboard, the Prometheus
+Account for service-provider connections (``link``), guest access (``guests``: the embedded
+frame, setup links), the support dashboard, the Prometheus
 endpoint (``metrics``) and the host API (``portal.api``, its own package: JSON under /api/v1)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from portal.blueprints import (
     certificates,
     connection,
     consent,
+    guests,
     home,
     link,
     metrics,
@@ -31,6 +33,7 @@ BLUEPRINTS = (
     certificates,
     consent,
     link,
+    guests,
     support,
     metrics,
     api,

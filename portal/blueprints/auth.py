@@ -141,6 +141,8 @@ def login():
     ok = check_password_hash(
         user.password_hash if user else _dummy_hash(), form.password.data or ""
     )
+    if user is not None and user.is_guest:
+        ok = False  # a guest has no password: only their token or link signs them in
     if not (ok and user is not None):
         storage.record_login_attempt(account, address, False)
         log.info("failed sign-in for %s", account)

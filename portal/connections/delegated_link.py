@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 
 from portal import storage
 from portal.connections import lifecycle
+from portal.guests import setup_links
 from portal.storage.db import write_transaction
 
 log = logging.getLogger("portal.delegated_link")
@@ -143,6 +144,7 @@ def complete(
             },
             handoff_id=handoff_id,
         )
+    setup_links.note_microsoft_account(actor, signed_in.username or signed_in.object_id)
     log.info(
         "connection %s linked to tenant %s (missing scopes: %s)",
         saved.id,

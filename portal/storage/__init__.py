@@ -60,6 +60,23 @@ from portal.storage.flows import (  # noqa: F401
     create_auth_flow,
     purge_auth_flows,
 )
+from portal.storage.guests import (  # noqa: F401
+    NO_PASSWORD,
+    ConnectSession,
+    SetupLink,
+    create_connect_session,
+    create_setup_link,
+    find_setup_link,
+    get_connect_session,
+    get_setup_link,
+    guest_user,
+    list_setup_links,
+    note_setup_link_account,
+    note_setup_link_use,
+    revoke_setup_link,
+    spend_connect_session,
+    spend_setup_links,
+)
 from portal.storage.handoffs import (  # noqa: F401
     CONFIRM_TTL_SECONDS,
     PENDING_TOKEN_PURPOSE,

@@ -381,3 +381,53 @@ def m011_api_keys(db: sqlite_utils.Database) -> None:
     )
     db.execute("ALTER TABLE organizations ADD COLUMN external_id TEXT")
     db.execute("CREATE UNIQUE INDEX organizations_external_id ON organizations(external_id)")
+
+
+@migrations()
+def m012_guest_access(db: sqlite_utils.Database) -> None:
+    """Guests: users who never have a password. ``sign_in`` says how a user gets in: a password
+    (and second factor), a connect session the host minted for one of its own users
+    (``connect_session``: one row per host user and organization, ``external_user_id``), or a
+    setup link (``setup_link``: one row per link, limited to ``only_connection_id``). A guest's
+    ``email`` column holds a unique key (``users.email`` is UNIQUE); its address is
+    ``contact_email``. Connect sessions and setup links keep only a SHA-256 of their token."""
+    db.execute(
+        "ALTER TABLE users ADD COLUMN sign_in TEXT NOT NULL DEFAULT 'password'"
+        " CHECK (sign_in IN ('password', 'connect_session', 'setup_link'))"
+    )
+    for column in ("external_user_id", "display_name", "contact_email", "only_connection_id"):
+        db.execute(f"ALTER TABLE users ADD COLUMN {column} TEXT")
+    db.execute(
+        "CREATE TABLE connect_sessions ("
+        " id TEXT PRIMARY KEY,"
+        " token_hash TEXT NOT NULL UNIQUE CHECK (length(token_hash) = 64),"
+        " org_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+        " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        " allowed_origins TEXT NOT NULL,"
+        " kind TEXT CHECK (kind IS NULL OR kind IN ('customer_owned', 'service_provider')),"
+        " connection_id TEXT REFERENCES connections(id) ON DELETE CASCADE,"
+        " return_url TEXT,"
+        " api_key_id TEXT,"
+        " created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL,"
+        " used_at TEXT,"
+        " used_origin TEXT)"
+    )
+    db.execute("CREATE INDEX connect_sessions_by_expiry ON connect_sessions (expires_at)")
+    db.execute(
+        "CREATE TABLE setup_links ("
+        " id TEXT PRIMARY KEY,"
+        " token_hash TEXT NOT NULL UNIQUE CHECK (length(token_hash) = 64),"
+        " org_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+        " connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,"
+        " user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+        " created_by TEXT NOT NULL,"
+        " created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL,"
+        " revoked_at TEXT,"
+        " spent_at TEXT,"
+        " last_used_at TEXT,"
+        " uses INTEGER NOT NULL DEFAULT 0,"
+        " microsoft_account TEXT)"
+    )
+    db.execute("CREATE INDEX setup_links_by_connection ON setup_links (connection_id)")

@@ -51,6 +51,13 @@ class User:
     last_login_at: str | None
     mfa_enrolled_at: str | None = None  # set while an authenticator app is enrolled
     totp_last_step: int | None = field(default=None, repr=False)
+    # How the user gets in: ``password`` (with a second factor where required) or, for guests
+    # with no password, ``connect_session`` (the host's embedded user) or ``setup_link``.
+    sign_in: str = "password"
+    external_user_id: str | None = None
+    display_name: str | None = None
+    contact_email: str | None = None
+    only_connection_id: str | None = None  # a setup link's guest sees this connection only
 
     # flask-login protocol: get_id() carries the session epoch, so "sign out" (which bumps the
     # epoch) invalidates every copy of the old session cookie.
@@ -72,6 +79,21 @@ class User:
     @property
     def has_mfa(self) -> bool:
         return self.mfa_enrolled_at is not None
+
+    @property
+    def is_guest(self) -> bool:
+        """No password: a connect session's or a setup link's user."""
+        return self.sign_in != "password"
+
+    @property
+    def label(self) -> str:
+        """How pages name the user: a guest's ``email`` column is a key, not an address."""
+        if not self.is_guest:
+            return self.email
+        if self.sign_in == "setup_link":
+            return self.contact_email or "IT admin (setup link)"
+        parts = [p for p in (self.display_name, self.contact_email) if p]
+        return " · ".join(parts) or "Host user"
 
 
 @dataclass(frozen=True)

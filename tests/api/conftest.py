@@ -21,7 +21,7 @@ TOKEN_CACHE = b'{"RefreshToken": {"x": {"secret": "rt-never-shown-0123456789"}}}
 PRIVATE_KEY = b"-----BEGIN PRIVATE KEY-----\nnever-shown\n-----END PRIVATE KEY-----\n"
 MSAL_FLOW = {"code_verifier": "cv-never-shown", "state": "s"}
 
-ALL_SCOPES = ["connections:read", "connections:write", "sessions:write"]
+ALL_SCOPES = ["connections:read", "connections:write", "sessions:write", "setup_links:write"]
 
 
 class Api:

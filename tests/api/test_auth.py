@@ -12,6 +12,7 @@ from flask import request
 from portal import create_app, storage
 from portal.api import keys
 from portal.api.openapi import document
+from portal.api.scopes import SCOPES
 from tests.api.conftest import Api, serve
 from tests.api.test_problems import assert_problem
 from tests.conftest import TEST_PASSWORD
@@ -26,8 +27,10 @@ def operations(app, connection_id: str):
         for method, operation in methods.items():
             (requirement,) = operation["security"]
             (scope,) = requirement["apiKey"]
-            filled = path.replace("{external_id}", "acme-1").replace(
-                "{connection_id}", connection_id
+            filled = (
+                path.replace("{external_id}", "acme-1")
+                .replace("{connection_id}", connection_id)
+                .replace("{link_id}", "sl_" + "0" * 24)
             )
             found.append((method.upper(), filled, scope))
     return found
@@ -37,7 +40,7 @@ def operations(app, connection_id: str):
 def every_operation(app, host_org, seed_connection):
     connection = seed_connection(host_org)
     found = operations(app, connection.id)
-    assert len(found) == 5
+    assert len(found) == 9
     return found
 
 
@@ -73,10 +76,7 @@ def test_a_revoked_key_is_refused(app, api, make_key, host_org):
 
 
 def test_every_route_needs_its_scope(api, make_key, every_operation):
-    keys = {
-        "connections:read": make_key("connections:write", "sessions:write"),
-        "connections:write": make_key("connections:read", "sessions:write"),
-    }
+    keys = {scope: make_key(*(other for other in SCOPES if other != scope)) for scope in SCOPES}
     for method, path, scope in every_operation:
         answer = send(api, method, path, keys[scope])
         assert_problem(answer, 403, "forbidden_scope")

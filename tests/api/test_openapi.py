@@ -25,7 +25,7 @@ def test_the_document_describes_every_route_of_the_api(app, api):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
-    assert documented == routes and len(routes) == 5
+    assert documented == routes and len(routes) == 9
     for ops in doc["paths"].values():
         for operation in ops.values():
             (requirement,) = operation["security"]
