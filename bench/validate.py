@@ -104,8 +104,13 @@ def session_cookie(base: str) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
 
-def wrk(url: str, seconds: int, connections: int, headers: dict[str, str]) -> float:
+def wrk(
+    url: str, seconds: int, connections: int, headers: dict[str, str], script: str | None = None
+) -> float:
+    """Requests per second; ``script``: a wrk Lua file (e.g. a POST with its body)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
+    if script:
+        command += ["-s", script]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
