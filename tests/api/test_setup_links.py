@@ -111,9 +111,10 @@ def test_a_revoked_link_is_refused_and_ends_the_session_it_started(app, api, mak
     )
     ended = browser.get(page, base_url=PORTAL)
     assert ended.status_code == 303 and ended.headers["Location"].endswith("/guest/ended")
-    assert "Open the link from your email again" in browser.get(
-        "/guest/ended", base_url=PORTAL
-    ).get_data(as_text=True)
+    ended_page = browser.get("/guest/ended", base_url=PORTAL).get_data(as_text=True)
+    assert "Open the link from your email again" in ended_page
+    assert 'href="/login"' in ended_page  # no dead end for someone with an account
+    assert browser.get("/login", base_url=PORTAL).status_code == 200
     _browser, refused = visit(app, body["url"])
     assert refused.status_code == 410
     assert "withdrawn" in refused.get_data(as_text=True)
